@@ -1,0 +1,5 @@
+//! Load generator for the meshchat room protocol (placeholder until the benchmark issue).
+
+fn main() {
+    println!("loadgen: not written yet");
+}

@@ -1,0 +1,20 @@
+//! meshchat: a Socket.IO signaling server for room-based WebRTC mesh chat.
+//!
+//! - [`config`]: flags and environment variables.
+//! - [`server`]: the axum app (HTTP routes plus the Socket.IO layer) and its run loop.
+//! - [`signaling`]: one handler per protocol event: rooms, relays, leaves.
+//! - [`rooms`]: room and peer ids and the membership table.
+//! - [`order`]: keeps each socket's handlers in arrival order.
+//! - [`error`]: refusals sent back to clients.
+//! - [`web`]: the embedded web client.
+
+pub mod config;
+pub mod error;
+pub mod order;
+pub mod rooms;
+pub mod server;
+pub mod signaling;
+pub mod web;
+
+pub use config::Config;
+pub use server::{app, run};

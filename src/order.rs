@@ -1,0 +1,120 @@
+//! Per-socket ordering of event handlers.
+//!
+//! socketioxide spawns every incoming event's handler as its own task, so on a
+//! multi-threaded runtime two events from one socket can finish in either order. The
+//! reference client drops an ICE candidate that overtakes its offer, so each socket's
+//! handlers run one after another: a handler takes a [`Ticket`] synchronously while the
+//! packet is decoded (in arrival order) and waits for its turn before doing anything.
+
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+/// The queue of one socket's handlers: each waits for the one taken before it.
+#[derive(Debug, Default)]
+pub struct Sequencer {
+    tail: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Sequencer {
+    /// Takes the next place in line. Must be called in arrival order (from an extractor).
+    pub fn ticket(&self) -> Ticket {
+        let (done, next) = oneshot::channel();
+        // The lock is never held across an await, so a std mutex is fine.
+        let prev = self
+            .tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .replace(next);
+        Ticket {
+            prev,
+            done: Some(done),
+        }
+    }
+}
+
+/// A place in a socket's line of handlers.
+#[derive(Debug)]
+pub struct Ticket {
+    prev: Option<oneshot::Receiver<()>>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl Ticket {
+    /// Waits until every handler that took a ticket earlier has finished.
+    pub async fn turn(mut self) -> Turn {
+        if let Some(prev) = self.prev.take() {
+            // An error only means the predecessor's turn ended without a send: it is done.
+            let _ = prev.await;
+        }
+        Turn {
+            _done: self.done.take(),
+        }
+    }
+}
+
+impl Drop for Ticket {
+    /// A ticket dropped before its turn must still hold its successors back until its
+    /// predecessor is done, or they would overtake it.
+    fn drop(&mut self) {
+        if let (Some(prev), Some(done)) = (self.prev.take(), self.done.take())
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            handle.spawn(async move {
+                let _ = prev.await;
+                drop(done);
+            });
+        }
+    }
+}
+
+/// Held while a handler runs; the next handler in line starts when it is dropped.
+#[derive(Debug)]
+pub struct Turn {
+    _done: Option<oneshot::Sender<()>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn handlers_finish_in_ticket_order_even_when_later_ones_are_faster() {
+        let seq = Sequencer::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..50u64 {
+            let ticket = seq.ticket();
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let _turn = ticket.turn().await;
+                // Earlier handlers are slower, so without the sequencer they would finish last.
+                tokio::time::sleep(Duration::from_micros(50 * (50 - i))).await;
+                log.lock().unwrap().push(i);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*log.lock().unwrap(), (0..50).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_ticket_dropped_before_its_turn_does_not_let_successors_overtake() {
+        let seq = Sequencer::default();
+        let first = seq.ticket();
+        let dropped = seq.ticket();
+        let third = seq.ticket();
+        let first_turn = first.turn().await;
+        drop(dropped);
+        let mut third_turn = Box::pin(third.turn());
+        let early = tokio::time::timeout(Duration::from_millis(100), &mut third_turn).await;
+        assert!(early.is_err(), "the third handler ran while the first still held its turn");
+        drop(first_turn);
+        tokio::time::timeout(Duration::from_secs(5), third_turn)
+            .await
+            .expect("the third handler never got its turn");
+    }
+}

@@ -1,0 +1,81 @@
+//! The server: the axum app with the Socket.IO layer, and the run loop with graceful
+//! shutdown.
+
+use std::future::Future;
+use std::io;
+
+use axum::{Router, routing::get};
+use socketioxide::SocketIo;
+use tokio::net::TcpListener;
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::signaling::{self, Shared};
+use crate::web;
+
+/// The whole app: HTTP routes, the web client and Socket.IO at `/socket.io/`.
+/// Also returns the Socket.IO handle (to close it on shutdown) and the shared state.
+pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
+    let shared = Shared::new(config);
+    let (layer, io) = SocketIo::builder()
+        .max_payload(config.max_payload)
+        .ws_max_message_size(usize::try_from(config.max_payload).unwrap_or(usize::MAX))
+        .max_buffer_size(config.max_buffer)
+        .ping_interval(config.ping_interval())
+        .ping_timeout(config.ping_timeout())
+        .with_state(shared.clone())
+        .build_layer();
+    io.ns("/", signaling::on_connect);
+
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .merge(web::router())
+        .layer(layer)
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new());
+    (router, io, shared)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Serves on `listener` until `shutdown` resolves, then disconnects every client and
+/// waits for connections to close, for at most the configured shutdown timeout.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let (router, io, _shared) = app(&config);
+    let addr = listener.local_addr()?;
+    info!(%addr, "listening");
+
+    let (closing_tx, closing_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = closing_tx.send(());
+        info!("shutting down: disconnecting clients");
+        io.close().await;
+    });
+    let timeout = config.shutdown_timeout();
+    let deadline = async move {
+        // Only a dropped sender (the server ended first) makes this fail: then wait forever
+        // and let the server's own result win the select.
+        if closing_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        result = server => {
+            info!("stopped");
+            result
+        }
+        () = deadline => {
+            warn!(?timeout, "shutdown timed out, exiting anyway");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The room protocol of `PROTOCOL.md`: one handler per event.
+//!
+//! Every id announced to clients is a [`PeerId`], never a socket id. Each socket sits in a
+//! Socket.IO room named after its peer id, which is how relays address it. Handlers of one
+//! socket run in arrival order (see [`crate::order`]).
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::{json, value::RawValue};
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, Event, SocketRef, State},
+    handler::{FromDisconnectParts, FromMessage, FromMessageParts, Value},
+    socket::{DisconnectReason, Socket},
+};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::error::Refusal;
+use crate::order::{Sequencer, Ticket, Turn};
+use crate::rooms::{Join, PeerId, RoomId, Rooms};
+
+/// The protocol's event names.
+pub mod event {
+    pub const CREATE_ROOM: &str = "create-room";
+    pub const JOIN_ROOM: &str = "join-room";
+    pub const RTC_OFFER: &str = "rtc-offer";
+    pub const RTC_ANSWER: &str = "rtc-answer";
+    pub const ICE_CANDIDATE: &str = "ice-candidate";
+    pub const ROOM_CREATED: &str = "room-created";
+    pub const NEW_USER_JOINED: &str = "new-user-joined";
+    pub const USER_DISCONNECTED: &str = "user-disconnected";
+    /// Extension: tells a client that sent no ack callback why a request was refused.
+    pub const REQUEST_ERROR: &str = "request-error";
+}
+
+/// State shared by every handler. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub rooms: Rooms,
+    pub stats: Arc<Stats>,
+    max_signal_bytes: usize,
+}
+
+impl Shared {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            rooms: Rooms::default(),
+            stats: Arc::default(),
+            max_signal_bytes: config.max_signal_bytes,
+        }
+    }
+}
+
+/// Counters of what the signaling path did.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub relayed: AtomicU64,
+    pub refused: AtomicU64,
+    /// Emits that failed, mostly because a client's outgoing buffer was full.
+    pub failed_emits: AtomicU64,
+}
+
+/// One connected socket's identity and memberships, kept in its extensions.
+#[derive(Debug)]
+pub struct Peer {
+    pub id: PeerId,
+    rooms: Mutex<Vec<RoomId>>,
+    order: Sequencer,
+}
+
+impl Peer {
+    fn rooms(&self) -> std::sync::MutexGuard<'_, Vec<RoomId>> {
+        // Never held across an await; a poisoned list is still the best list there is.
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Extractor: the socket's [`Peer`] and a place in its line of handlers, taken while the
+/// packet is decoded so that handlers run in arrival order.
+pub struct InOrder {
+    peer: Arc<Peer>,
+    ticket: Ticket,
+}
+
+impl InOrder {
+    async fn wait(self) -> (Arc<Peer>, Turn) {
+        let turn = self.ticket.turn().await;
+        (self.peer, turn)
+    }
+
+    fn take<A: Adapter>(s: &Arc<Socket<A>>) -> Result<Self, NoPeer> {
+        let peer = s.extensions.get::<Arc<Peer>>().ok_or(NoPeer)?;
+        let ticket = peer.order.ticket();
+        Ok(Self { peer, ticket })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("socket has no peer state")]
+pub struct NoPeer;
+
+impl<A: Adapter> FromMessageParts<A> for InOrder {
+    type Error = NoPeer;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        _: &mut Value,
+        _: &Option<i64>,
+    ) -> Result<Self, NoPeer> {
+        Self::take(s)
+    }
+}
+
+impl<A: Adapter> FromDisconnectParts<A> for InOrder {
+    type Error = NoPeer;
+    fn from_disconnect_parts(s: &Arc<Socket<A>>, _: DisconnectReason) -> Result<Self, NoPeer> {
+        Self::take(s)
+    }
+}
+
+/// Extractor: answers a request through its ack callback when the client gave one, and
+/// reports refusals with a `request-error` event when it did not.
+pub struct Reply<A: Adapter> {
+    ack: AckSender<A>,
+    wants_ack: bool,
+}
+
+impl<A: Adapter> FromMessageParts<A> for Reply<A> {
+    type Error = Infallible;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        v: &mut Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        Ok(Self {
+            ack: AckSender::from_message_parts(s, v, ack_id)?,
+            wants_ack: ack_id.is_some(),
+        })
+    }
+}
+
+impl<A: Adapter> Reply<A> {
+    fn ok<T: Serialize + ?Sized>(self, body: &T) {
+        if self.wants_ack {
+            let _ = self.ack.send(body);
+        }
+    }
+
+    fn refuse(self, s: &SocketRef<A>, shared: &Shared, event: &str, refusal: Refusal) {
+        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        debug!(sid = %s.id, event, reason = refusal.reason(), "request refused");
+        if self.wants_ack {
+            let _ = self.ack.send(&refusal.to_ack());
+        } else {
+            let body = json!({ "event": event, "error": refusal.to_string() });
+            let _ = s.emit(event::REQUEST_ERROR, &body);
+        }
+    }
+}
+
+/// Extractor: the raw arguments of an event, parsed only when the handler's turn comes.
+pub struct Args(Value);
+
+impl<A: Adapter> FromMessage<A> for Args {
+    type Error = Infallible;
+    fn from_message(_: Arc<Socket<A>>, v: Value, _: Option<i64>) -> Result<Self, Infallible> {
+        Ok(Self(v))
+    }
+}
+
+impl Args {
+    /// The arguments after the event name, as raw JSON, or a refusal for binary data.
+    fn raw(&self) -> Result<Vec<&RawValue>, Refusal> {
+        match &self.0 {
+            Value::Str(_, Some(bins)) if !bins.is_empty() => Err(Refusal::Binary),
+            Value::Str(text, _) => {
+                // The packet was parsed as a JSON array before it got here, so this only
+                // fails on shapes the parser let through; treat those as no arguments.
+                let mut all: Vec<&RawValue> = serde_json::from_str(text).unwrap_or_default();
+                if !all.is_empty() {
+                    all.remove(0);
+                }
+                Ok(all)
+            }
+            Value::Bytes(_) => Err(Refusal::Binary),
+        }
+    }
+}
+
+/// The connect handler: gives the socket its peer id and registers the event handlers.
+pub async fn on_connect<A: Adapter>(s: SocketRef<A>) {
+    let peer = Arc::new(Peer {
+        id: PeerId::random(),
+        rooms: Mutex::default(),
+        order: Sequencer::default(),
+    });
+    s.join(peer.id.socket_room());
+    info!(sid = %s.id, peer = %peer.id, transport = ?s.transport_type(), "connected");
+    s.extensions.insert(peer);
+
+    s.on(event::CREATE_ROOM, on_create_room::<A>);
+    s.on(event::JOIN_ROOM, on_join_room::<A>);
+    s.on(event::RTC_OFFER, on_rtc_offer::<A>);
+    s.on(event::RTC_ANSWER, on_rtc_answer::<A>);
+    s.on(event::ICE_CANDIDATE, on_ice_candidate::<A>);
+    s.on_fallback(on_unknown_event::<A>);
+    s.on_disconnect(on_disconnect::<A>);
+}
+
+/// `create-room`: a new room with the sender as its only member.
+async fn on_create_room<A: Adapter>(
+    s: SocketRef<A>,
+    order: InOrder,
+    reply: Reply<A>,
+    State(shared): State<Shared>,
+) {
+    let (peer, _turn) = order.wait().await;
+    create_room(&s, &peer, &shared, reply);
+}
+
+/// `join-room(roomId)`: enter an existing room and announce the sender to its members, or
+/// get a new room when the id is unknown or malformed.
+async fn on_join_room<A: Adapter>(
+    s: SocketRef<A>,
+    order: InOrder,
+    reply: Reply<A>,
+    State(shared): State<Shared>,
+    args: Args,
+) {
+    let (peer, _turn) = order.wait().await;
+    let requested = args
+        .raw()
+        .ok()
+        .and_then(|a| a.first().and_then(|r| serde_json::from_str::<String>(r.get()).ok()))
+        .and_then(|id| RoomId::parse(&id));
+    let Some(room) = requested else {
+        return create_room(&s, &peer, &shared, reply);
+    };
+    match shared.rooms.join_existing(&room, &peer.id) {
+        Join::NoSuchRoom => create_room(&s, &peer, &shared, reply),
+        Join::AlreadyMember => reply.ok(&json!({ "roomId": room.as_str(), "created": false })),
+        Join::Joined { others } => {
+            enter(&s, &peer, &room);
+            info!(sid = %s.id, peer = %peer.id, room = %room, members = others + 1, "peer joined");
+            reply.ok(&json!({ "roomId": room.as_str(), "created": false }));
+            let sent = s
+                .to(room.socket_room())
+                .emit(event::NEW_USER_JOINED, peer.id.as_str())
+                .await;
+            count_failed(&shared, sent, event::NEW_USER_JOINED);
+        }
+    }
+}
+
+fn create_room<A: Adapter>(s: &SocketRef<A>, peer: &Peer, shared: &Shared, reply: Reply<A>) {
+    let room = shared.rooms.create(&peer.id);
+    enter(s, peer, &room);
+    info!(sid = %s.id, peer = %peer.id, room = %room, "room created");
+    count_failed(shared, s.emit(event::ROOM_CREATED, room.as_str()), event::ROOM_CREATED);
+    reply.ok(&json!({ "roomId": room.as_str(), "created": true }));
+}
+
+fn enter<A: Adapter>(s: &SocketRef<A>, peer: &Peer, room: &RoomId) {
+    s.join(room.socket_room());
+    peer.rooms().push(room.clone());
+}
+
+/// `rtc-offer(peerId, offer)`.
+async fn on_rtc_offer<A: Adapter>(
+    s: SocketRef<A>,
+    order: InOrder,
+    reply: Reply<A>,
+    State(shared): State<Shared>,
+    args: Args,
+) {
+    relay(s, order, reply, shared, args, event::RTC_OFFER).await;
+}
+
+/// `rtc-answer(peerId, answer)`.
+async fn on_rtc_answer<A: Adapter>(
+    s: SocketRef<A>,
+    order: InOrder,
+    reply: Reply<A>,
+    State(shared): State<Shared>,
+    args: Args,
+) {
+    relay(s, order, reply, shared, args, event::RTC_ANSWER).await;
+}
+
+/// `ice-candidate(peerId, candidate)`.
+async fn on_ice_candidate<A: Adapter>(
+    s: SocketRef<A>,
+    order: InOrder,
+    reply: Reply<A>,
+    State(shared): State<Shared>,
+    args: Args,
+) {
+    relay(s, order, reply, shared, args, event::ICE_CANDIDATE).await;
+}
+
+/// Forwards `[sender peer id, payload]` to the target peer when both share a room. The
+/// payload is forwarded as the raw JSON it arrived as.
+async fn relay<A: Adapter>(
+    s: SocketRef<A>,
+    order: InOrder,
+    reply: Reply<A>,
+    shared: Shared,
+    args: Args,
+    event: &'static str,
+) {
+    let (peer, _turn) = order.wait().await;
+    let checked = args
+        .raw()
+        .and_then(|raw| check_relay(&raw, &peer, &shared, event).map(|t| (t, raw)));
+    let (target, raw) = match checked {
+        Ok(ok) => ok,
+        Err(refusal) => return reply.refuse(&s, &shared, event, refusal),
+    };
+    let payload = raw[1];
+    let sent = s
+        .to(target.socket_room())
+        .emit(event, &(peer.id.as_str(), payload))
+        .await;
+    if sent.is_ok() {
+        shared.stats.relayed.fetch_add(1, Ordering::Relaxed);
+        debug!(event, from = %peer.id, to = %target, bytes = payload.get().len(), "relayed");
+        reply.ok(&json!({ "ok": true }));
+    } else {
+        count_failed(&shared, sent, event);
+        reply.refuse(&s, &shared, event, Refusal::Undeliverable);
+    }
+}
+
+/// Validates a relay's arguments and returns its target.
+fn check_relay(
+    raw: &[&RawValue],
+    peer: &Peer,
+    shared: &Shared,
+    event: &str,
+) -> Result<PeerId, Refusal> {
+    let target = raw
+        .first()
+        .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        .ok_or(Refusal::MissingPeerId)?;
+    let payload = raw.get(1).ok_or(Refusal::MissingPayload)?.get();
+    if payload.len() > shared.max_signal_bytes {
+        return Err(Refusal::TooLarge {
+            max: shared.max_signal_bytes,
+        });
+    }
+    let first = payload.bytes().next();
+    let shape_ok = if event == event::ICE_CANDIDATE {
+        // An empty-string candidate marks the end of candidates; old clients send null.
+        matches!(first, Some(b'{' | b'"' | b'n'))
+    } else {
+        first == Some(b'{')
+    };
+    if !shape_ok {
+        return Err(if event == event::ICE_CANDIDATE {
+            Refusal::BadCandidate
+        } else {
+            Refusal::NotAnObject
+        });
+    }
+    let target = PeerId::parse(&target).ok_or(Refusal::NotInYourRooms)?;
+    if target == peer.id {
+        return Err(Refusal::ToSelf);
+    }
+    if !shared.rooms.any_has_member(&peer.rooms(), &target) {
+        return Err(Refusal::NotInYourRooms);
+    }
+    Ok(target)
+}
+
+/// Any event the protocol does not define.
+async fn on_unknown_event<A: Adapter>(
+    s: SocketRef<A>,
+    reply: Reply<A>,
+    Event(name): Event,
+    State(shared): State<Shared>,
+) {
+    // Event names are client input: cap what ends up in the logs and the reply.
+    let name: String = name.chars().take(64).collect();
+    reply.refuse(&s, &shared, &name, Refusal::UnknownEvent);
+}
+
+/// Leaves every room and tells the remaining members, once each.
+async fn on_disconnect<A: Adapter>(
+    s: SocketRef<A>,
+    order: InOrder,
+    reason: DisconnectReason,
+    State(shared): State<Shared>,
+) {
+    let (peer, _turn) = order.wait().await;
+    let rooms = std::mem::take(&mut *peer.rooms());
+    for room in &rooms {
+        shared.rooms.leave(room, &peer.id);
+        info!(sid = %s.id, peer = %peer.id, room = %room, "peer left");
+    }
+    if !rooms.is_empty() {
+        // One broadcast to all the rooms: a member sharing several gets it once.
+        let targets: Vec<String> = rooms.iter().map(RoomId::socket_room).collect();
+        let sent = s
+            .to(targets)
+            .emit(event::USER_DISCONNECTED, peer.id.as_str())
+            .await;
+        count_failed(&shared, sent, event::USER_DISCONNECTED);
+    }
+    info!(sid = %s.id, peer = %peer.id, %reason, "disconnected");
+}
+
+fn count_failed<E: std::fmt::Debug>(shared: &Shared, sent: Result<(), E>, event: &str) {
+    if let Err(error) = sent {
+        shared.stats.failed_emits.fetch_add(1, Ordering::Relaxed);
+        warn!(event, ?error, "emit failed");
+    }
+}

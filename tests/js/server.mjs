@@ -1,0 +1,59 @@
+// Starts the real meshchat binary on an ephemeral loopback port for a test, and stops it.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BINARY = process.env.MESHCHAT_BIN ?? path.join(repo, 'target', 'debug', 'meshchat');
+
+/**
+ * Spawns the server with `env` added to the defaults (port 0, loopback, JSON logs) and
+ * resolves once it logs the address it listens on.
+ * Returns { url, port, logs, stop() }; `logs` collects every parsed log line.
+ */
+export async function startServer(env = {}) {
+  const child = spawn(BINARY, [], {
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_FORMAT: 'json',
+      RUST_LOG: process.env.RUST_LOG ?? 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const logs = [];
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const lines = createInterface({ input: child.stdout });
+  const addr = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not log "listening" within 20 s')), 20_000);
+    exited.then(({ code }) => reject(new Error(`server exited early with code ${code}`)));
+    lines.on('line', (line) => {
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.message === 'listening') {
+        clearTimeout(timer);
+        resolve(entry.addr);
+      }
+    });
+  });
+  const port = Number(addr.split(':').pop());
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    logs,
+    child,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

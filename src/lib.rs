@@ -17,4 +17,4 @@ pub mod signaling;
 pub mod web;
 
 pub use config::Config;
-pub use server::{app, run};
+pub use server::{app, run, serve};

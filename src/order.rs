@@ -111,7 +111,10 @@ mod tests {
         drop(dropped);
         let mut third_turn = Box::pin(third.turn());
         let early = tokio::time::timeout(Duration::from_millis(100), &mut third_turn).await;
-        assert!(early.is_err(), "the third handler ran while the first still held its turn");
+        assert!(
+            early.is_err(),
+            "the third handler ran while the first still held its turn"
+        );
         drop(first_turn);
         tokio::time::timeout(Duration::from_secs(5), third_turn)
             .await

@@ -178,8 +178,16 @@ mod tests {
             assert!(RoomId::parse(ok).is_some(), "{ok:?} should be accepted");
         }
         for bad in [
-            "", "abc", &"x".repeat(65), "abc d", "abc/def", "room:abc", "ab\u{e9}cd", "a.bcd",
-            "../../etc", "abcd\n",
+            "",
+            "abc",
+            &"x".repeat(65),
+            "abc d",
+            "abc/def",
+            "room:abc",
+            "ab\u{e9}cd",
+            "a.bcd",
+            "../../etc",
+            "abcd\n",
         ] {
             assert!(RoomId::parse(bad).is_none(), "{bad:?} should be refused");
         }

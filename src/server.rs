@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use axum::{Router, routing::get};
 use socketioxide::SocketIo;
@@ -41,14 +42,25 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Serves on `listener` until `shutdown` resolves, then disconnects every client and
-/// waits for connections to close, for at most the configured shutdown timeout.
+/// Serves the app on `listener` until `shutdown` resolves, then disconnects every client
+/// and waits for connections to close, for at most the configured shutdown timeout.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let (router, io, _shared) = app(&config);
+    serve(listener, router, io, config.shutdown_timeout(), shutdown).await
+}
+
+/// [`run`] for an app that is already built, so tests can keep its handles.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    io: SocketIo,
+    timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
 
@@ -59,7 +71,6 @@ pub async fn run(
         info!("shutting down: disconnecting clients");
         io.close().await;
     });
-    let timeout = config.shutdown_timeout();
     let deadline = async move {
         // Only a dropped sender (the server ended first) makes this fail: then wait forever
         // and let the server's own result win the select.

@@ -234,7 +234,10 @@ async fn on_join_room<A: Adapter>(
     let requested = args
         .raw()
         .ok()
-        .and_then(|a| a.first().and_then(|r| serde_json::from_str::<String>(r.get()).ok()))
+        .and_then(|a| {
+            a.first()
+                .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        })
         .and_then(|id| RoomId::parse(&id));
     let Some(room) = requested else {
         return create_room(&s, &peer, &shared, reply);
@@ -259,7 +262,11 @@ fn create_room<A: Adapter>(s: &SocketRef<A>, peer: &Peer, shared: &Shared, reply
     let room = shared.rooms.create(&peer.id);
     enter(s, peer, &room);
     info!(sid = %s.id, peer = %peer.id, room = %room, "room created");
-    count_failed(shared, s.emit(event::ROOM_CREATED, room.as_str()), event::ROOM_CREATED);
+    count_failed(
+        shared,
+        s.emit(event::ROOM_CREATED, room.as_str()),
+        event::ROOM_CREATED,
+    );
     reply.ok(&json!({ "roomId": room.as_str(), "created": true }));
 }
 

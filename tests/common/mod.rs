@@ -1,0 +1,288 @@
+//! Test harness: starts the real server on 127.0.0.1:0 and speaks Engine.IO v4 /
+//! Socket.IO v5 over a real websocket, with control over heartbeats and the transport.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use meshchat::Config;
+use meshchat::signaling::Shared;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A server running in this process.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub shared: Shared,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(Config::defaults()).await
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (router, io, shared) = meshchat::app(&config);
+        let timeout = config.shutdown_timeout();
+        let task = tokio::spawn(meshchat::serve(listener, router, io, timeout, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            shared,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Triggers a graceful shutdown and waits for `run` to return.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap()
+    }
+}
+
+/// Something the server sent to a client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Event(String, Vec<Value>),
+    Ack(u64, Vec<Value>),
+    Disconnect,
+    Closed,
+}
+
+/// A Socket.IO client over a raw websocket.
+pub struct Client {
+    pub sid: String,
+    out: mpsc::UnboundedSender<Message>,
+    incoming: mpsc::UnboundedReceiver<Incoming>,
+    pending: VecDeque<Incoming>,
+    answer_pings: Arc<AtomicBool>,
+    /// Every Socket.IO event frame received, as the text that came over the wire.
+    pub raw_frames: Arc<std::sync::Mutex<Vec<String>>>,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    next_ack: u64,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("websocket connect timed out")
+            .expect("websocket connect failed");
+        let (mut sink, mut stream) = ws.split();
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let (in_tx, incoming) = mpsc::unbounded_channel();
+        let (sid_tx, sid_rx) = oneshot::channel();
+        let answer_pings = Arc::new(AtomicBool::new(true));
+        let raw_frames = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let raw_log = raw_frames.clone();
+
+        let writer = tokio::spawn(async move {
+            while let Some(msg) = out_rx.recv().await {
+                if sink.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let pong = out.clone();
+        let answer = answer_pings.clone();
+        let reader = tokio::spawn(async move {
+            let mut sid_tx = Some(sid_tx);
+            while let Some(Ok(msg)) = stream.next().await {
+                let Message::Text(text) = msg else { continue };
+                let text = text.as_str();
+                match text.as_bytes().first() {
+                    Some(b'0') => {
+                        // Engine.IO open: now open the default namespace.
+                        let _ = pong.send(Message::text("40"));
+                    }
+                    Some(b'2') if answer.load(Ordering::SeqCst) => {
+                        let _ = pong.send(Message::text("3"));
+                    }
+                    Some(b'4') => {
+                        if text.starts_with("42") {
+                            raw_log.lock().unwrap().push(text.to_owned());
+                        }
+                        if let Some(item) = parse_socketio(&text[1..], &mut sid_tx) {
+                            let _ = in_tx.send(item);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let _ = in_tx.send(Incoming::Closed);
+        });
+        let sid = tokio::time::timeout(WAIT, sid_rx)
+            .await
+            .expect("no socket.io connect ack")
+            .expect("connection closed before the connect ack");
+        Self {
+            sid,
+            out,
+            incoming,
+            pending: VecDeque::new(),
+            answer_pings,
+            raw_frames,
+            reader,
+            writer,
+            next_ack: 1,
+        }
+    }
+
+    /// Sends an event without an ack callback.
+    pub fn emit(&self, event: &str, args: &[Value]) {
+        self.send_raw(&format!("42{}", packet_array(event, args)));
+    }
+
+    /// Sends an event with an ack callback and waits for the ack's arguments (events that
+    /// arrive meanwhile are kept for `next`).
+    pub async fn emit_ack(&mut self, event: &str, args: &[Value]) -> Vec<Value> {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        self.send_raw(&format!("42{id}{}", packet_array(event, args)));
+        let mut held = VecDeque::new();
+        let reply = loop {
+            match self.next().await {
+                Incoming::Ack(got, args) if got == id => break args,
+                Incoming::Closed => panic!("connection closed while waiting for ack {id}"),
+                other => held.push_back(other),
+            }
+        };
+        // Whatever arrived before the ack is still to be seen, in order.
+        held.append(&mut self.pending);
+        self.pending = held;
+        reply
+    }
+
+    /// Sends one Engine.IO text frame as it is.
+    pub fn send_raw(&self, frame: &str) {
+        let _ = self.out.send(Message::text(frame.to_owned()));
+    }
+
+    /// Sends one binary websocket frame.
+    pub fn send_binary(&self, data: Vec<u8>) {
+        let _ = self.out.send(Message::binary(data));
+    }
+
+    /// The next thing the server sends, failing the test after `WAIT`.
+    pub async fn next(&mut self) -> Incoming {
+        if let Some(item) = self.pending.pop_front() {
+            return item;
+        }
+        tokio::time::timeout(WAIT, self.incoming.recv())
+            .await
+            .expect("timed out waiting for the server")
+            .unwrap_or(Incoming::Closed)
+    }
+
+    /// The next event, skipping acks; fails if it is not `name`.
+    pub async fn expect_event(&mut self, name: &str) -> Vec<Value> {
+        loop {
+            match self.next().await {
+                Incoming::Event(got, args) => {
+                    assert_eq!(got, name, "expected {name}, got {got} {args:?}");
+                    return args;
+                }
+                Incoming::Ack(..) => continue,
+                other => panic!("expected event {name}, got {other:?}"),
+            }
+        }
+    }
+
+    /// Stops answering heartbeats while keeping the connection open.
+    pub fn stop_answering_pings(&self) {
+        self.answer_pings.store(false, Ordering::SeqCst);
+    }
+
+    /// Drops the TCP connection without any close handshake.
+    pub fn kill_transport(self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+
+    /// A clean Socket.IO disconnect (what `socket.disconnect()` sends).
+    pub fn disconnect(&self) {
+        self.send_raw("41");
+    }
+
+    /// Creates a room and returns its id.
+    pub async fn create_room(&mut self) -> String {
+        self.emit(meshchat::signaling::event::CREATE_ROOM, &[]);
+        let args = self.expect_event("room-created").await;
+        args[0].as_str().unwrap().to_owned()
+    }
+}
+
+fn packet_array(event: &str, args: &[Value]) -> String {
+    let mut all = vec![Value::from(event)];
+    all.extend_from_slice(args);
+    Value::Array(all).to_string()
+}
+
+/// Parses a Socket.IO packet (after the Engine.IO `4`).
+fn parse_socketio(packet: &str, sid_tx: &mut Option<oneshot::Sender<String>>) -> Option<Incoming> {
+    let kind = packet.as_bytes().first()?;
+    let rest = &packet[1..];
+    match kind {
+        b'0' => {
+            let body: Value = serde_json::from_str(rest).ok()?;
+            if let Some(tx) = sid_tx.take() {
+                let _ = tx.send(body["sid"].as_str()?.to_owned());
+            }
+            None
+        }
+        b'1' => Some(Incoming::Disconnect),
+        b'2' => {
+            let mut args: Vec<Value> = serde_json::from_str(rest).ok()?;
+            let name = args.remove(0).as_str()?.to_owned();
+            Some(Incoming::Event(name, args))
+        }
+        b'3' => {
+            let split = rest.find('[')?;
+            let id = rest[..split].parse().ok()?;
+            Some(Incoming::Ack(
+                id,
+                serde_json::from_str(&rest[split..]).ok()?,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Two clients in one room: `(first, second, room, first's peer id)`. The second client
+/// learns nothing of the first's id until it receives a relay, so tests get it from the
+/// first's side: the `new-user-joined` the first receives carries the second's id.
+pub async fn pair(server: &Server) -> (Client, Client, String, String) {
+    let mut a = Client::connect(server.addr).await;
+    let b = Client::connect(server.addr).await;
+    let room = a.create_room().await;
+    b.emit("join-room", &[Value::from(room.clone())]);
+    let b_peer = a.expect_event("new-user-joined").await[0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (a, b, room, b_peer)
+}

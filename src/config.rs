@@ -44,6 +44,61 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
 
+    /// Most members one room may have. A full mesh of N peers costs every browser N-1
+    /// connections.
+    #[arg(long, env = "MAX_ROOM_SIZE", default_value_t = 8)]
+    pub max_room_size: usize,
+
+    /// Most rooms one connection may be in at once.
+    #[arg(long, env = "MAX_ROOMS_PER_SOCKET", default_value_t = 4)]
+    pub max_rooms_per_socket: usize,
+
+    /// Most connections this server holds at once; further handshakes get 503.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Signaling events (offers, answers, candidates) one connection may send per second,
+    /// on average. 0 disables the limit.
+    #[arg(long, env = "SIGNAL_RATE", default_value_t = 200)]
+    pub signal_rate: u32,
+
+    /// Signaling events one connection may send at once, above the average rate. A peer
+    /// joining a room of 8 sends offers and dozens of candidates to each of 7 peers.
+    #[arg(long, env = "SIGNAL_BURST", default_value_t = 600)]
+    pub signal_burst: u32,
+
+    /// Room creations and joins one connection may make per second. 0 disables the limit.
+    #[arg(long, env = "JOIN_RATE", default_value_t = 2)]
+    pub join_rate: u32,
+
+    /// Room creations and joins one connection may make at once.
+    #[arg(long, env = "JOIN_BURST", default_value_t = 10)]
+    pub join_burst: u32,
+
+    /// New connections one client IP may open per second. 0 disables the limit.
+    #[arg(long, env = "CONNECT_RATE", default_value_t = 20)]
+    pub connect_rate: u32,
+
+    /// New connections one client IP may open at once.
+    #[arg(long, env = "CONNECT_BURST", default_value_t = 100)]
+    pub connect_burst: u32,
+
+    /// Events over the rate limits a connection may send (refilled at a tenth of that per
+    /// second) before it is disconnected as a flood.
+    #[arg(long, env = "FLOOD_TOLERANCE", default_value_t = 100)]
+    pub flood_tolerance: u32,
+
+    /// Take the client IP from `Fly-Client-IP` or `X-Forwarded-For` (set this only behind
+    /// a proxy that sets them).
+    #[arg(long, env = "TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
+
+    /// Origins allowed to open Socket.IO connections, comma-separated (e.g.
+    /// `https://chat.example.com`), or `*` for any. The page's own origin and localhost
+    /// are always allowed; requests without an Origin header (non-browser clients) too.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Log output format. Levels are set with RUST_LOG (default: info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

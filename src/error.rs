@@ -26,6 +26,12 @@ pub enum Refusal {
     Undeliverable,
     #[error("unknown event")]
     UnknownEvent,
+    #[error("the room is full")]
+    RoomFull,
+    #[error("you are in too many rooms")]
+    TooManyRooms,
+    #[error("too many requests: slow down")]
+    RateLimited,
 }
 
 impl Refusal {
@@ -42,6 +48,9 @@ impl Refusal {
             Self::ToSelf => "to_self",
             Self::Undeliverable => "undeliverable",
             Self::UnknownEvent => "unknown_event",
+            Self::RoomFull => "room_full",
+            Self::TooManyRooms => "too_many_rooms",
+            Self::RateLimited => "rate_limited",
         }
     }
 

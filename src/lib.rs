@@ -4,12 +4,16 @@
 //! - [`server`]: the axum app (HTTP routes plus the Socket.IO layer) and its run loop.
 //! - [`signaling`]: one handler per protocol event: rooms, relays, leaves.
 //! - [`rooms`]: room and peer ids and the membership table.
+//! - [`gate`]: origin, connection cap and connection rate checks before Socket.IO.
+//! - [`limits`]: rate limits per connection and per client IP.
 //! - [`order`]: keeps each socket's handlers in arrival order.
 //! - [`error`]: refusals sent back to clients.
 //! - [`web`]: the embedded web client.
 
 pub mod config;
 pub mod error;
+pub mod gate;
+pub mod limits;
 pub mod order;
 pub mod rooms;
 pub mod server;

@@ -96,6 +96,8 @@ pub enum Join {
     AlreadyMember,
     /// The room has no members, so it does not exist.
     NoSuchRoom,
+    /// The room already has the most members allowed; nothing changed.
+    Full,
 }
 
 impl Rooms {
@@ -117,12 +119,13 @@ impl Rooms {
         }
     }
 
-    /// Adds `peer` to `room` if the room exists.
-    pub fn join_existing(&self, room: &RoomId, peer: &PeerId) -> Join {
+    /// Adds `peer` to `room` if the room exists and has fewer than `max` members.
+    pub fn join_existing(&self, room: &RoomId, peer: &PeerId, max: usize) -> Join {
         let mut map = self.lock();
         match map.get_mut(room) {
             None => Join::NoSuchRoom,
             Some(members) if members.contains(peer) => Join::AlreadyMember,
+            Some(members) if members.len() >= max => Join::Full,
             Some(members) => {
                 let others = members.len();
                 members.insert(peer.clone());
@@ -215,12 +218,23 @@ mod tests {
         let rooms = Rooms::default();
         let (a, b) = (PeerId::random(), PeerId::random());
         let unknown = RoomId::parse("nosuchroom").unwrap();
-        assert_eq!(rooms.join_existing(&unknown, &b), Join::NoSuchRoom);
+        assert_eq!(rooms.join_existing(&unknown, &b, 8), Join::NoSuchRoom);
         assert!(rooms.is_empty());
 
         let id = rooms.create(&a);
-        assert_eq!(rooms.join_existing(&id, &b), Join::Joined { others: 1 });
-        assert_eq!(rooms.join_existing(&id, &b), Join::AlreadyMember);
+        assert_eq!(rooms.join_existing(&id, &b, 8), Join::Joined { others: 1 });
+        assert_eq!(rooms.join_existing(&id, &b, 8), Join::AlreadyMember);
+        assert_eq!(rooms.members(&id).len(), 2);
+    }
+
+    #[test]
+    fn a_full_room_refuses_newcomers_but_not_its_members() {
+        let rooms = Rooms::default();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let id = rooms.create(&a);
+        assert_eq!(rooms.join_existing(&id, &b, 2), Join::Joined { others: 1 });
+        assert_eq!(rooms.join_existing(&id, &c, 2), Join::Full);
+        assert_eq!(rooms.join_existing(&id, &b, 2), Join::AlreadyMember);
         assert_eq!(rooms.members(&id).len(), 2);
     }
 
@@ -229,12 +243,12 @@ mod tests {
         let rooms = Rooms::default();
         let (a, b) = (PeerId::random(), PeerId::random());
         let id = rooms.create(&a);
-        rooms.join_existing(&id, &b);
+        rooms.join_existing(&id, &b, 8);
         rooms.leave(&id, &a);
         assert_eq!(rooms.len(), 1);
         rooms.leave(&id, &b);
         assert!(rooms.is_empty());
-        assert_eq!(rooms.join_existing(&id, &a), Join::NoSuchRoom);
+        assert_eq!(rooms.join_existing(&id, &a, 8), Join::NoSuchRoom);
     }
 
     #[test]
@@ -242,7 +256,7 @@ mod tests {
         let rooms = Rooms::default();
         let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
         let ab = rooms.create(&a);
-        rooms.join_existing(&ab, &b);
+        rooms.join_existing(&ab, &b, 8);
         let c_room = rooms.create(&c);
         assert!(rooms.any_has_member(std::slice::from_ref(&ab), &b));
         assert!(!rooms.any_has_member(std::slice::from_ref(&ab), &c));

@@ -5,13 +5,17 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use axum::{Router, routing::get};
+use axum::http::{HeaderValue, header};
+use axum::{Router, middleware, routing::get};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
-use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use tower_http::{
+    catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
+};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::gate::{self, Gate};
 use crate::signaling::{self, Shared};
 use crate::web;
 
@@ -29,14 +33,35 @@ pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
         .build_layer();
     io.ns("/", signaling::on_connect);
 
+    let gate = Gate::new(config, shared.stats.clone());
+
     let router = Router::new()
         .route("/healthz", get(healthz))
         .merge(web::router())
         .layer(layer)
+        .layer(middleware::from_fn_with_state(gate, gate::check))
+        // Every response: the page may load and connect only to its own origin, and room
+        // links never leak through the Referer header.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new());
     (router, io, shared)
 }
+
+/// Only our own origin, for everything; no plugins, no framing, no `<base>` tricks.
+const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+    object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 async fn healthz() -> &'static str {
     "ok"
@@ -65,7 +90,8 @@ pub async fn serve(
     info!(%addr, "listening");
 
     let (closing_tx, closing_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = closing_tx.send(());
         info!("shutting down: disconnecting clients");

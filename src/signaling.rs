@@ -5,7 +5,7 @@
 //! socket run in arrival order (see [`crate::order`]).
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::error::Refusal;
+use crate::limits::{PeerLimits, Quotas, Verdict};
 use crate::order::{Sequencer, Ticket, Turn};
 use crate::rooms::{Join, PeerId, RoomId, Rooms};
 
@@ -35,6 +36,8 @@ pub mod event {
     pub const USER_DISCONNECTED: &str = "user-disconnected";
     /// Extension: tells a client that sent no ack callback why a request was refused.
     pub const REQUEST_ERROR: &str = "request-error";
+    /// Extension: `join-room` of a room that has the most members allowed.
+    pub const ROOM_FULL: &str = "room-full";
 }
 
 /// State shared by every handler. Cheap to clone.
@@ -42,7 +45,10 @@ pub mod event {
 pub struct Shared {
     pub rooms: Rooms,
     pub stats: Arc<Stats>,
+    quotas: Quotas,
     max_signal_bytes: usize,
+    max_room_size: usize,
+    max_rooms_per_socket: usize,
 }
 
 impl Shared {
@@ -50,7 +56,10 @@ impl Shared {
         Self {
             rooms: Rooms::default(),
             stats: Arc::default(),
+            quotas: Quotas::new(config),
             max_signal_bytes: config.max_signal_bytes,
+            max_room_size: config.max_room_size,
+            max_rooms_per_socket: config.max_rooms_per_socket,
         }
     }
 }
@@ -58,10 +67,16 @@ impl Shared {
 /// Counters of what the signaling path did.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Sockets connected now.
+    pub connected: AtomicUsize,
     pub relayed: AtomicU64,
     pub refused: AtomicU64,
     /// Emits that failed, mostly because a client's outgoing buffer was full.
     pub failed_emits: AtomicU64,
+    /// Events dropped by a rate limit.
+    pub rate_limited: AtomicU64,
+    /// Connections dropped for flooding.
+    pub floods: AtomicU64,
 }
 
 /// One connected socket's identity and memberships, kept in its extensions.
@@ -70,6 +85,7 @@ pub struct Peer {
     pub id: PeerId,
     rooms: Mutex<Vec<RoomId>>,
     order: Sequencer,
+    limits: PeerLimits,
 }
 
 impl Peer {
@@ -191,11 +207,13 @@ impl Args {
 }
 
 /// The connect handler: gives the socket its peer id and registers the event handlers.
-pub async fn on_connect<A: Adapter>(s: SocketRef<A>) {
+pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(shared): State<Shared>) {
+    shared.stats.connected.fetch_add(1, Ordering::Relaxed);
     let peer = Arc::new(Peer {
         id: PeerId::random(),
         rooms: Mutex::default(),
         order: Sequencer::default(),
+        limits: PeerLimits::new(&shared.quotas),
     });
     s.join(peer.id.socket_room());
     info!(sid = %s.id, peer = %peer.id, transport = ?s.transport_type(), "connected");
@@ -218,7 +236,41 @@ async fn on_create_room<A: Adapter>(
     State(shared): State<Shared>,
 ) {
     let (peer, _turn) = order.wait().await;
+    if let Err(refusal) = may_enter_a_room(&s, &peer, &shared).await {
+        return reply.refuse(&s, &shared, event::CREATE_ROOM, refusal);
+    }
     create_room(&s, &peer, &shared, reply);
+}
+
+/// Checks the join rate and the per-socket room cap; disconnects a flooding socket.
+async fn may_enter_a_room<A: Adapter>(
+    s: &SocketRef<A>,
+    peer: &Peer,
+    shared: &Shared,
+) -> Result<(), Refusal> {
+    limited(s, shared, peer.limits.join())?;
+    if peer.rooms().len() >= shared.max_rooms_per_socket {
+        return Err(Refusal::TooManyRooms);
+    }
+    Ok(())
+}
+
+/// Turns a rate-limit verdict into a refusal, disconnecting a socket that keeps flooding.
+fn limited<A: Adapter>(s: &SocketRef<A>, shared: &Shared, verdict: Verdict) -> Result<(), Refusal> {
+    match verdict {
+        Verdict::Allowed => Ok(()),
+        Verdict::Dropped => {
+            shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            Err(Refusal::RateLimited)
+        }
+        Verdict::Flooding => {
+            shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            shared.stats.floods.fetch_add(1, Ordering::Relaxed);
+            warn!(sid = %s.id, "flooding: disconnecting");
+            let _ = s.clone().disconnect();
+            Err(Refusal::RateLimited)
+        }
+    }
 }
 
 /// `join-room(roomId)`: enter an existing room and announce the sender to its members, or
@@ -231,6 +283,9 @@ async fn on_join_room<A: Adapter>(
     args: Args,
 ) {
     let (peer, _turn) = order.wait().await;
+    if let Err(refusal) = may_enter_a_room(&s, &peer, &shared).await {
+        return reply.refuse(&s, &shared, event::JOIN_ROOM, refusal);
+    }
     let requested = args
         .raw()
         .ok()
@@ -242,8 +297,20 @@ async fn on_join_room<A: Adapter>(
     let Some(room) = requested else {
         return create_room(&s, &peer, &shared, reply);
     };
-    match shared.rooms.join_existing(&room, &peer.id) {
+    match shared
+        .rooms
+        .join_existing(&room, &peer.id, shared.max_room_size)
+    {
         Join::NoSuchRoom => create_room(&s, &peer, &shared, reply),
+        Join::Full => {
+            info!(sid = %s.id, peer = %peer.id, room = %room, "room full: join refused");
+            count_failed(
+                &shared,
+                s.emit(event::ROOM_FULL, room.as_str()),
+                event::ROOM_FULL,
+            );
+            reply.refuse(&s, &shared, event::JOIN_ROOM, Refusal::RoomFull);
+        }
         Join::AlreadyMember => reply.ok(&json!({ "roomId": room.as_str(), "created": false })),
         Join::Joined { others } => {
             enter(&s, &peer, &room);
@@ -319,6 +386,9 @@ async fn relay<A: Adapter>(
     event: &'static str,
 ) {
     let (peer, _turn) = order.wait().await;
+    if let Err(refusal) = limited(&s, &shared, peer.limits.signal()) {
+        return reply.refuse(&s, &shared, event, refusal);
+    }
     let checked = args
         .raw()
         .and_then(|raw| check_relay(&raw, &peer, &shared, event).map(|t| (t, raw)));
@@ -337,6 +407,10 @@ async fn relay<A: Adapter>(
         reply.ok(&json!({ "ok": true }));
     } else {
         count_failed(&shared, sent, event);
+        // The target's buffer is full: it is not reading. Drop it rather than let its
+        // queue, or everyone's view of it, go stale.
+        warn!(peer = %target, "slow consumer: disconnecting");
+        let _ = s.to(target.socket_room()).disconnect().await;
         reply.refuse(&s, &shared, event, Refusal::Undeliverable);
     }
 }
@@ -402,6 +476,7 @@ async fn on_disconnect<A: Adapter>(
     State(shared): State<Shared>,
 ) {
     let (peer, _turn) = order.wait().await;
+    shared.stats.connected.fetch_sub(1, Ordering::Relaxed);
     let rooms = std::mem::take(&mut *peer.rooms());
     for room in &rooms {
         shared.rooms.leave(room, &peer.id);

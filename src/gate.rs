@@ -1,0 +1,211 @@
+//! Checks on every Socket.IO HTTP request before the Engine.IO layer sees it: the Origin
+//! allow-list, the connection cap and the per-IP connection rate.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tracing::debug;
+
+use crate::config::Config;
+use crate::limits::ConnectLimiter;
+use crate::signaling::Stats;
+
+/// The gate's settings and counters. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    allowed_origins: Arc<[String]>,
+    any_origin: bool,
+    trust_proxy: bool,
+    max_connections: usize,
+    connect: ConnectLimiter,
+    stats: Arc<Stats>,
+}
+
+impl Gate {
+    pub fn new(config: &Config, stats: Arc<Stats>) -> Self {
+        let origins: Vec<String> = config
+            .allowed_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+            .filter(|o| !o.is_empty())
+            .collect();
+        Self {
+            any_origin: origins.iter().any(|o| o == "*"),
+            allowed_origins: origins.into(),
+            trust_proxy: config.trust_proxy,
+            max_connections: config.max_connections,
+            connect: ConnectLimiter::new(config),
+            stats,
+        }
+    }
+
+    /// Whether a request with these headers may talk to Socket.IO. Browsers always send
+    /// Origin on websocket and cross-origin requests; other clients send none and are not
+    /// a cross-site risk.
+    pub fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let origin = origin.to_ascii_lowercase();
+        if self.any_origin || self.allowed_origins.contains(&origin) {
+            return true;
+        }
+        let Some(authority) = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+        else {
+            return false;
+        };
+        // Same origin: the page was served by this host (the scheme may differ behind a
+        // TLS-terminating proxy).
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        if host.is_some_and(|h| h.eq_ignore_ascii_case(authority)) {
+            return true;
+        }
+        let hostname = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => authority.split(':').next().unwrap_or(""),
+        };
+        matches!(hostname, "localhost" | "127.0.0.1" | "::1")
+    }
+
+    /// The client's IP: the peer address, or the proxy's header when trusted.
+    pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        if self.trust_proxy {
+            let header_ip = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    // The right-most entry was added by our own proxy; earlier ones come
+                    // from the client and can be forged.
+                    .and_then(|v| v.rsplit(',').next())
+                    .and_then(|v| v.trim().parse().ok())
+            };
+            if let Some(ip) = header_ip("fly-client-ip").or_else(|| header_ip("x-forwarded-for")) {
+                return Some(ip);
+            }
+        }
+        peer
+    }
+}
+
+/// Axum middleware: refuses Socket.IO requests from foreign origins, and new sessions over
+/// the connection cap or the caller's connection rate.
+pub async fn check(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/socket.io") {
+        return next.run(req).await;
+    }
+    if !gate.origin_allowed(req.headers()) {
+        debug!(origin = ?req.headers().get(header::ORIGIN), "origin refused");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    // Only a handshake (no session id yet) opens a new connection.
+    let handshake = !req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .any(|kv| kv.starts_with("sid="));
+    if handshake {
+        if gate.stats.connected.load(Ordering::Relaxed) >= gate.max_connections {
+            debug!("connection cap reached");
+            return (StatusCode::SERVICE_UNAVAILABLE, "server full").into_response();
+        }
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(ip) = gate.client_ip(req.headers(), peer)
+            && !gate.connect.allow(ip)
+        {
+            debug!(%ip, "connection rate exceeded");
+            return (StatusCode::TOO_MANY_REQUESTS, "too many connections").into_response();
+        }
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use clap::Parser;
+
+    fn gate(args: &[&str]) -> Gate {
+        let config = Config::parse_from(std::iter::once("meshchat").chain(args.iter().copied()));
+        Gate::new(&config, Arc::default())
+    }
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origins_same_host_localhost_and_listed_pass_others_do_not() {
+        let g = gate(&[
+            "--allowed-origins",
+            "https://chat.example.com,https://b.example",
+        ]);
+        let host = "meshchat.fly.dev";
+        for ok in [
+            None,
+            Some("https://meshchat.fly.dev"),
+            Some("http://localhost:5173"),
+            Some("http://127.0.0.1:3000"),
+            Some("http://[::1]:8080"),
+            Some("https://chat.example.com"),
+            Some("https://B.example"),
+        ] {
+            assert!(g.origin_allowed(&headers(ok, host)), "{ok:?} should pass");
+        }
+        for bad in [
+            "https://evil.example",
+            "https://meshchat.fly.dev.evil.example",
+            "https://localhost.evil.example",
+            "null",
+            "file://",
+        ] {
+            assert!(
+                !g.origin_allowed(&headers(Some(bad), host)),
+                "{bad:?} should fail"
+            );
+        }
+        assert!(
+            gate(&["--allowed-origins", "*"]).origin_allowed(&headers(Some("https://x.y"), host))
+        );
+    }
+
+    #[test]
+    fn proxy_headers_count_only_when_trusted() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 1.2.3.4"),
+        );
+        let peer = Some(IpAddr::from([10, 0, 0, 9]));
+        assert_eq!(gate(&[]).client_ip(&h, peer), peer);
+        let trusted = gate(&["--trust-proxy"]);
+        assert_eq!(
+            trusted.client_ip(&h, peer),
+            Some(IpAddr::from([1, 2, 3, 4]))
+        );
+        h.insert("fly-client-ip", HeaderValue::from_static("5.6.7.8"));
+        assert_eq!(
+            trusted.client_ip(&h, peer),
+            Some(IpAddr::from([5, 6, 7, 8]))
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! - [`config`]: flags and environment variables.
 //! - [`server`]: the axum app (HTTP routes plus the Socket.IO layer) and its run loop.
 //! - [`signaling`]: one handler per protocol event: rooms, relays, leaves.
+//! - [`args`]: parsing and validation of event arguments.
 //! - [`rooms`]: room and peer ids and the membership table.
 //! - [`gate`]: origin, connection cap and connection rate checks before Socket.IO.
 //! - [`limits`]: rate limits per connection and per client IP.
@@ -10,6 +11,7 @@
 //! - [`error`]: refusals sent back to clients.
 //! - [`web`]: the embedded web client.
 
+pub mod args;
 pub mod config;
 pub mod error;
 pub mod gate;

@@ -18,6 +18,7 @@ use socketioxide::{
 };
 use tracing::{debug, info, warn};
 
+use crate::args;
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::limits::{PeerLimits, Quotas, Verdict};
@@ -108,6 +109,13 @@ impl InOrder {
         (self.peer, turn)
     }
 
+    /// Like `wait`, but `None` once the socket has disconnected: events it sent before
+    /// leaving (a flood, say) are not acted on after its `user-disconnected`.
+    async fn wait_connected<A: Adapter>(self, s: &SocketRef<A>) -> Option<(Arc<Peer>, Turn)> {
+        let waited = self.wait().await;
+        s.connected().then_some(waited)
+    }
+
     fn take<A: Adapter>(s: &Arc<Socket<A>>) -> Result<Self, NoPeer> {
         let peer = s.extensions.get::<Arc<Peer>>().ok_or(NoPeer)?;
         let ticket = peer.order.ticket();
@@ -192,15 +200,7 @@ impl Args {
     fn raw(&self) -> Result<Vec<&RawValue>, Refusal> {
         match &self.0 {
             Value::Str(_, Some(bins)) if !bins.is_empty() => Err(Refusal::Binary),
-            Value::Str(text, _) => {
-                // The packet was parsed as a JSON array before it got here, so this only
-                // fails on shapes the parser let through; treat those as no arguments.
-                let mut all: Vec<&RawValue> = serde_json::from_str(text).unwrap_or_default();
-                if !all.is_empty() {
-                    all.remove(0);
-                }
-                Ok(all)
-            }
+            Value::Str(text, _) => Ok(args::event_args(text)),
             Value::Bytes(_) => Err(Refusal::Binary),
         }
     }
@@ -235,7 +235,9 @@ async fn on_create_room<A: Adapter>(
     reply: Reply<A>,
     State(shared): State<Shared>,
 ) {
-    let (peer, _turn) = order.wait().await;
+    let Some((peer, _turn)) = order.wait_connected(&s).await else {
+        return;
+    };
     if let Err(refusal) = may_enter_a_room(&s, &peer, &shared).await {
         return reply.refuse(&s, &shared, event::CREATE_ROOM, refusal);
     }
@@ -265,9 +267,11 @@ fn limited<A: Adapter>(s: &SocketRef<A>, shared: &Shared, verdict: Verdict) -> R
         }
         Verdict::Flooding => {
             shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-            shared.stats.floods.fetch_add(1, Ordering::Relaxed);
-            warn!(sid = %s.id, "flooding: disconnecting");
-            let _ = s.clone().disconnect();
+            if s.connected() {
+                shared.stats.floods.fetch_add(1, Ordering::Relaxed);
+                warn!(sid = %s.id, "flooding: disconnecting");
+                let _ = s.clone().disconnect();
+            }
             Err(Refusal::RateLimited)
         }
     }
@@ -282,18 +286,13 @@ async fn on_join_room<A: Adapter>(
     State(shared): State<Shared>,
     args: Args,
 ) {
-    let (peer, _turn) = order.wait().await;
+    let Some((peer, _turn)) = order.wait_connected(&s).await else {
+        return;
+    };
     if let Err(refusal) = may_enter_a_room(&s, &peer, &shared).await {
         return reply.refuse(&s, &shared, event::JOIN_ROOM, refusal);
     }
-    let requested = args
-        .raw()
-        .ok()
-        .and_then(|a| {
-            a.first()
-                .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
-        })
-        .and_then(|id| RoomId::parse(&id));
+    let requested = args.raw().ok().and_then(|a| args::room_id(&a));
     let Some(room) = requested else {
         return create_room(&s, &peer, &shared, reply);
     };
@@ -385,18 +384,20 @@ async fn relay<A: Adapter>(
     args: Args,
     event: &'static str,
 ) {
-    let (peer, _turn) = order.wait().await;
+    let Some((peer, _turn)) = order.wait_connected(&s).await else {
+        return;
+    };
     if let Err(refusal) = limited(&s, &shared, peer.limits.signal()) {
         return reply.refuse(&s, &shared, event, refusal);
     }
-    let checked = args
-        .raw()
-        .and_then(|raw| check_relay(&raw, &peer, &shared, event).map(|t| (t, raw)));
-    let (target, raw) = match checked {
-        Ok(ok) => ok,
+    let raw = match args.raw() {
+        Ok(raw) => raw,
         Err(refusal) => return reply.refuse(&s, &shared, event, refusal),
     };
-    let payload = raw[1];
+    let args::Relay { target, payload } = match check_relay(&raw, &peer, &shared, event) {
+        Ok(relay) => relay,
+        Err(refusal) => return reply.refuse(&s, &shared, event, refusal),
+    };
     let sent = s
         .to(target.socket_room())
         .emit(event, &(peer.id.as_str(), payload))
@@ -406,54 +407,29 @@ async fn relay<A: Adapter>(
         debug!(event, from = %peer.id, to = %target, bytes = payload.get().len(), "relayed");
         reply.ok(&json!({ "ok": true }));
     } else {
+        // Mostly a full buffer: the target is not reading. Its queue stays bounded and
+        // its unanswered heartbeat drops it (socketioxide cannot disconnect a socket
+        // whose buffer is full: the disconnect packet finds no room either).
         count_failed(&shared, sent, event);
-        // The target's buffer is full: it is not reading. Drop it rather than let its
-        // queue, or everyone's view of it, go stale.
-        warn!(peer = %target, "slow consumer: disconnecting");
-        let _ = s.to(target.socket_room()).disconnect().await;
         reply.refuse(&s, &shared, event, Refusal::Undeliverable);
     }
 }
 
-/// Validates a relay's arguments and returns its target.
-fn check_relay(
-    raw: &[&RawValue],
+/// Validates a relay's arguments and checks that the target shares a room with the sender.
+fn check_relay<'a>(
+    raw: &[&'a RawValue],
     peer: &Peer,
     shared: &Shared,
     event: &str,
-) -> Result<PeerId, Refusal> {
-    let target = raw
-        .first()
-        .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
-        .ok_or(Refusal::MissingPeerId)?;
-    let payload = raw.get(1).ok_or(Refusal::MissingPayload)?.get();
-    if payload.len() > shared.max_signal_bytes {
-        return Err(Refusal::TooLarge {
-            max: shared.max_signal_bytes,
-        });
-    }
-    let first = payload.bytes().next();
-    let shape_ok = if event == event::ICE_CANDIDATE {
-        // An empty-string candidate marks the end of candidates; old clients send null.
-        matches!(first, Some(b'{' | b'"' | b'n'))
-    } else {
-        first == Some(b'{')
-    };
-    if !shape_ok {
-        return Err(if event == event::ICE_CANDIDATE {
-            Refusal::BadCandidate
-        } else {
-            Refusal::NotAnObject
-        });
-    }
-    let target = PeerId::parse(&target).ok_or(Refusal::NotInYourRooms)?;
-    if target == peer.id {
+) -> Result<args::Relay<'a>, Refusal> {
+    let relay = args::relay(raw, event == event::ICE_CANDIDATE, shared.max_signal_bytes)?;
+    if relay.target == peer.id {
         return Err(Refusal::ToSelf);
     }
-    if !shared.rooms.any_has_member(&peer.rooms(), &target) {
+    if !shared.rooms.any_has_member(&peer.rooms(), &relay.target) {
         return Err(Refusal::NotInYourRooms);
     }
-    Ok(target)
+    Ok(relay)
 }
 
 /// Any event the protocol does not define.

@@ -87,11 +87,29 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        Self::try_connect(addr, None)
             .await
-            .expect("websocket connect timed out")
-            .expect("websocket connect failed");
+            .expect("websocket connect refused")
+    }
+
+    /// Connects, sending `origin` as the Origin header; a refusal gives its HTTP status.
+    pub async fn try_connect(addr: SocketAddr, origin: Option<&str>) -> Result<Self, u16> {
+        use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest};
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let mut request = url.into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        let connected = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("websocket connect timed out");
+        let ws = match connected {
+            Ok((ws, _)) => ws,
+            Err(Error::Http(response)) => return Err(response.status().as_u16()),
+            Err(other) => panic!("websocket connect failed: {other}"),
+        };
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (in_tx, incoming) = mpsc::unbounded_channel();
@@ -139,7 +157,7 @@ impl Client {
             .await
             .expect("no socket.io connect ack")
             .expect("connection closed before the connect ack");
-        Self {
+        Ok(Self {
             sid,
             out,
             incoming,
@@ -149,7 +167,7 @@ impl Client {
             reader,
             writer,
             next_ack: 1,
-        }
+        })
     }
 
     /// Sends an event without an ack callback.
@@ -208,6 +226,17 @@ impl Client {
                 }
                 Incoming::Ack(..) => continue,
                 other => panic!("expected event {name}, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next event, whatever its name, skipping acks.
+    pub async fn expect_any(&mut self) -> (String, Vec<Value>) {
+        loop {
+            match self.next().await {
+                Incoming::Event(name, args) => return (name, args),
+                Incoming::Ack(..) => continue,
+                other => panic!("expected an event, got {other:?}"),
             }
         }
     }

@@ -1,0 +1,75 @@
+// The core rows of the protocol with the official socket.io-client, on each transport mode.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
+import { startServer } from '../server.mjs';
+
+const MODES = {
+  polling: { transports: ['polling'] },
+  websocket: { transports: ['websocket'] },
+  upgrade: {},
+};
+
+function connect(url, mode) {
+  return io(url, { ...MODES[mode], forceNew: true, reconnection: false });
+}
+
+/** Resolves with the arguments of the next `event` on `socket`, or fails after 10 s. */
+function next(socket, event) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within 10 s`)), 10_000);
+    socket.once(event, (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+}
+
+for (const mode of Object.keys(MODES)) {
+  test(`${mode}: create, join, relay both ways and leave`, async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const a = connect(server.url, mode);
+    const b = connect(server.url, mode);
+    t.after(() => { a.close(); b.close(); });
+
+    a.emit('create-room');
+    const [roomId] = await next(a, 'room-created');
+    assert.match(roomId, /^[A-Za-z0-9_-]{10}$/);
+
+    const joined = next(a, 'new-user-joined');
+    b.emit('join-room', roomId);
+    const [bPeer] = await joined;
+    assert.notEqual(bPeer, b.id, 'announced ids are not socket ids');
+
+    const offer = { type: 'offer', sdp: 'v=0\r\n'.repeat(100) };
+    const gotOffer = next(b, 'rtc-offer');
+    a.emit('rtc-offer', bPeer, offer);
+    const [aPeer, relayed] = await gotOffer;
+    assert.deepEqual(relayed, offer);
+    assert.notEqual(aPeer, a.id);
+
+    const gotAnswer = next(a, 'rtc-answer');
+    b.emit('rtc-answer', aPeer, { type: 'answer', sdp: 'x' });
+    assert.deepEqual(await gotAnswer, [bPeer, { type: 'answer', sdp: 'x' }]);
+
+    const gotEnd = next(a, 'ice-candidate');
+    b.emit('ice-candidate', aPeer, '');
+    assert.deepEqual(await gotEnd, [bPeer, '']);
+
+    const left = next(a, 'user-disconnected');
+    b.disconnect();
+    assert.deepEqual(await left, [bPeer]);
+  });
+
+  test(`${mode}: a stale room id gets a new room`, async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const a = connect(server.url, mode);
+    t.after(() => a.close());
+    a.emit('join-room', 'no-such-room');
+    const [roomId] = await next(a, 'room-created');
+    assert.notEqual(roomId, 'no-such-room');
+    assert.match(roomId, /^[A-Za-z0-9_-]{10}$/);
+  });
+}

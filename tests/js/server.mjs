@@ -4,16 +4,16 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BINARY = process.env.MESHCHAT_BIN ?? path.join(repo, 'target', 'debug', 'meshchat');
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BINARY = process.env.MESHCHAT_BIN ?? path.join(REPO, 'target', 'debug', 'meshchat');
 
 /**
- * Spawns the server with `env` added to the defaults (port 0, loopback, JSON logs) and
- * resolves once it logs the address it listens on.
+ * Spawns the server (`binary`, by default the debug build) with `env` added to the
+ * defaults (port 0, loopback, JSON logs) and resolves once it logs its address.
  * Returns { url, port, logs, stop() }; `logs` collects every parsed log line.
  */
-export async function startServer(env = {}) {
-  const child = spawn(BINARY, [], {
+export async function startServer(env = {}, binary = BINARY) {
+  const child = spawn(binary, [], {
     env: {
       ...process.env,
       HOST: '127.0.0.1',

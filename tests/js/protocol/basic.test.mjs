@@ -73,3 +73,36 @@ for (const mode of Object.keys(MODES)) {
     assert.match(roomId, /^[A-Za-z0-9_-]{10}$/);
   });
 }
+
+for (const mode of Object.keys(MODES)) {
+  test(`${mode}: the joiner hears nothing of itself and outsiders cannot signal in`, async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const a = connect(server.url, mode);
+    const b = connect(server.url, mode);
+    const outsider = connect(server.url, mode);
+    t.after(() => { a.close(); b.close(); outsider.close(); });
+    const seenByB = [];
+    b.onAny((event, ...args) => seenByB.push([event, ...args]));
+
+    a.emit('create-room');
+    const [roomId] = await next(a, 'room-created');
+    const joined = next(a, 'new-user-joined');
+    b.emit('join-room', roomId);
+    const [bPeer] = await joined;
+    outsider.emit('create-room');
+    await next(outsider, 'room-created');
+
+    // The outsider knows b's peer id but shares no room with it: refused, not delivered.
+    const refusal = await outsider.timeout(10_000).emitWithAck('rtc-offer', bPeer, { type: 'offer', sdp: 'x' });
+    assert.match(refusal.error, /room/);
+    const unknown = await outsider.timeout(10_000).emitWithAck('ice-candidate', 'AAAAAAAAAAAAAAAA', '');
+    assert.ok(unknown.error, 'signaling an unknown peer is refused');
+
+    // b's first event is a's offer: no announcement of itself, nothing from the outsider.
+    const offered = next(b, 'rtc-offer');
+    a.emit('rtc-offer', bPeer, { type: 'offer', sdp: 'y' });
+    const [from] = await offered;
+    assert.deepEqual(seenByB, [['rtc-offer', from, { type: 'offer', sdp: 'y' }]]);
+  });
+}

@@ -1,6 +1,8 @@
 //! Runtime configuration, read from command-line flags and environment variables.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -102,6 +104,84 @@ pub struct Config {
     /// Log output format. Levels are set with RUST_LOG (default: info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Shared secret of a TURN server run with coturn's `use-auth-secret`: each client
+    /// gets its own time-limited credentials derived from it. Never logged.
+    #[arg(
+        long,
+        env = "TURN_SECRET",
+        hide_env_values = true,
+        requires = "turn_urls"
+    )]
+    pub turn_secret: Option<Secret>,
+
+    /// TURN server URLs the credentials are for, comma-separated (e.g.
+    /// `turn:turn.example.com:3478?transport=udp,turns:turn.example.com:5349`).
+    #[arg(long, env = "TURN_URLS", value_delimiter = ',', value_parser = turn_url,
+        requires = "turn_secret")]
+    pub turn_urls: Vec<String>,
+
+    /// How long TURN credentials stay valid, in seconds. coturn refuses to refresh an
+    /// allocation after its credentials expire, so this must outlast a chat session.
+    #[arg(long = "turn-ttl", env = "TURN_TTL", default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
+    pub turn_ttl_secs: u64,
+
+    /// `relay` makes browsers use only TURN relays, so peers never learn each other's IP
+    /// addresses (at the cost of relaying every byte).
+    #[arg(long, env = "ICE_TRANSPORT_POLICY", value_enum, default_value_t = IceTransportPolicy::All)]
+    pub ice_transport_policy: IceTransportPolicy,
+
+    /// Bearer token that `GET /metrics` requires; without it the metrics are public.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+}
+
+/// The `iceTransportPolicy` of the browsers' `RTCPeerConnection`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceTransportPolicy {
+    All,
+    Relay,
+}
+
+/// A secret setting. `Debug` never shows it, so a logged config cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// A `turn:` or `turns:` URL with a host.
+fn turn_url(s: &str) -> Result<String, String> {
+    let url = s.trim();
+    let rest = url
+        .strip_prefix("turn:")
+        .or_else(|| url.strip_prefix("turns:"))
+        .ok_or_else(|| format!("{url:?} must start with turn: or turns:"))?;
+    if rest.is_empty() || rest.starts_with(':') || url.chars().any(char::is_whitespace) {
+        return Err(format!("{url:?} has no host, or contains spaces"));
+    }
+    Ok(url.to_owned())
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,5 +210,65 @@ impl Config {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn turn_ttl(&self) -> Duration {
+        Duration::from_secs(self.turn_ttl_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("meshchat").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = parse(&[
+            "--turn-secret",
+            "hunter2-turn",
+            "--turn-urls",
+            "turn:t.example:3478",
+            "--metrics-token",
+            "hunter2-metrics",
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(c.turn_secret.unwrap().expose(), "hunter2-turn");
+    }
+
+    #[test]
+    fn turn_settings_come_together_and_urls_are_checked() {
+        let c = parse(&[
+            "--turn-secret",
+            "s",
+            "--turn-urls",
+            "turn:a.example:3478?transport=udp, turns:a.example:5349",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.turn_urls,
+            ["turn:a.example:3478?transport=udp", "turns:a.example:5349"]
+        );
+        for bad in [
+            &["--turn-secret", "s"][..],
+            &["--turn-urls", "turn:a.example"],
+            &["--turn-secret", "s", "--turn-urls", "stun:a.example"],
+            &["--turn-secret", "s", "--turn-urls", "https://a.example"],
+            &["--turn-secret", "s", "--turn-urls", "turn:"],
+            &["--turn-secret", " ", "--turn-urls", "turn:a.example"],
+            &["--turn-ttl", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert_eq!(Config::defaults().turn_ttl(), Duration::from_secs(86_400));
+        assert_eq!(
+            Config::defaults().ice_transport_policy,
+            IceTransportPolicy::All
+        );
     }
 }

@@ -77,6 +77,11 @@ impl Gate {
         matches!(hostname, "localhost" | "127.0.0.1" | "::1")
     }
 
+    fn refused(&self, reason: &'static str) {
+        let label = [("reason", reason)];
+        self.stats.connections_refused.get_or_create(&label).inc();
+    }
+
     /// The client's IP: the peer address, or the proxy's header when trusted.
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
         if self.trust_proxy {
@@ -105,6 +110,7 @@ pub async fn check(State(gate): State<Gate>, req: Request, next: Next) -> Respon
     }
     if !gate.origin_allowed(req.headers()) {
         debug!(origin = ?req.headers().get(header::ORIGIN), "origin refused");
+        gate.refused("origin");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     // Only a handshake (no session id yet) opens a new connection.
@@ -117,6 +123,7 @@ pub async fn check(State(gate): State<Gate>, req: Request, next: Next) -> Respon
     if handshake {
         if gate.stats.connected.load(Ordering::Relaxed) >= gate.max_connections {
             debug!("connection cap reached");
+            gate.refused("server_full");
             return (StatusCode::SERVICE_UNAVAILABLE, "server full").into_response();
         }
         let peer = req
@@ -127,6 +134,7 @@ pub async fn check(State(gate): State<Gate>, req: Request, next: Next) -> Respon
             && !gate.connect.allow(ip)
         {
             debug!(%ip, "connection rate exceeded");
+            gate.refused("connect_rate");
             return (StatusCode::TOO_MANY_REQUESTS, "too many connections").into_response();
         }
     }

@@ -9,6 +9,8 @@
 //! - [`limits`]: rate limits per connection and per client IP.
 //! - [`order`]: keeps each socket's handlers in arrival order.
 //! - [`error`]: refusals sent back to clients.
+//! - [`turn`]: time-limited TURN credentials from a shared secret.
+//! - [`metrics`]: `GET /metrics` for Prometheus.
 //! - [`web`]: the embedded web client.
 
 pub mod args;
@@ -16,10 +18,12 @@ pub mod config;
 pub mod error;
 pub mod gate;
 pub mod limits;
+pub mod metrics;
 pub mod order;
 pub mod rooms;
 pub mod server;
 pub mod signaling;
+pub mod turn;
 pub mod web;
 
 pub use config::Config;

@@ -3,7 +3,7 @@
 //! Unit-tested without sockets. Socket.IO room names are derived here too, with a prefix
 //! per kind, so a chat room can never be named like a peer's private room.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -162,6 +162,15 @@ impl Rooms {
         self.len() == 0
     }
 
+    /// How many rooms have each number of members.
+    pub fn sizes(&self) -> BTreeMap<usize, usize> {
+        let mut sizes = BTreeMap::new();
+        for members in self.lock().values() {
+            *sizes.entry(members.len()).or_default() += 1;
+        }
+        sizes
+    }
+
     /// Members of `room`, empty when it does not exist.
     pub fn members(&self, room: &RoomId) -> Vec<PeerId> {
         self.lock()
@@ -246,8 +255,10 @@ mod tests {
         rooms.join_existing(&id, &b, 8);
         rooms.leave(&id, &a);
         assert_eq!(rooms.len(), 1);
+        assert_eq!(rooms.sizes(), BTreeMap::from([(1, 1)]));
         rooms.leave(&id, &b);
         assert!(rooms.is_empty());
+        assert!(rooms.sizes().is_empty());
         assert_eq!(rooms.join_existing(&id, &a, 8), Join::NoSuchRoom);
     }
 

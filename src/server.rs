@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::gate::{self, Gate};
+use crate::metrics;
 use crate::signaling::{self, Shared};
 use crate::web;
 
@@ -37,6 +38,7 @@ pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
 
     let router = Router::new()
         .route("/healthz", get(healthz))
+        .merge(metrics::router(config, &shared))
         .merge(web::router())
         .layer(layer)
         .layer(middleware::from_fn_with_state(gate, gate::check))

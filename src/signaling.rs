@@ -22,8 +22,10 @@ use crate::args;
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::limits::{PeerLimits, Quotas, Verdict};
+use crate::metrics::ByLabel;
 use crate::order::{Sequencer, Ticket, Turn};
 use crate::rooms::{Join, PeerId, RoomId, Rooms};
+use crate::turn::TurnIssuer;
 
 /// The protocol's event names.
 pub mod event {
@@ -46,6 +48,8 @@ pub mod event {
 pub struct Shared {
     pub rooms: Rooms,
     pub stats: Arc<Stats>,
+    /// Mints TURN credentials for clients, when a TURN server is configured.
+    pub turn: Option<Arc<TurnIssuer>>,
     quotas: Quotas,
     max_signal_bytes: usize,
     max_room_size: usize,
@@ -57,6 +61,7 @@ impl Shared {
         Self {
             rooms: Rooms::default(),
             stats: Arc::default(),
+            turn: TurnIssuer::from_config(config).map(Arc::new),
             quotas: Quotas::new(config),
             max_signal_bytes: config.max_signal_bytes,
             max_room_size: config.max_room_size,
@@ -78,6 +83,12 @@ pub struct Stats {
     pub rate_limited: AtomicU64,
     /// Connections dropped for flooding.
     pub floods: AtomicU64,
+    /// The same, split by label for `/metrics`.
+    pub relayed_by_event: ByLabel,
+    pub refused_by_reason: ByLabel,
+    pub failed_emits_by_event: ByLabel,
+    /// HTTP requests the gate refused before Socket.IO, by reason.
+    pub connections_refused: ByLabel,
 }
 
 /// One connected socket's identity and memberships, kept in its extensions.
@@ -175,6 +186,8 @@ impl<A: Adapter> Reply<A> {
 
     fn refuse(self, s: &SocketRef<A>, shared: &Shared, event: &str, refusal: Refusal) {
         shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+        let reason = [("reason", refusal.reason())];
+        shared.stats.refused_by_reason.get_or_create(&reason).inc();
         debug!(sid = %s.id, event, reason = refusal.reason(), "request refused");
         if self.wants_ack {
             let _ = self.ack.send(&refusal.to_ack());
@@ -404,6 +417,11 @@ async fn relay<A: Adapter>(
         .await;
     if sent.is_ok() {
         shared.stats.relayed.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .relayed_by_event
+            .get_or_create(&[("event", event)])
+            .inc();
         debug!(event, from = %peer.id, to = %target, bytes = payload.get().len(), "relayed");
         reply.ok(&json!({ "ok": true }));
     } else {
@@ -470,9 +488,15 @@ async fn on_disconnect<A: Adapter>(
     info!(sid = %s.id, peer = %peer.id, %reason, "disconnected");
 }
 
-fn count_failed<E: std::fmt::Debug>(shared: &Shared, sent: Result<(), E>, event: &str) {
+fn count_failed<E: std::fmt::Debug>(shared: &Shared, sent: Result<(), E>, event: &'static str) {
     if let Err(error) = sent {
         shared.stats.failed_emits.fetch_add(1, Ordering::Relaxed);
+        let label = [("event", event)];
+        shared
+            .stats
+            .failed_emits_by_event
+            .get_or_create(&label)
+            .inc();
         warn!(event, ?error, "emit failed");
     }
 }

@@ -1,0 +1,150 @@
+//! Time-limited TURN credentials in the TURN REST API format that coturn checks with
+//! `use-auth-secret`: derived from a shared secret, so nothing is stored on either side.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, KeyInit, Mac};
+use prometheus_client::metrics::counter::Counter;
+use serde::Serialize;
+use sha1::Sha1;
+
+use crate::config::{Config, Secret};
+
+/// Mints credentials for the configured TURN servers and counts them.
+#[derive(Debug)]
+pub struct TurnIssuer {
+    secret: Secret,
+    urls: Vec<String>,
+    ttl: Duration,
+    issued: Counter,
+}
+
+/// One entry of `RTCConfiguration.iceServers`, as the browser takes it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
+impl fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The credential is as good as a password until it expires.
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TurnIssuer {
+    /// `None` when no TURN server is configured (the config requires secret and URLs
+    /// together).
+    pub fn from_config(config: &Config) -> Option<Self> {
+        let secret = config.turn_secret.clone()?;
+        if config.turn_urls.is_empty() {
+            return None;
+        }
+        Some(Self {
+            secret,
+            urls: config.turn_urls.clone(),
+            ttl: config.turn_ttl(),
+            issued: Counter::default(),
+        })
+    }
+
+    /// Fresh credentials for one client, valid for the configured lifetime from now.
+    pub fn mint(&self) -> IceServer {
+        self.mint_at(SystemTime::now())
+    }
+
+    /// Credentials as if minted at `now`: they expire `ttl` after it.
+    pub fn mint_at(&self, now: SystemTime) -> IceServer {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let expiry = (now + self.ttl).as_secs();
+        // A random part per client: the expiry alone would give everyone minted in the
+        // same second the same username, and coturn's quotas count per username.
+        let id = nanoid::nanoid!(16, &nanoid::alphabet::SAFE);
+        let username = format!("{expiry}:{id}");
+        let credential = credential(self.secret.expose().as_bytes(), &username);
+        self.issued.inc();
+        IceServer {
+            urls: self.urls.clone(),
+            username,
+            credential,
+        }
+    }
+
+    /// The count of credentials minted, for `/metrics`.
+    pub fn issued(&self) -> &Counter {
+        &self.issued
+    }
+}
+
+/// The TURN REST API password of `username`: base64 of HMAC-SHA1 keyed with the secret.
+pub fn credential(secret: &[u8], username: &str) -> String {
+    // Invariant: HMAC takes keys of any length (longer ones are hashed first).
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(username.as_bytes());
+    BASE64.encode(mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn turn(ttl: &str) -> TurnIssuer {
+        let config = Config::parse_from([
+            "meshchat",
+            "--turn-secret",
+            "s3cret",
+            "--turn-urls",
+            "turn:t.example:3478,turns:t.example:5349",
+            "--turn-ttl",
+            ttl,
+        ]);
+        TurnIssuer::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn credential_is_base64_hmac_sha1_of_the_username() {
+        // RFC 2202, HMAC-SHA1 test case 2: effcdf6ae5eb2fa2d27416d5f184df9c259a7c79.
+        assert_eq!(
+            credential(b"Jefe", "what do ya want for nothing?"),
+            "7/zfauXrL6LSdBbV8YTfnCWafHk="
+        );
+    }
+
+    #[test]
+    fn usernames_carry_the_expiry_and_a_fresh_id() {
+        let t = turn("3600");
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let a = t.mint_at(now);
+        let b = t.mint_at(now);
+        let (expiry, id) = a.username.split_once(':').unwrap();
+        assert_eq!(expiry, "1800003600");
+        assert_eq!(id.len(), 16);
+        assert_ne!(a.username, b.username);
+        assert_eq!(a.credential, credential(b"s3cret", &a.username));
+        assert_eq!(a.urls, ["turn:t.example:3478", "turns:t.example:5349"]);
+        assert_eq!(t.issued().get(), 2);
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret_and_the_credential() {
+        let t = turn("60");
+        let server = t.mint();
+        let shown = format!("{t:?} {server:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains(&server.credential), "{shown}");
+    }
+
+    #[test]
+    fn no_turn_without_configuration() {
+        assert!(TurnIssuer::from_config(&Config::defaults()).is_none());
+    }
+}

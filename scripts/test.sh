@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of meshchat. On a fresh Debian machine it first installs what the tests
-# need: Chromium for the browser tests, Node.js if missing, the npm packages from the lockfile.
+# need: Chromium for the browser tests, coturn for the TURN tests, Node.js if missing, the npm
+# packages from the lockfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v turnserver >/dev/null || missing+=(coturn)
 command -v node >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"

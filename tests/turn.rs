@@ -1,0 +1,233 @@
+//! TURN credentials minted by meshchat, checked by a real coturn (`turnserver`, Debian
+//! package `coturn`) on loopback, with coturn's own TURN client `turnutils_uclient`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use clap::Parser;
+use meshchat::Config;
+use meshchat::turn::{IceServer, TurnIssuer, credential};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const SECRET: &str = "loopback-test-secret";
+/// Starting coturn or one client run may take this long before the test fails.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A coturn with `use-auth-secret` on a free loopback port, killed when dropped.
+struct Coturn {
+    port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+    _child: Child,
+}
+
+impl Coturn {
+    async fn start() -> Self {
+        let port = free_port();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("coturn-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new("turnserver")
+            .args(["-n", "-v", "--simple-log", "--log-file=stdout", "--no-cli"])
+            .args(["--no-tls", "--no-dtls", "--listening-ip", "127.0.0.1"])
+            .args([
+                "--relay-ip",
+                "127.0.0.1",
+                "--listening-port",
+                &port.to_string(),
+            ])
+            .args([
+                "--use-auth-secret",
+                &format!("--static-auth-secret={SECRET}"),
+            ])
+            .arg("--realm=meshchat.test")
+            // The client's two relay endpoints talk to each other over loopback.
+            .arg("--allow-loopback-peers")
+            .arg(format!("--pidfile={}", dir.join("pid").display()))
+            .arg(format!("--db={}", dir.join("turndb").display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect(
+                "turnserver not found: install the Debian package coturn (scripts/test.sh does)",
+            );
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = format!("TCP listener opened on : 127.0.0.1:{port}");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let started = tokio::time::timeout(WAIT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let done = line.contains(&ready);
+                log.lock().unwrap().push(line);
+                if done {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(
+            started,
+            Ok(true),
+            "coturn did not start:\n{}",
+            log.lock().unwrap().join("\n")
+        );
+        // Keep reading, or coturn blocks on a full pipe.
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            port,
+            log,
+            _child: child,
+        }
+    }
+
+    /// An issuer configured the way an operator would for this coturn.
+    fn issuer(&self) -> TurnIssuer {
+        let config = Config::parse_from([
+            "meshchat",
+            "--turn-secret",
+            SECRET,
+            "--turn-urls",
+            &format!("turn:127.0.0.1:{}?transport=tcp", self.port),
+        ]);
+        TurnIssuer::from_config(&config).unwrap()
+    }
+
+    /// Runs `turnutils_uclient` over TCP in client-to-client mode: two allocations with
+    /// these credentials, one message relayed each way between them.
+    async fn allocate(&self, username: &str, password: &str) -> Allocation {
+        let run = Command::new("turnutils_uclient")
+            .args(["-v", "-t", "-y", "-c", "-n", "1", "-m", "1", "-z", "5"])
+            .args(["-u", username, "-w", password, "-p", &self.port.to_string()])
+            .arg("127.0.0.1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(WAIT, run)
+            .await
+            .expect("turnutils_uclient timed out")
+            .expect("turnutils_uclient not found: it comes with the Debian package coturn");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        Allocation {
+            success: out.status.success(),
+            text,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+struct Allocation {
+    success: bool,
+    text: String,
+}
+
+impl Allocation {
+    /// Messages `turnutils_uclient` sent and received through the relays, from its summary
+    /// line `start_mclient: tot_send_msgs=2, tot_recv_msgs=2`.
+    fn relayed(&self) -> Option<(u64, u64)> {
+        let line = self
+            .text
+            .lines()
+            .rev()
+            .find(|l| l.contains("tot_send_msgs=") && !l.contains("msz="))?;
+        let number = |key: &str| -> Option<u64> {
+            let rest = &line[line.find(key)? + key.len()..];
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        };
+        Some((number("tot_send_msgs=")?, number("tot_recv_msgs=")?))
+    }
+
+    fn assert_refused(&self, coturn: &Coturn) {
+        assert!(
+            !self.success && self.text.contains("Cannot complete Allocation"),
+            "coturn should refuse the allocation:\n{}\n--- coturn:\n{}",
+            self.text,
+            coturn.log()
+        );
+        assert!(!self.text.contains("Received relay addr"), "{}", self.text);
+    }
+}
+
+fn free_port() -> u16 {
+    // coturn listens on TCP and UDP: find a port free for both.
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Credentials we mint get a relay allocation from coturn, and data flows through it.
+#[tokio::test]
+async fn minted_credentials_are_accepted_for_an_allocation() {
+    let coturn = Coturn::start().await;
+    let issuer = coturn.issuer();
+    let IceServer {
+        urls,
+        username,
+        credential,
+    } = issuer.mint();
+    assert_eq!(
+        urls,
+        [format!("turn:127.0.0.1:{}?transport=tcp", coturn.port)]
+    );
+    let run = coturn.allocate(&username, &credential).await;
+    assert!(
+        run.success && run.text.contains("Received relay addr: 127.0.0.1:"),
+        "allocation failed:\n{}\n--- coturn:\n{}",
+        run.text,
+        coturn.log()
+    );
+    let (sent, received) = run.relayed().expect("no summary line");
+    assert!(sent > 0 && received == sent, "{}", run.text);
+    assert_eq!(issuer.issued().get(), 1);
+}
+
+/// Credentials whose expiry has passed are refused.
+#[tokio::test]
+async fn expired_credentials_are_refused() {
+    let coturn = Coturn::start().await;
+    let issuer = coturn.issuer();
+    let day_and_a_bit_ago = SystemTime::now() - Duration::from_secs(86_400 + 120);
+    let old = issuer.mint_at(day_and_a_bit_ago);
+    coturn
+        .allocate(&old.username, &old.credential)
+        .await
+        .assert_refused(&coturn);
+}
+
+/// A password from another secret, or a username whose expiry was pushed back without
+/// a new password, is refused.
+#[tokio::test]
+async fn forged_credentials_are_refused() {
+    let coturn = Coturn::start().await;
+    let real = coturn.issuer().mint();
+
+    let wrong_secret = credential(b"not-the-secret", &real.username);
+    coturn
+        .allocate(&real.username, &wrong_secret)
+        .await
+        .assert_refused(&coturn);
+
+    let (expiry, id) = real.username.split_once(':').unwrap();
+    let extended = format!("{}:{id}", expiry.parse::<u64>().unwrap() + 86_400);
+    coturn
+        .allocate(&extended, &real.credential)
+        .await
+        .assert_refused(&coturn);
+}

@@ -135,7 +135,7 @@ impl Collector for Snapshot {
         gauge(
             &mut encoder,
             "connected_sockets",
-            "Sockets connected now",
+            "Sockets connected now.",
             connected,
         )?;
 
@@ -144,7 +144,7 @@ impl Collector for Snapshot {
         gauge(
             &mut encoder,
             "rooms",
-            "Rooms with at least one member",
+            "Rooms with at least one member.",
             rooms,
         )?;
         let mut listed: BTreeMap<usize, usize> = (1..=self.max_room_size.min(LISTED_ROOM_SIZES))
@@ -153,7 +153,7 @@ impl Collector for Snapshot {
         listed.extend(sizes);
         let mut family = encoder.encode_descriptor(
             "rooms_by_size",
-            "Rooms now, by number of members",
+            "Rooms now, by number of members.",
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
@@ -165,12 +165,12 @@ impl Collector for Snapshot {
         let counters = [
             (
                 "rate_limited",
-                "Events dropped by a rate limit",
+                "Events dropped by a rate limit.",
                 &self.stats.rate_limited,
             ),
             (
                 "floods",
-                "Connections dropped for flooding",
+                "Connections dropped for flooding.",
                 &self.stats.floods,
             ),
         ];

@@ -26,6 +26,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== release build (the same command the Dockerfile runs)"
+scripts/build-release.sh
 echo "== cargo build (the binary the Node and browser tests start)"
 cargo build
 

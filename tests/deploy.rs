@@ -1,0 +1,317 @@
+//! The deployment files checked against the code: fly.toml's port, health check, limits
+//! and shutdown against `Config::defaults()` and the running binary, and the Dockerfile's
+//! build against the build command CI runs.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use clap::CommandFactory;
+use common::Server;
+use meshchat::Config;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use toml::Value;
+
+fn read(path: &str) -> String {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+fn fly() -> toml::Table {
+    read("fly.toml")
+        .parse()
+        .expect("fly.toml is not valid TOML")
+}
+
+/// A fly.toml duration: an integer of seconds or a string like "15s".
+fn seconds(v: &Value) -> u64 {
+    match v {
+        Value::Integer(n) => u64::try_from(*n).unwrap(),
+        Value::String(s) => s
+            .strip_suffix('s')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unsupported duration {s:?}")),
+        other => panic!("not a duration: {other:?}"),
+    }
+}
+
+/// fly routes to the default port, balances on connections with the hard limit at
+/// MAX_CONNECTIONS, and forces HTTPS.
+#[test]
+fn fly_service_matches_the_defaults() {
+    let defaults = Config::defaults();
+    let fly = fly();
+    let service = fly["http_service"].as_table().unwrap();
+    assert_eq!(
+        service["internal_port"].as_integer(),
+        Some(i64::from(defaults.port))
+    );
+    assert_eq!(service["force_https"].as_bool(), Some(true));
+    let concurrency = service["concurrency"].as_table().unwrap();
+    assert_eq!(concurrency["type"].as_str(), Some("connections"));
+    let hard = concurrency["hard_limit"].as_integer().unwrap();
+    let soft = concurrency["soft_limit"].as_integer().unwrap();
+    assert_eq!(hard, i64::try_from(defaults.max_connections).unwrap());
+    assert!(0 < soft && soft < hard, "soft {soft}, hard {hard}");
+}
+
+/// Every variable fly.toml sets is one meshchat reads, and TRUST_PROXY is on: behind
+/// fly's proxy, per-IP limits need the client address from Fly-Client-IP.
+#[test]
+fn fly_env_names_real_settings() {
+    let known: Vec<String> = Config::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .chain(["RUST_LOG".to_owned()])
+        .collect();
+    let fly = fly();
+    let env = fly["env"].as_table().unwrap();
+    for name in env.keys() {
+        assert!(known.contains(name), "fly.toml sets unknown {name}");
+    }
+    assert_eq!(env["TRUST_PROXY"].as_str(), Some("true"));
+    // Secrets go through `fly secrets set`, never into the file.
+    for secret in ["TURN_SECRET", "METRICS_TOKEN", "REDIS_URL"] {
+        assert!(!env.contains_key(secret), "{secret} in fly.toml");
+    }
+}
+
+/// fly's health check asks for a path the server answers with 200.
+#[tokio::test]
+async fn fly_health_check_path_answers() {
+    let fly = fly();
+    let checks = fly["http_service"]["checks"].as_array().unwrap();
+    assert!(!checks.is_empty());
+    let server = Server::start().await;
+    for check in checks {
+        assert_eq!(check["method"].as_str(), Some("GET"));
+        let path = check["path"].as_str().unwrap();
+        assert_eq!(path, "/healthz");
+        let response = reqwest::get(server.url(path)).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// The binary shuts down cleanly on fly's kill signal, and fly waits longer than the
+/// graceful shutdown may take before killing it.
+#[tokio::test]
+async fn fly_kill_signal_stops_the_binary_gracefully_in_time() {
+    let fly = fly();
+    let signal = fly["kill_signal"].as_str().unwrap();
+    assert_eq!(signal, "SIGTERM");
+    let kill_timeout = seconds(&fly["kill_timeout"]);
+    assert!(
+        kill_timeout > Config::defaults().shutdown_timeout_secs,
+        "kill_timeout {kill_timeout}s must exceed SHUTDOWN_TIMEOUT_SECS"
+    );
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshchat"))
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "text")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = tokio::time::timeout(common::WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("listening") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        listening,
+        Ok(true),
+        "the binary never said it was listening"
+    );
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let pid = child.id().unwrap().to_string();
+    let name = signal.strip_prefix("SIG").unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-s", name, &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(kill_timeout), child.wait())
+        .await
+        .expect("still running after fly's kill_timeout")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+/// A Dockerfile instruction: its keyword and the rest, continuation lines joined.
+fn instructions(dockerfile: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in dockerfile.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => current.push_str(head),
+            None => {
+                current.push_str(line);
+                let (keyword, rest) = current.split_once(' ').unwrap_or((&current, ""));
+                out.push((keyword.to_ascii_uppercase(), rest.trim().to_owned()));
+                current.clear();
+            }
+        }
+    }
+    out
+}
+
+/// Instructions per stage, by stage name.
+fn stages(dockerfile: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut stages: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for (keyword, rest) in instructions(dockerfile) {
+        if keyword == "FROM" {
+            let name = rest
+                .rsplit_once(" AS ")
+                .map(|(_, n)| n.trim())
+                .unwrap_or("");
+            stages.push((name.to_owned(), Vec::new()));
+        } else if let Some((_, list)) = stages.last_mut() {
+            list.push((keyword, rest));
+        }
+    }
+    stages
+}
+
+/// The one release build command, from the script both CI and the Dockerfile run.
+const BUILD_SCRIPT: &str = "scripts/build-release.sh";
+
+fn build_command() -> String {
+    let script = read(BUILD_SCRIPT);
+    let line = script
+        .lines()
+        .find(|l| l.contains("cargo build"))
+        .expect("the build script runs cargo build");
+    line.trim().trim_start_matches("exec ").to_owned()
+}
+
+/// The image is built by the same command CI runs, with dependencies cooked with the same
+/// flags (or the cached layer would be useless), and CI really runs it.
+#[test]
+fn dockerfile_builds_with_the_ci_build_command() {
+    let stages = stages(&read("Dockerfile"));
+    let (_, builder) = stages
+        .iter()
+        .find(|(name, _)| name == "builder")
+        .expect("a stage named builder");
+    let runs: Vec<&str> = builder
+        .iter()
+        .filter(|(k, _)| k == "RUN")
+        .map(|(_, r)| r.as_str())
+        .collect();
+    assert_eq!(runs.last().copied(), Some(BUILD_SCRIPT), "{runs:?}");
+
+    let command = build_command();
+    assert!(command.starts_with("cargo build --release"), "{command}");
+    let flags: Vec<&str> = command["cargo build".len()..].split_whitespace().collect();
+    let cook = runs
+        .iter()
+        .find(|r| r.starts_with("cargo chef cook"))
+        .expect("dependencies cooked in their own layer");
+    let cook_flags: Vec<&str> = cook.split_whitespace().collect();
+    for flag in &flags {
+        assert!(cook_flags.contains(flag), "cook lacks {flag}: {cook}");
+    }
+    // Dependencies are cooked before the sources arrive.
+    let cook_at = builder.iter().position(|(_, r)| r == cook).unwrap();
+    let copy_all = builder
+        .iter()
+        .position(|(k, r)| k == "COPY" && r == ". .")
+        .unwrap();
+    assert!(cook_at < copy_all);
+
+    let ci = read("scripts/test.sh");
+    assert!(
+        ci.lines().any(|l| l.trim() == BUILD_SCRIPT),
+        "scripts/test.sh does not run {BUILD_SCRIPT}"
+    );
+    assert!(read(".ci/run").contains("scripts/test.sh"));
+}
+
+/// The runtime image: the release binary, a non-root user, listening on all interfaces on
+/// the default port.
+#[test]
+fn dockerfile_runtime_stage_runs_the_binary_as_non_root() {
+    let stages = stages(&read("Dockerfile"));
+    let (_, runtime) = stages.last().unwrap();
+    let get = |keyword: &str| -> Vec<&str> {
+        runtime
+            .iter()
+            .filter(|(k, _)| k == keyword)
+            .map(|(_, r)| r.as_str())
+            .collect()
+    };
+    let copies = get("COPY");
+    assert!(
+        copies.iter().any(|c| c.starts_with("--from=builder")
+            && c.contains("/app/target/release/meshchat ")
+            && c.ends_with("/usr/local/bin/meshchat")),
+        "{copies:?}"
+    );
+    let user = get("USER");
+    let user = user.last().expect("a USER instruction");
+    let uid = user.split(':').next().unwrap();
+    assert!(!matches!(uid, "0" | "root" | ""), "runs as {user}");
+    let env: Vec<String> = get("ENV")
+        .iter()
+        .flat_map(|e| e.split_whitespace().map(str::to_owned))
+        .collect();
+    let port = Config::defaults().port;
+    assert!(env.contains(&"HOST=0.0.0.0".to_owned()), "{env:?}");
+    assert!(env.contains(&format!("PORT={port}")), "{env:?}");
+    assert_eq!(get("EXPOSE"), [port.to_string()]);
+    assert_eq!(get("ENTRYPOINT"), [r#"["/usr/local/bin/meshchat"]"#]);
+}
+
+/// The build context leaves out build outputs and installed packages but keeps everything
+/// the build reads.
+#[test]
+fn dockerignore_keeps_what_the_build_needs() {
+    let patterns: Vec<String> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_end_matches('/').trim_start_matches("**/").to_owned())
+        .collect();
+    for excluded in ["target", "node_modules", ".git"] {
+        assert!(
+            patterns.iter().any(|p| p == excluded),
+            "{excluded} not ignored"
+        );
+    }
+    for needed in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        ".cargo",
+        "src",
+        "public",
+        "scripts",
+        "loadgen",
+    ] {
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(needed).exists(),
+            "{needed} missing from the repository"
+        );
+        assert!(
+            !patterns
+                .iter()
+                .any(|p| p == needed || needed.starts_with(&format!("{p}/"))),
+            "{needed} is ignored but the build needs it"
+        );
+    }
+}

@@ -14,7 +14,7 @@ use tower_http::{
 };
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, IceTransportPolicy};
 use crate::gate::{self, Gate};
 use crate::metrics;
 use crate::signaling::{self, Shared};
@@ -24,6 +24,11 @@ use crate::web;
 /// Also returns the Socket.IO handle (to close it on shutdown) and the shared state.
 pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
     let shared = Shared::new(config);
+    if config.ice_transport_policy == IceTransportPolicy::Relay && shared.turn.is_none() {
+        warn!(
+            "ICE_TRANSPORT_POLICY=relay without TURN_SECRET: only TURN servers of ICE_SERVERS can connect peers"
+        );
+    }
     let (layer, io) = SocketIo::builder()
         .max_payload(config.max_payload)
         .ws_max_message_size(usize::try_from(config.max_payload).unwrap_or(usize::MAX))

@@ -135,6 +135,21 @@ pub struct Config {
     /// Bearer token that `GET /metrics` requires; without it the metrics are public.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<Secret>,
+
+    /// The fly.io machine this process runs on; fly sets it. When set, each Socket.IO
+    /// session's requests are kept on the machine that holds it (see `affinity`).
+    #[arg(long, env = "FLY_MACHINE_ID", value_parser = machine_id)]
+    pub fly_machine_id: Option<String>,
+}
+
+fn machine_id(s: &str) -> Result<String, String> {
+    if crate::affinity::is_machine_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a fly machine id (letters and digits)"
+        ))
+    }
 }
 
 /// The `iceTransportPolicy` of the browsers' `RTCPeerConnection`.

@@ -11,8 +11,10 @@
 //! - [`error`]: refusals sent back to clients.
 //! - [`turn`]: time-limited TURN credentials from a shared secret.
 //! - [`metrics`]: `GET /metrics` for Prometheus.
+//! - [`affinity`]: keeps a Socket.IO session's requests on its fly.io machine.
 //! - [`web`]: the embedded web client.
 
+pub mod affinity;
 pub mod args;
 pub mod config;
 pub mod error;

@@ -14,6 +14,7 @@ use tower_http::{
 };
 use tracing::{info, warn};
 
+use crate::affinity::{self, Affinity};
 use crate::config::{Config, IceTransportPolicy};
 use crate::gate::{self, Gate};
 use crate::metrics;
@@ -47,6 +48,11 @@ pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
         .merge(web::router())
         .layer(layer)
         .layer(middleware::from_fn_with_state(gate, gate::check))
+        // Outside the gate: a request for another machine is counted over there.
+        .layer(middleware::from_fn_with_state(
+            Affinity::new(config.fly_machine_id.as_deref()),
+            affinity::check,
+        ))
         // Every response: the page may load and connect only to its own origin, and room
         // links never leak through the Referer header.
         .layer(SetResponseHeaderLayer::if_not_present(

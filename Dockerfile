@@ -16,7 +16,7 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
 # The same profile and package as scripts/build-release.sh, so the cached layer is reused.
-RUN cargo chef cook --release --locked --package meshchat --recipe-path recipe.json
+RUN cargo chef cook --release --locked -p meshchat --recipe-path recipe.json
 COPY . .
 # The build command CI runs, defined once in that script.
 RUN scripts/build-release.sh

@@ -3,4 +3,4 @@
 # Defined once here: CI runs it (scripts/test.sh) and so does the Dockerfile's build stage.
 set -eu
 cd "$(dirname "$0")/.."
-exec cargo build --release --locked --package meshchat
+exec cargo build --release --locked -p meshchat

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, header};
 use axum::{Router, middleware, routing::get};
-use socketioxide::SocketIo;
+use socketioxide::{SocketIo, handler::ConnectHandler};
 use tokio::net::TcpListener;
 use tower_http::{
     catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
@@ -38,7 +38,7 @@ pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
         .ping_timeout(config.ping_timeout())
         .with_state(shared.clone())
         .build_layer();
-    io.ns("/", signaling::on_connect);
+    io.ns("/", signaling::on_connect.with(signaling::prepare));
 
     let gate = Gate::new(config, shared.stats.clone());
 

@@ -98,6 +98,10 @@ pub struct Peer {
     rooms: Mutex<Vec<RoomId>>,
     order: Sequencer,
     limits: PeerLimits,
+    /// The first place in line, taken before the client is told it is connected and
+    /// given up by the connect handler, which socketioxide starts only once the socket
+    /// counts as connected: no event handler runs before (its emits would fail).
+    connecting: Mutex<Option<Ticket>>,
 }
 
 impl Peer {
@@ -219,17 +223,24 @@ impl Args {
     }
 }
 
-/// The connect handler: gives the socket its peer id and registers the event handlers.
-pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(shared): State<Shared>) {
+/// Connect middleware: gives the socket its peer id and registers the event handlers.
+/// socketioxide spawns the connect handler as a task after telling the client it is
+/// connected, so a client that emits at once could beat handlers registered there; a
+/// middleware runs before the client is told.
+pub async fn prepare<A: Adapter>(
+    s: SocketRef<A>,
+    State(shared): State<Shared>,
+) -> Result<(), Infallible> {
     shared.stats.connected.fetch_add(1, Ordering::Relaxed);
     let peer = Arc::new(Peer {
         id: PeerId::random(),
         rooms: Mutex::default(),
         order: Sequencer::default(),
         limits: PeerLimits::new(&shared.quotas),
+        connecting: Mutex::default(),
     });
+    *peer.connecting.lock().unwrap_or_else(|p| p.into_inner()) = Some(peer.order.ticket());
     s.join(peer.id.socket_room());
-    info!(sid = %s.id, peer = %peer.id, transport = ?s.transport_type(), "connected");
     s.extensions.insert(peer);
 
     s.on(event::CREATE_ROOM, on_create_room::<A>);
@@ -239,6 +250,24 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(shared): State<Shared
     s.on(event::ICE_CANDIDATE, on_ice_candidate::<A>);
     s.on_fallback(on_unknown_event::<A>);
     s.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
+/// The connect handler, run once [`prepare`] has and the socket counts as connected: lets
+/// the socket's event handlers start.
+pub async fn on_connect<A: Adapter>(s: SocketRef<A>) {
+    let Some(peer) = s.extensions.get::<Arc<Peer>>() else {
+        return;
+    };
+    info!(sid = %s.id, peer = %peer.id, transport = ?s.transport_type(), "connected");
+    let ticket = peer
+        .connecting
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(ticket) = ticket {
+        drop(ticket.turn().await);
+    }
 }
 
 /// `create-room`: a new room with the sender as its only member.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of meshchat. On a fresh Debian machine it first installs what the tests
-# need: Chromium for the browser tests, coturn for the TURN tests, Node.js if missing, the npm
-# packages from the lockfile.
+# need: Chromium for the browser tests, coturn for the TURN tests, redis-server for the
+# cluster tests, Node.js if missing, the npm packages from the lockfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v turnserver >/dev/null || missing+=(coturn)
 command -v node >/dev/null || missing+=(nodejs npm)
+# The cluster tests start their own redis-server (and use redis-cli) on a free loopback port.
+command -v redis-server >/dev/null && command -v redis-cli >/dev/null || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]}"
   as_root apt-get update -qq
@@ -31,5 +33,5 @@ scripts/build-release.sh
 echo "== cargo build (the binary the Node and browser tests start)"
 cargo build
 
-echo "== Node socket.io-client and headless Chromium tests"
+echo "== Node socket.io-client tests (one node and a Redis cluster) and headless Chromium tests"
 (cd tests/js && npm test)

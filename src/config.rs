@@ -101,6 +101,26 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Redis URL (e.g. `redis://host:6379`) shared by every node of a cluster. Unset: a
+    /// single node with everything in memory.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Cluster mode: how often a node refreshes its heartbeat in Redis and checks for dead
+    /// nodes, in milliseconds.
+    #[arg(long, env = "NODE_HEARTBEAT_MS", default_value_t = 2_000)]
+    pub node_heartbeat_ms: u64,
+
+    /// Cluster mode: how long after its last heartbeat a node counts as dead and its
+    /// members are announced as gone, in milliseconds.
+    #[arg(long, env = "NODE_TTL_MS", default_value_t = 6_000)]
+    pub node_ttl_ms: u64,
+
+    /// Cluster mode: longest wait for one Redis command (and for other nodes' answers to
+    /// adapter requests) before the client's request is refused, in milliseconds.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1_000)]
+    pub redis_timeout_ms: u64,
+
     /// Log output format. Levels are set with RUST_LOG (default: info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -221,6 +241,18 @@ impl Config {
 
     pub fn ping_timeout(&self) -> Duration {
         Duration::from_millis(self.ping_timeout_ms)
+    }
+
+    pub fn node_heartbeat(&self) -> Duration {
+        Duration::from_millis(self.node_heartbeat_ms.max(1))
+    }
+
+    pub fn node_ttl(&self) -> Duration {
+        Duration::from_millis(self.node_ttl_ms.max(1))
+    }
+
+    pub fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms.max(1))
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

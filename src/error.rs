@@ -32,6 +32,8 @@ pub enum Refusal {
     TooManyRooms,
     #[error("too many requests: slow down")]
     RateLimited,
+    #[error("the server is briefly unavailable: try again")]
+    Unavailable,
 }
 
 impl Refusal {
@@ -51,6 +53,7 @@ impl Refusal {
             Self::RoomFull => "room_full",
             Self::TooManyRooms => "too_many_rooms",
             Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
         }
     }
 

@@ -5,6 +5,9 @@
 //! - [`signaling`]: one handler per protocol event: rooms, relays, leaves.
 //! - [`args`]: parsing and validation of event arguments.
 //! - [`rooms`]: room and peer ids and the membership table.
+//! - [`membership`]: the membership backend: that table, or Redis in cluster mode.
+//! - [`cluster`]: several nodes joined through Redis: adapter driver, shared membership,
+//!   heartbeats.
 //! - [`gate`]: origin, connection cap and connection rate checks before Socket.IO.
 //! - [`limits`]: rate limits per connection and per client IP.
 //! - [`order`]: keeps each socket's handlers in arrival order.
@@ -16,10 +19,12 @@
 
 pub mod affinity;
 pub mod args;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod gate;
 pub mod limits;
+pub mod membership;
 pub mod metrics;
 pub mod order;
 pub mod rooms;

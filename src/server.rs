@@ -5,9 +5,10 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::{Router, middleware, routing::get};
-use socketioxide::{SocketIo, handler::ConnectHandler};
+use socketioxide::adapter::Adapter;
+use socketioxide::{SocketIo, SocketIoBuilder, handler::ConnectHandler, layer::SocketIoLayer};
 use tokio::net::TcpListener;
 use tower_http::{
     catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
@@ -15,6 +16,7 @@ use tower_http::{
 use tracing::{info, warn};
 
 use crate::affinity::{self, Affinity};
+use crate::cluster::{Cluster, ClusterAdapter, RedisFailure};
 use crate::config::{Config, IceTransportPolicy};
 use crate::gate::{self, Gate};
 use crate::metrics;
@@ -25,26 +27,83 @@ use crate::web;
 /// Also returns the Socket.IO handle (to close it on shutdown) and the shared state.
 pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
     let shared = Shared::new(config);
+    warn_about_config(config, &shared);
+    let (layer, io) = socket_io(config, &shared).build_layer();
+    io.ns("/", signaling::on_connect.with(signaling::prepare));
+    let router = router(config, &shared, layer, || true);
+    (router, io, shared)
+}
+
+/// [`app`] for one node of a cluster: the Socket.IO Redis adapter carries emits to the
+/// other nodes and membership lives in Redis (see [`crate::cluster`]). Starts even while
+/// Redis is down; `/readyz` says when it can serve.
+pub async fn app_cluster(
+    config: &Config,
+    redis_url: &str,
+) -> Result<(Router, SocketIo<ClusterAdapter>, Shared), RedisFailure> {
+    let cluster = Cluster::connect(config, redis_url).await?;
+    let shared = Shared::clustered(config, cluster.rooms.clone());
+    warn_about_config(config, &shared);
+    let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
+        cluster.driver.clone(),
+        Cluster::adapter_config(config),
+    );
+    let (layer, io) = socket_io(config, &shared)
+        .with_adapter::<ClusterAdapter>(adapter)
+        .build_layer();
+    // The driver's subscribe never fails (it subscribes again once Redis is back), so
+    // neither does this; an error would mean a malformed namespace.
+    if let Err(error) = io
+        .ns("/", signaling::on_connect.with(signaling::prepare))
+        .await
+    {
+        warn!(?error, "socket.io namespace setup failed");
+    }
+    cluster.start_heartbeat(io.clone());
+    info!(node = %cluster.node, "cluster mode: redis adapter");
+    let router = router(config, &shared, layer, move || cluster.is_ready());
+    Ok((router, io, shared))
+}
+
+fn warn_about_config(config: &Config, shared: &Shared) {
     if config.ice_transport_policy == IceTransportPolicy::Relay && shared.turn.is_none() {
         warn!(
             "ICE_TRANSPORT_POLICY=relay without TURN_SECRET: only TURN servers of ICE_SERVERS can connect peers"
         );
     }
-    let (layer, io) = SocketIo::builder()
+}
+
+fn socket_io(config: &Config, shared: &Shared) -> SocketIoBuilder {
+    SocketIo::builder()
         .max_payload(config.max_payload)
         .ws_max_message_size(usize::try_from(config.max_payload).unwrap_or(usize::MAX))
         .max_buffer_size(config.max_buffer)
         .ping_interval(config.ping_interval())
         .ping_timeout(config.ping_timeout())
         .with_state(shared.clone())
-        .build_layer();
-    io.ns("/", signaling::on_connect.with(signaling::prepare));
+}
 
+fn router<A: Adapter>(
+    config: &Config,
+    shared: &Shared,
+    layer: SocketIoLayer<A>,
+    ready: impl Fn() -> bool + Clone + Send + Sync + 'static,
+) -> Router {
     let gate = Gate::new(config, shared.stats.clone());
-
-    let router = Router::new()
+    let readyz = move || {
+        let ready = ready.clone();
+        async move {
+            if ready() {
+                (StatusCode::OK, "ready")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+            }
+        }
+    };
+    Router::new()
         .route("/healthz", get(healthz))
-        .merge(metrics::router(config, &shared))
+        .merge(metrics::router(config, shared))
+        .route("/readyz", get(readyz))
         .merge(web::router())
         .layer(layer)
         .layer(middleware::from_fn_with_state(gate, gate::check))
@@ -68,8 +127,7 @@ pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::new());
-    (router, io, shared)
+        .layer(CatchPanicLayer::new())
 }
 
 /// Only our own origin, for everything; no plugins, no framing, no `<base>` tricks.
@@ -87,15 +145,25 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let (router, io, _shared) = app(&config);
-    serve(listener, router, io, config.shutdown_timeout(), shutdown).await
+    match config.redis_url.as_deref() {
+        None => {
+            let (router, io, _shared) = app(&config);
+            serve(listener, router, io, config.shutdown_timeout(), shutdown).await
+        }
+        Some(url) => {
+            let (router, io, _shared) = app_cluster(&config, url)
+                .await
+                .map_err(|error| io::Error::other(format!("REDIS_URL: {error}")))?;
+            serve(listener, router, io, config.shutdown_timeout(), shutdown).await
+        }
+    }
 }
 
 /// [`run`] for an app that is already built, so tests can keep its handles.
-pub async fn serve(
+pub async fn serve<A: Adapter>(
     listener: TcpListener,
     router: Router,
-    io: SocketIo,
+    io: SocketIo<A>,
     timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {

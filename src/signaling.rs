@@ -22,6 +22,7 @@ use crate::args;
 use crate::config::Config;
 use crate::error::Refusal;
 use crate::limits::{PeerLimits, Quotas, Verdict};
+use crate::membership::Membership;
 use crate::metrics::ByLabel;
 use crate::order::{Sequencer, Ticket, Turn};
 use crate::rooms::{Join, PeerId, RoomId, Rooms};
@@ -46,7 +47,9 @@ pub mod event {
 /// State shared by every handler. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Shared {
+    /// The in-memory table; empty in cluster mode, where membership lives in Redis.
     pub rooms: Rooms,
+    pub membership: Membership,
     pub stats: Arc<Stats>,
     /// Mints TURN credentials for clients, when a TURN server is configured.
     pub turn: Option<Arc<TurnIssuer>>,
@@ -58,8 +61,19 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: &Config) -> Self {
+        let rooms = Rooms::default();
+        Self::with_membership(config, rooms.clone(), Membership::Local(rooms))
+    }
+
+    /// State for cluster mode, with membership kept in Redis.
+    pub fn clustered(config: &Config, store: crate::cluster::RedisRooms) -> Self {
+        Self::with_membership(config, Rooms::default(), Membership::Cluster(store))
+    }
+
+    fn with_membership(config: &Config, rooms: Rooms, membership: Membership) -> Self {
         Self {
-            rooms: Rooms::default(),
+            rooms,
+            membership,
             stats: Arc::default(),
             turn: TurnIssuer::from_config(config).map(Arc::new),
             quotas: Quotas::new(config),
@@ -283,7 +297,7 @@ async fn on_create_room<A: Adapter>(
     if let Err(refusal) = may_enter_a_room(&s, &peer, &shared).await {
         return reply.refuse(&s, &shared, event::CREATE_ROOM, refusal);
     }
-    create_room(&s, &peer, &shared, reply);
+    create_room(&s, &peer, &shared, reply).await;
 }
 
 /// Checks the join rate and the per-socket room cap; disconnects a flooding socket.
@@ -336,13 +350,21 @@ async fn on_join_room<A: Adapter>(
     }
     let requested = args.raw().ok().and_then(|a| args::room_id(&a));
     let Some(room) = requested else {
-        return create_room(&s, &peer, &shared, reply);
+        return create_room(&s, &peer, &shared, reply).await;
     };
-    match shared
-        .rooms
+    let joined = shared
+        .membership
         .join_existing(&room, &peer.id, shared.max_room_size)
-    {
-        Join::NoSuchRoom => create_room(&s, &peer, &shared, reply),
+        .await;
+    let joined = match joined {
+        Ok(joined) => joined,
+        Err(error) => {
+            warn!(sid = %s.id, %error, "membership store unavailable");
+            return reply.refuse(&s, &shared, event::JOIN_ROOM, Refusal::Unavailable);
+        }
+    };
+    match joined {
+        Join::NoSuchRoom => create_room(&s, &peer, &shared, reply).await,
         Join::Full => {
             info!(sid = %s.id, peer = %peer.id, room = %room, "room full: join refused");
             count_failed(
@@ -366,8 +388,14 @@ async fn on_join_room<A: Adapter>(
     }
 }
 
-fn create_room<A: Adapter>(s: &SocketRef<A>, peer: &Peer, shared: &Shared, reply: Reply<A>) {
-    let room = shared.rooms.create(&peer.id);
+async fn create_room<A: Adapter>(s: &SocketRef<A>, peer: &Peer, shared: &Shared, reply: Reply<A>) {
+    let room = match shared.membership.create(&peer.id).await {
+        Ok(room) => room,
+        Err(error) => {
+            warn!(sid = %s.id, %error, "membership store unavailable");
+            return reply.refuse(s, shared, event::CREATE_ROOM, Refusal::Unavailable);
+        }
+    };
     enter(s, peer, &room);
     info!(sid = %s.id, peer = %peer.id, room = %room, "room created");
     count_failed(
@@ -436,7 +464,7 @@ async fn relay<A: Adapter>(
         Ok(raw) => raw,
         Err(refusal) => return reply.refuse(&s, &shared, event, refusal),
     };
-    let args::Relay { target, payload } = match check_relay(&raw, &peer, &shared, event) {
+    let args::Relay { target, payload } = match check_relay(&raw, &peer, &shared, event).await {
         Ok(relay) => relay,
         Err(refusal) => return reply.refuse(&s, &shared, event, refusal),
     };
@@ -463,7 +491,7 @@ async fn relay<A: Adapter>(
 }
 
 /// Validates a relay's arguments and checks that the target shares a room with the sender.
-fn check_relay<'a>(
+async fn check_relay<'a>(
     raw: &[&'a RawValue],
     peer: &Peer,
     shared: &Shared,
@@ -473,7 +501,24 @@ fn check_relay<'a>(
     if relay.target == peer.id {
         return Err(Refusal::ToSelf);
     }
-    if !shared.rooms.any_has_member(&peer.rooms(), &relay.target) {
+    let shares_a_room = match &shared.membership {
+        Membership::Local(rooms) => {
+            let mine = peer.rooms();
+            rooms.any_has_member(&mine, &relay.target)
+        }
+        Membership::Cluster(store) => {
+            // The sender's room list is its own; only the target's side needs Redis.
+            let mine = peer.rooms().clone();
+            store
+                .any_has_member(&mine, &relay.target)
+                .await
+                .map_err(|error| {
+                    warn!(peer = %peer.id, %error, "membership store unavailable");
+                    Refusal::Unavailable
+                })?
+        }
+    };
+    if !shares_a_room {
         return Err(Refusal::NotInYourRooms);
     }
     Ok(relay)
@@ -501,8 +546,11 @@ async fn on_disconnect<A: Adapter>(
     let (peer, _turn) = order.wait().await;
     shared.stats.connected.fetch_sub(1, Ordering::Relaxed);
     let rooms = std::mem::take(&mut *peer.rooms());
+    if let Err(error) = shared.membership.leave_all(&rooms, &peer.id).await {
+        // Retried by the cluster heartbeat, which then tells the rooms.
+        warn!(sid = %s.id, peer = %peer.id, %error, "leave deferred: membership store unavailable");
+    }
     for room in &rooms {
-        shared.rooms.leave(room, &peer.id);
         info!(sid = %s.id, peer = %peer.id, room = %room, "peer left");
     }
     if !rooms.is_empty() {

@@ -1,0 +1,207 @@
+//! The Redis membership store against a real redis-server: atomic capacity across nodes,
+//! dead-node sweeps, re-registration after Redis lost its data.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use meshchat::cluster::{RedisRooms, driver};
+use meshchat::rooms::{Join, PeerId, RoomId};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A redis-server without persistence on a free loopback port, killed on drop.
+struct Redis {
+    child: Child,
+    client: redis::Client,
+}
+
+impl Redis {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test.sh installs it)");
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        let ready = async {
+            loop {
+                if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                    && redis::cmd("PING")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .is_ok()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(WAIT, ready)
+            .await
+            .expect("redis-server did not start");
+        Self { child, client }
+    }
+
+    /// The store of one node.
+    async fn node(&self, name: &str) -> RedisRooms {
+        let conn = driver::command_connection(&self.client, TIMEOUT)
+            .await
+            .unwrap();
+        RedisRooms::new(conn, "test:", name, TIMEOUT)
+    }
+
+    async fn flushall(&self) {
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        redis::cmd("FLUSHALL")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Twenty peers on two nodes racing for a room of 8: exactly 7 get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_holds_when_nodes_race_for_the_last_seats() {
+    let redis = Redis::start().await;
+    let (a, b) = (redis.node("a").await, redis.node("b").await);
+    let room = a.create(&PeerId::random()).await.unwrap();
+    let joins = (0..20).map(|i| {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let room = room.clone();
+        tokio::spawn(async move { node.join_existing(&room, &PeerId::random(), 8).await })
+    });
+    let mut joined = 0;
+    let mut full = 0;
+    for join in joins {
+        match join.await.unwrap().unwrap() {
+            Join::Joined { .. } => joined += 1,
+            Join::Full => full += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((joined, full), (7, 13));
+    assert_eq!(a.members(&room).await.unwrap().len(), 8);
+}
+
+/// Join, the same-room check and leave as seen from another node.
+#[tokio::test]
+async fn membership_is_shared_and_rooms_vanish_when_empty() {
+    let redis = Redis::start().await;
+    let (a, b) = (redis.node("a").await, redis.node("b").await);
+    let (p, q, r) = (PeerId::random(), PeerId::random(), PeerId::random());
+    let unknown = RoomId::parse("nosuchroom").unwrap();
+    assert_eq!(
+        b.join_existing(&unknown, &q, 8).await.unwrap(),
+        Join::NoSuchRoom
+    );
+    let room = a.create(&p).await.unwrap();
+    assert_eq!(
+        b.join_existing(&room, &q, 8).await.unwrap(),
+        Join::Joined { others: 1 }
+    );
+    assert_eq!(
+        b.join_existing(&room, &q, 8).await.unwrap(),
+        Join::AlreadyMember
+    );
+    let mine = std::slice::from_ref(&room);
+    assert!(a.any_has_member(mine, &q).await.unwrap());
+    assert!(!a.any_has_member(mine, &r).await.unwrap());
+    assert!(!a.any_has_member(&[], &q).await.unwrap());
+
+    a.leave_all(mine, &p).await.unwrap();
+    b.leave_all(mine, &q).await.unwrap();
+    assert_eq!(
+        b.join_existing(&room, &r, 8).await.unwrap(),
+        Join::NoSuchRoom
+    );
+}
+
+/// A node that stops beating has its peers removed by exactly one survivor.
+#[tokio::test]
+async fn a_dead_nodes_peers_are_swept_once() {
+    let redis = Redis::start().await;
+    let (a, b, c) = (
+        redis.node("a").await,
+        redis.node("b").await,
+        redis.node("c").await,
+    );
+    let ttl = Duration::from_millis(200);
+    let (p, q) = (PeerId::random(), PeerId::random());
+    let room = a.create(&p).await.unwrap();
+    b.join_existing(&room, &q, 8).await.unwrap();
+    for node in [&a, &b, &c] {
+        node.tick(ttl).await.unwrap();
+    }
+    // b stops beating; a and c keep going until one of them has swept b.
+    let sweep = async {
+        loop {
+            let (ta, tc) = (a.tick(ttl).await.unwrap(), c.tick(ttl).await.unwrap());
+            if !ta.gone.is_empty() || !tc.gone.is_empty() {
+                return (ta, tc);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let (ta, tc) = tokio::time::timeout(WAIT, sweep).await.unwrap();
+    let swept: Vec<_> = ta.gone.iter().chain(tc.gone.iter()).collect();
+    assert_eq!(
+        swept,
+        vec![(&q, &vec![room.clone()])],
+        "swept once, by one node"
+    );
+    assert_eq!(a.members(&room).await.unwrap(), vec![p.to_string()]);
+    // b learns that it was declared dead on its next beat.
+    assert!(b.tick(ttl).await.unwrap().was_swept);
+}
+
+/// After Redis lost everything, a node writes its peers' memberships back.
+#[tokio::test]
+async fn memberships_come_back_after_redis_lost_them() {
+    let redis = Redis::start().await;
+    let (a, b) = (redis.node("a").await, redis.node("b").await);
+    let (p, q) = (PeerId::random(), PeerId::random());
+    let room = a.create(&p).await.unwrap();
+    b.join_existing(&room, &q, 8).await.unwrap();
+    let ttl = Duration::from_secs(5);
+    assert!(a.tick(ttl).await.unwrap().was_unknown, "first beat");
+    assert!(!a.tick(ttl).await.unwrap().was_unknown);
+
+    redis.flushall().await;
+    assert!(a.tick(ttl).await.unwrap().was_unknown);
+    assert_eq!(a.register_again().await.unwrap(), 1);
+    assert_eq!(b.register_again().await.unwrap(), 1);
+    let mut members = a.members(&room).await.unwrap();
+    members.sort();
+    let mut expected = vec![p.to_string(), q.to_string()];
+    expected.sort();
+    assert_eq!(members, expected);
+    assert!(
+        b.any_has_member(std::slice::from_ref(&room), &p)
+            .await
+            .unwrap()
+    );
+
+    // A peer that left is not put back.
+    b.leave_all(std::slice::from_ref(&room), &q).await.unwrap();
+    assert_eq!(b.register_again().await.unwrap(), 0);
+    assert_eq!(a.members(&room).await.unwrap(), vec![p.to_string()]);
+}

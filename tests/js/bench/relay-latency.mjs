@@ -1,0 +1,67 @@
+// Benchmark, run by hand: round-trip time of a relay (offer from a, answer back from b)
+// on one node in memory, and in cluster mode with both clients on one node and on two.
+//   cd tests/js && node bench/relay-latency.mjs [rounds]
+//   MESHCHAT_BIN=../../target/release/meshchat node bench/relay-latency.mjs 5000
+import { startServer } from '../server.mjs';
+import { startRedis } from '../cluster/cluster.mjs';
+import { io } from 'socket.io-client';
+
+const ROUNDS = Number(process.argv[2] ?? 2000);
+// No rate limit: the benchmark sends far more than a client should.
+const ENV = { SIGNAL_RATE: '0' };
+
+function client(node) {
+  return new Promise((resolve) => {
+    const s = io(node.url, { transports: ['websocket'], forceNew: true, reconnection: false });
+    s.once('connect', () => resolve(s));
+  });
+}
+const once = (s, e) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${e} within 10 s`)), 10_000);
+    s.once(e, (...args) => {
+      clearTimeout(timer);
+      resolve(args);
+    });
+  });
+
+async function measure(label, nodeA, nodeB) {
+  const a = await client(nodeA);
+  const b = await client(nodeB);
+  a.emit('create-room');
+  const [roomId] = await once(a, 'room-created');
+  const joined = once(a, 'new-user-joined');
+  b.emit('join-room', roomId);
+  const [bPeer] = await joined;
+  b.on('rtc-offer', (from, offer) => b.emit('rtc-answer', from, offer));
+  const offer = { type: 'offer', sdp: 'v=0\r\n'.repeat(40) };
+  const times = [];
+  for (let i = 0; i < ROUNDS + 200; i += 1) {
+    const start = process.hrtime.bigint();
+    const answered = once(a, 'rtc-answer');
+    a.emit('rtc-offer', bPeer, offer);
+    await answered;
+    if (i >= 200) times.push(Number(process.hrtime.bigint() - start) / 1000);
+  }
+  times.sort((x, y) => x - y);
+  const q = (p) => times[Math.min(times.length - 1, Math.floor(times.length * p))].toFixed(0);
+  console.log(`${label.padEnd(34)} median ${q(0.5)} µs  p90 ${q(0.9)} µs  p99 ${q(0.99)} µs  (${ROUNDS} round trips, 2 relays each)`);
+  a.close();
+  b.close();
+}
+
+const single = await startServer(ENV);
+await measure('single node (in memory)', single, single);
+await single.stop();
+
+const redis = await startRedis();
+const A = await startServer({ ...ENV, REDIS_URL: redis.url });
+const B = await startServer({ ...ENV, REDIS_URL: redis.url });
+for (const n of [A, B]) {
+  while ((await fetch(`${n.url}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 50));
+}
+await measure('cluster, both clients on node A', A, A);
+await measure('cluster, clients on nodes A and B', A, B);
+await A.stop();
+await B.stop();
+await redis.stop();

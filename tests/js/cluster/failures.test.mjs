@@ -1,0 +1,151 @@
+// A node killed with SIGKILL and a Redis restart: the cluster heals by itself.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../server.mjs';
+import { FAST, startRedis, startNodes, connected, next, request, status, until } from './cluster.mjs';
+
+/** Puts a on its node in a new room and the others in it; returns the room and peer ids. */
+async function meshOf(a, ...others) {
+  a.emit('create-room');
+  const [roomId] = await next(a, 'room-created');
+  const peers = [];
+  for (const o of others) {
+    const seen = next(a, 'new-user-joined');
+    assert.deepEqual(await request(o, 'join-room', roomId), { roomId, created: false });
+    const [peer] = await seen;
+    peers.push(peer);
+  }
+  // a learns its own id from the first relay it makes.
+  const got = next(others[0], 'rtc-offer');
+  a.emit('rtc-offer', peers[0], { type: 'offer', sdp: 'hello' });
+  const [aPeer] = await got;
+  return { roomId, aPeer, peers };
+}
+
+test('cluster: a node killed with SIGKILL has its members announced as gone; the room lives on', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const [A, B, C] = await startNodes(t, 3, redis);
+  const a = await connected(t, A);
+  const b = await connected(t, B);
+  const c = await connected(t, C, ['polling']);
+  const { roomId, aPeer, peers: [bPeer, cPeer] } = await meshOf(a, b, c);
+
+  // Bound: one TTL plus one heartbeat interval, with room for a slow machine.
+  const bound = Number(FAST.NODE_TTL_MS) + Number(FAST.NODE_HEARTBEAT_MS) + 3_000;
+  const aSeesLeave = next(a, 'user-disconnected', bound);
+  const cSeesLeave = next(c, 'user-disconnected', bound);
+  await B.stop('SIGKILL');
+  assert.deepEqual(await aSeesLeave, [bPeer]);
+  assert.deepEqual(await cSeesLeave, [bPeer]);
+
+  // The dead node's peer is no longer a member anywhere.
+  assert.deepEqual(await request(a, 'rtc-offer', bPeer, { type: 'offer', sdp: 'x' }), {
+    error: 'that peer is not in any of your rooms',
+  });
+  // The room still works between survivors, and takes newcomers on any node.
+  const cGets = next(c, 'rtc-offer');
+  a.emit('rtc-offer', cPeer, { type: 'offer', sdp: 'still here' });
+  assert.deepEqual(await cGets, [aPeer, { type: 'offer', sdp: 'still here' }]);
+  const d = await connected(t, A);
+  const cSeesD = next(c, 'new-user-joined');
+  assert.deepEqual(await request(d, 'join-room', roomId), { roomId, created: false });
+  await cSeesD;
+  assert.equal(await status(A, '/readyz'), 200);
+  assert.equal(await status(C, '/readyz'), 200);
+});
+
+test('cluster: after Redis restarts (losing its data) the nodes recover by themselves', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const [A, B] = await startNodes(t, 2, redis);
+  const a = await connected(t, A);
+  const b = await connected(t, B, ['polling']);
+  const { roomId, aPeer, peers: [bPeer] } = await meshOf(a, b);
+
+  // Liveness is checked all along, in the background.
+  const health = [];
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      health.push(await status(A, '/healthz'), await status(B, '/healthz'));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  t.after(() => { watching = false; });
+
+  await redis.kill();
+  await until(async () => (await status(A, '/readyz')) === 503 && (await status(B, '/readyz')) === 503, 'not ready');
+
+  // While Redis is away, requests are refused promptly rather than left hanging.
+  assert.deepEqual(await request(a, 'rtc-offer', bPeer, { type: 'offer', sdp: 'x' }), {
+    error: 'the server is briefly unavailable: try again',
+  });
+
+  await redis.restart();
+  await until(async () => (await status(A, '/readyz')) === 200 && (await status(B, '/readyz')) === 200, 'ready again');
+  watching = false;
+  await watcher;
+  assert.ok(health.length > 0);
+  assert.deepEqual(health.filter((s) => s !== 200), [], '/healthz stays 200 throughout');
+
+  // The new Redis knows the room again (the nodes registered their members) and relays
+  // cross the nodes both ways (both resubscribed).
+  const bGets = next(b, 'rtc-offer');
+  assert.deepEqual(await request(a, 'rtc-offer', bPeer, { type: 'offer', sdp: 'after' }), { ok: true });
+  assert.deepEqual(await bGets, [aPeer, { type: 'offer', sdp: 'after' }]);
+  const aGets = next(a, 'rtc-answer');
+  b.emit('rtc-answer', aPeer, { type: 'answer', sdp: 'after' });
+  assert.deepEqual(await aGets, [bPeer, { type: 'answer', sdp: 'after' }]);
+
+  const c = await connected(t, B);
+  const aSeesC = next(a, 'new-user-joined');
+  const bSeesC = next(b, 'new-user-joined');
+  assert.deepEqual(await request(c, 'join-room', roomId), { roomId, created: false });
+  const [cPeer] = await aSeesC;
+  assert.deepEqual(await bSeesC, [cPeer]);
+
+  const aSeesLeave = next(a, 'user-disconnected');
+  b.close();
+  assert.deepEqual(await aSeesLeave, [bPeer]);
+});
+
+test('cluster: a node that stalls past its TTL is declared dead, then drops its clients when it wakes', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const [A, B] = await startNodes(t, 2, redis);
+  const a = await connected(t, A);
+  const b = await connected(t, B);
+  const { peers: [bPeer] } = await meshOf(a, b);
+
+  const bound = Number(FAST.NODE_TTL_MS) + Number(FAST.NODE_HEARTBEAT_MS) + 3_000;
+  const aSeesLeave = next(a, 'user-disconnected', bound);
+  B.child.kill('SIGSTOP');
+  t.after(() => B.child.kill('SIGCONT'));
+  assert.deepEqual(await aSeesLeave, [bPeer]);
+
+  // The others were told b left: B makes that true instead of keeping b in rooms that no
+  // longer list it, and b's client can reconnect and rejoin.
+  const bDropped = next(b, 'disconnect', bound);
+  B.child.kill('SIGCONT');
+  const [reason] = await bDropped;
+  assert.equal(reason, 'io server disconnect');
+  await until(async () => (await status(B, '/readyz')) === 200, 'B ready again');
+});
+
+test('cluster: a node started while Redis is down serves once Redis comes up', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  await redis.kill();
+  const A = await startServer({ REDIS_URL: redis.url, ...FAST });
+  t.after(() => A.stop('SIGKILL'));
+  assert.equal(await status(A, '/healthz'), 200);
+  assert.equal(await status(A, '/readyz'), 503);
+
+  await redis.restart();
+  const [B] = await startNodes(t, 1, redis);
+  await until(async () => (await status(A, '/readyz')) === 200, 'A ready');
+  const a = await connected(t, A);
+  const b = await connected(t, B);
+  await meshOf(a, b);
+});

@@ -2,6 +2,7 @@
 // on one node in memory, and in cluster mode with both clients on one node and on two.
 //   cd tests/js && node bench/relay-latency.mjs [rounds]
 //   MESHCHAT_BIN=../../target/release/meshchat node bench/relay-latency.mjs 5000
+//   ... relay-latency.mjs 5000 single    (one node only, e.g. to compare two builds)
 import { startServer } from '../server.mjs';
 import { startRedis } from '../cluster/cluster.mjs';
 import { io } from 'socket.io-client';
@@ -53,6 +54,7 @@ async function measure(label, nodeA, nodeB) {
 const single = await startServer(ENV);
 await measure('single node (in memory)', single, single);
 await single.stop();
+if (process.argv[3] === 'single') process.exit(0);
 
 const redis = await startRedis();
 const A = await startServer({ ...ENV, REDIS_URL: redis.url });

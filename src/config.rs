@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::ice::IceServers;
+
 /// meshchat: a Socket.IO signaling server for peer-to-peer WebRTC mesh chat.
 #[derive(Parser, Debug, Clone)]
 #[command(version, about)]
@@ -100,6 +102,12 @@ pub struct Config {
     /// are always allowed; requests without an Origin header (non-browser clients) too.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// ICE servers the web client uses, as a JSON list of `RTCIceServer` objects, e.g.
+    /// `[{"urls":"stun:stun.l.google.com:19302"}]`. Empty: host candidates only (one
+    /// machine or a LAN).
+    #[arg(long, env = "ICE_SERVERS", default_value = "[]")]
+    pub ice_servers: IceServers,
 
     /// Log output format. Levels are set with RUST_LOG (default: info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::affinity::{self, Affinity};
 use crate::config::{Config, IceTransportPolicy};
 use crate::gate::{self, Gate};
+use crate::ice;
 use crate::metrics;
 use crate::signaling::{self, Shared};
 use crate::web;
@@ -42,11 +43,14 @@ pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
 
     let gate = Gate::new(config, shared.stats.clone());
 
+    let files = web::router();
     let router = Router::new()
         .route("/healthz", get(healthz))
         .merge(metrics::router(config, &shared))
-        .merge(web::router())
-        .layer(layer)
+        .merge(ice::router(config.ice_servers.clone()))
+        .merge(files.clone())
+        .layer(layer);
+    let router = web::route_socket_io_client(router, files)
         .layer(middleware::from_fn_with_state(gate, gate::check))
         // Outside the gate: a request for another machine is counted over there.
         .layer(middleware::from_fn_with_state(

@@ -29,7 +29,11 @@ async function main() {
   let myName = loadName();
   let left = false;
   const announced = new Set(); // peers whose "connected" line is out
-  const nameOf = (peerId) => mesh.peers.find((p) => p.id === peerId)?.name || fallbackName(peerId);
+  // Unnamed peers are called after their page's client id, which survives reconnects.
+  const nameOf = (peerId) => {
+    const peer = mesh.peers.find((p) => p.id === peerId);
+    return peer?.name || fallbackName(peer?.client ?? peerId);
+  };
 
   ui.setOwnName(myName);
   mesh.setName(myName);
@@ -99,11 +103,10 @@ async function main() {
 
   // ---- mesh ----
   mesh.addEventListener('peer-added', (e) => {
-    const { peerId, initiator } = e.detail;
+    const { peerId, initiator, replacing } = e.detail;
+    if (replacing) return; // we came back: the old connection works until this one opens
     ui.setMember(peerId, { name: fallbackName(peerId), state: 'connecting' });
-    ui.addSystem(initiator
-      ? `${fallbackName(peerId)} joined; connecting…`
-      : `Connecting to ${fallbackName(peerId)}…`);
+    ui.addSystem(initiator ? 'Someone joined; connecting…' : 'Connecting to a member…');
     updateComposer();
   });
   mesh.addEventListener('peer-state', (e) => {
@@ -117,19 +120,28 @@ async function main() {
   });
   mesh.addEventListener('peer-name', (e) => {
     const { peerId, name, previous, hello } = e.detail;
-    const shown = name || fallbackName(peerId);
+    const shown = nameOf(peerId);
     ui.setMember(peerId, { name: shown });
     if (hello) announceConnected(peerId);
-    else if (name !== previous) ui.addSystem(`${previous || fallbackName(peerId)} is now called ${shown}.`);
+    else if (name !== previous) ui.addSystem(`${previous || 'A member without a name'} is now called ${shown}.`);
+  });
+  mesh.addEventListener('peer-replaced', (e) => {
+    const { peerId, oldId } = e.detail;
+    ui.removeMember(oldId);
+    announced.delete(oldId);
+    announced.add(peerId);
+    ui.setMember(peerId, { name: nameOf(peerId) });
+    ui.addSystem(`${nameOf(peerId)} reconnected.`);
+    updateComposer();
   });
   mesh.addEventListener('peer-failed', (e) => {
     ui.addSystem(`Could not connect to ${nameOf(e.detail.peerId)}. ${TURN_HINT}`, { problem: true });
   });
   mesh.addEventListener('peer-removed', (e) => {
-    const { peerId, name } = e.detail;
+    const { peerId, name, client } = e.detail;
     ui.removeMember(peerId);
     announced.delete(peerId);
-    if (!left) ui.addSystem(`${name || fallbackName(peerId)} left.`);
+    if (!left) ui.addSystem(`${name || fallbackName(client ?? peerId)} left.`);
     updateComposer();
   });
   mesh.addEventListener('message', (e) => {
@@ -170,6 +182,10 @@ async function main() {
     if (signaling.roomId) actions.unshift({ text: 'Rejoin the room', href: shareLink(signaling.roomId) });
     ui.showNotice('You left the room. The others no longer see you.', actions);
   });
+
+  // Closing our connections as the page goes tells peers at once, instead of after
+  // their ICE checks time out.
+  addEventListener('pagehide', () => mesh.closeAll());
 
   updateComposer();
   mesh.setRtcConfig(await loadRtcConfig());

@@ -27,7 +27,8 @@ export async function launch() {
 
 /**
  * Opens `url` in a fresh context of `browser`. The returned page has `problems`: requests
- * to other origins, console errors and uncaught exceptions, all of which tests expect empty.
+ * to other origins, console errors, the client's own warnings and uncaught exceptions, all
+ * of which tests expect empty.
  */
 export async function openPage(browser, url, { origin, viewport } = {}) {
   const context = await browser.newContext({ viewport: viewport ?? { width: 1000, height: 700 } });
@@ -44,6 +45,8 @@ export async function openPage(browser, url, { origin, viewport } = {}) {
   });
   page.on('console', (msg) => {
     if (msg.type() === 'error') page.problems.push(`console error: ${msg.text()}`);
+    // The client warns about signaling it could not use (a rejected ICE candidate, say).
+    if (msg.type() === 'warning' && msg.text().startsWith('meshchat:')) page.problems.push(`warning: ${msg.text()}`);
   });
   page.on('pageerror', (err) => page.problems.push(`page error: ${err.message}`));
   await page.goto(url);

@@ -53,7 +53,8 @@ function countLines(page, text) {
 }
 
 test('four pages form a full mesh; every message reaches every other page, names show', async (t) => {
-  const server = await startServer();
+  // Debug logs show each relay's size: the end-of-candidates marker is `{"candidate":""}`.
+  const server = await startServer({ RUST_LOG: 'meshchat=debug' });
   t.after(() => server.stop());
   const first = await openPage(browser, `${server.url}/`);
   t.after(() => first.context().close());
@@ -92,6 +93,11 @@ test('four pages form a full mesh; every message reaches every other page, names
     assert.equal(await page.locator('#log b').count(), 0, 'message text is text, not HTML');
     assert.equal(await page.locator('#log .message.own').count(), 1);
   }
+  // Both ends of all 6 connections sent the end-of-candidates marker, and the receivers
+  // took it (a rejected candidate would be a warning, see assertNoProblems).
+  const markers = server.logs.filter((l) => l.message === 'relayed' && l.event === 'ice-candidate'
+    && l.bytes === JSON.stringify({ candidate: '' }).length);
+  assert.ok(markers.length >= 12, `${markers.length} end-of-candidates markers`);
   assertNoProblems(pages);
 });
 

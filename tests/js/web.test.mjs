@@ -1,5 +1,6 @@
-// The vendored Socket.IO browser client is the pinned npm package's build, byte for byte,
-// and the server hands it out where Node's Socket.IO server does, without breaking Engine.IO.
+// The web client's server side: the vendored Socket.IO browser client is the pinned npm
+// package's build, byte for byte, served where Node's Socket.IO server serves it without
+// breaking Engine.IO; and the ICE servers the page gets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -66,4 +67,22 @@ test('GET /api/rtc-config returns the ICE_SERVERS list, uncached', async (t) => 
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('cache-control'), 'no-store');
   assert.deepEqual(await res.json(), { iceServers });
+});
+
+test('a bad ICE_SERVERS stops the server at startup with a message that says why', async () => {
+  const { spawn } = await import('node:child_process');
+  const { BINARY } = await import('./server.mjs');
+  const child = spawn(BINARY, [], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ICE_SERVERS: '[{"urls":"turn:turn.example.com"}]' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const code = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill(); reject(new Error('server did not exit within 10 s')); }, 10_000);
+    child.once('exit', (c) => { clearTimeout(timer); resolve(c); });
+  });
+  assert.equal(code, 2);
+  assert.match(stderr, /ICE_SERVERS|ice-servers/);
+  assert.match(stderr, /a TURN server needs `username` and `credential`/);
 });

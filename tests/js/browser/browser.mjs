@@ -17,10 +17,9 @@ export async function launch() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
-      // Chromium hides host candidates behind random .local mDNS names, which peers
-      // resolve by multicast DNS; that does not work in a sandboxed CI box. Real IPs of
-      // this machine do, and nothing leaves it.
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      // Host candidates stay hidden behind .local mDNS names, as for real users; the
+      // pages resolve each other's names on this machine. Should a CI box block that,
+      // '--disable-features=WebRtcHideLocalIpsWithMdns' exposes the real addresses.
     ],
   });
 }

@@ -221,3 +221,26 @@ test('the share button copies the link and says so', async (t) => {
   assert.equal(await a.evaluate(() => navigator.clipboard.readText()), a.url());
   assertNoProblems(pages);
 });
+
+test('while the server is down, open channels keep working; after a restart the page explains its new room', async (t) => {
+  const { server, pages, link } = await room(t, ['Ada', 'Grace']);
+  const [a, b] = pages;
+  await server.stop();
+  await Promise.all(pages.map((p) => p.waitForFunction(
+    () => document.body.dataset.signaling === 'offline', null, { timeout: WAIT_MS },
+  )));
+  await say(a, 'nobody in the middle');
+  await waitForMessage(b, 'Ada', 'nobody in the middle');
+
+  // A new server on the same address knows no rooms: the pages reconnect, ask for their
+  // room and are given new ones, which they explain.
+  const again = await startServer({ PORT: String(server.port) });
+  t.after(() => again.stop());
+  for (const page of pages) {
+    await page.locator('#notice').getByText('The room was gone when we reconnected').waitFor({ timeout: WAIT_MS });
+    assert.notEqual(page.url(), link);
+  }
+  await say(b, 'still connected');
+  await waitForMessage(a, 'Grace', 'still connected');
+  assertNoProblems(pages);
+});

@@ -5,6 +5,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::Uri;
+use memory_serve::CacheControl;
 use tower::ServiceExt;
 
 /// Where Node's Socket.IO server serves its browser client, and the vendored file for each.
@@ -17,10 +18,15 @@ pub const SOCKET_IO_CLIENT: [(&str, &str); 3] = [
     ),
 ];
 
-/// Serves `public/` with ETags, cache headers and compression; `/` is `index.html`.
+/// Serves `public/` with ETags and compression; `/` is `index.html`.
 pub fn router() -> Router {
     memory_serve::load!()
         .index_file(Some("/index.html"))
+        // The modules import each other by plain path: a browser holding yesterday's
+        // `mesh.js` beside today's `main.js` would break, so every load revalidates (a
+        // cheap 304 while the ETag matches).
+        .cache_control(CacheControl::NoCache)
+        .html_cache_control(CacheControl::NoCache)
         .into_router()
 }
 

@@ -20,6 +20,7 @@ export class Signaling extends EventTarget {
   #roomId = null;
   #requested = null;
   #everConnected = false;
+  #closed = false;
 
   constructor() {
     super();
@@ -27,7 +28,14 @@ export class Signaling extends EventTarget {
     this.#socket = io({ autoConnect: false });
     const s = this.#socket;
     s.on('connect', () => this.#onConnect());
-    s.on('disconnect', (reason) => this.#emit('offline', { reason }));
+    s.on('disconnect', (reason) => {
+      this.#emit('offline', { reason });
+      // The client retries by itself after anything but a server-side disconnect (a
+      // restart, or a flood); retry that too, once and not at once.
+      if (reason === 'io server disconnect' && !this.#closed) {
+        setTimeout(() => this.#closed || s.connect(), 2000 + Math.random() * 3000);
+      }
+    });
     s.on('room-created', (roomId) => {
       if (typeof roomId !== 'string') return;
       const requested = this.#requested;
@@ -76,6 +84,7 @@ export class Signaling extends EventTarget {
 
   /** Leaves for good: the server tells the room we are gone. */
   close() {
+    this.#closed = true;
     this.#socket.disconnect();
   }
 

@@ -64,19 +64,35 @@ export function members(page) {
 
 /** Waits until the page lists exactly `n` peers, all with open data channels. */
 export async function waitForOpenPeers(page, n, timeout = WAIT_MS) {
-  await page.waitForFunction(
+  await explained(page, () => page.waitForFunction(
     (n) => {
       const lis = [...document.querySelectorAll('#members li[data-peer-id]')];
       return lis.length === n && lis.every((li) => li.dataset.state === 'open');
     },
     n,
     { timeout },
-  );
+  ));
+}
+
+/** Runs `wait`; if it fails, adds what `page` shows to the error, for the test log. */
+export async function explained(page, wait) {
+  try {
+    return await wait();
+  } catch (err) {
+    const state = await page.evaluate(() => ({
+      signaling: document.body.dataset.signaling,
+      status: document.getElementById('status')?.textContent,
+      members: [...document.querySelectorAll('#members li[data-peer-id]')].map((li) => `${li.dataset.peerId}:${li.dataset.state}`),
+      log: document.getElementById('log')?.innerText,
+    })).catch(() => ({}));
+    err.message += `\n${page.url()}: ${JSON.stringify(state)}; problems: ${JSON.stringify(page.problems)}`;
+    throw err;
+  }
 }
 
 /** Waits until the page is in a room and returns the room's share link. */
 export async function waitForRoom(page, timeout = WAIT_MS) {
-  await page.waitForFunction(() => Boolean(document.body.dataset.roomId), null, { timeout });
+  await explained(page, () => page.waitForFunction(() => Boolean(document.body.dataset.roomId), null, { timeout }));
   return page.evaluate(() => document.body.dataset.roomLink);
 }
 
@@ -106,6 +122,11 @@ export async function waitForSystemLine(page, text, timeout = WAIT_MS) {
   );
 }
 
-export function assertNoProblems(pages) {
-  for (const page of pages) assert.deepEqual(page.problems, [], `page ${page.url()}`);
+/** Fails on any recorded problem but those matching `expected` (network errors that
+ * Chromium logs itself while a test has cut the network on purpose). */
+export function assertNoProblems(pages, expected = []) {
+  for (const page of pages) {
+    const problems = page.problems.filter((p) => !expected.some((re) => re.test(p)));
+    assert.deepEqual(problems, [], `page ${page.url()}`);
+  }
 }

@@ -22,11 +22,16 @@ async function room(t, names, env = {}) {
   t.after(() => Promise.all(pages.map((p) => p.context().close())));
   const first = await openPage(browser, `${server.url}/`);
   pages.push(first);
-  const link = await waitForRoom(first);
-  for (let i = 1; i < names.length; i += 1) pages.push(await openPage(browser, link));
-  await Promise.all(pages.map((p, i) => setName(p, names[i])));
-  await Promise.all(pages.map((p) => waitForOpenPeers(p, names.length - 1)));
-  return { server, pages, link };
+  try {
+    const link = await waitForRoom(first);
+    for (let i = 1; i < names.length; i += 1) pages.push(await openPage(browser, link));
+    await Promise.all(pages.map((p, i) => setName(p, names[i])));
+    await Promise.all(pages.map((p) => waitForOpenPeers(p, names.length - 1)));
+    return { server, pages, link };
+  } catch (err) {
+    err.message += `\nserver log:\n${server.logs.map((l) => JSON.stringify(l)).join('\n')}`;
+    throw err;
+  }
 }
 
 /** Sets a display name with the keyboard: type it and press Enter. */
@@ -175,7 +180,7 @@ test('when the signaling socket drops, open channels keep working and the page r
   await say(b, 'after the outage');
   await waitForMessage(a, 'Grace', 'after the outage');
   await waitForMessage(c, 'Grace', 'after the outage');
-  assertNoProblems(pages);
+  assertNoProblems(pages, [/^console error: Failed to load resource: net::ERR_INTERNET_DISCONNECTED$/]);
 });
 
 test('a stale ?roomId= gets a new room and says so; the room is remembered', async (t) => {
@@ -242,5 +247,11 @@ test('while the server is down, open channels keep working; after a restart the 
   }
   await say(b, 'still connected');
   await waitForMessage(a, 'Grace', 'still connected');
-  assertNoProblems(pages);
+  // Chromium logs the refused reconnection attempts, and the new server's 400 to a
+  // polling request of the old session.
+  assertNoProblems(pages, [
+    /^console error: Failed to load resource: net::ERR_CONNECTION_REFUSED$/,
+    /^console error: Failed to load resource: the server responded with a status of 400 \(Bad Request\)$/,
+    /^console error: WebSocket connection to '[^']+' failed/,
+  ]);
 });

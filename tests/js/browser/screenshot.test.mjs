@@ -5,14 +5,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startServer } from '../server.mjs';
+import { REPO as repo, startServer } from '../server.mjs';
 import {
   launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, waitForSystemLine,
   assertNoProblems,
 } from './browser.mjs';
-
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 let browser;
 after(() => browser?.close());

@@ -57,7 +57,11 @@ async function main() {
   signaling.addEventListener('online', (e) => {
     document.body.dataset.signaling = 'online';
     ui.setStatus('Connected to the server.');
-    if (e.detail.rejoin) ui.addSystem('Reconnected to the server; rejoining the room.');
+    if (e.detail.rejoin) {
+      ui.addSystem('Reconnected to the server; rejoining the room.');
+      // ICE server credentials may be short-lived: take fresh ones for the new connections.
+      loadRtcConfig().then((config) => mesh.setRtcConfig(config));
+    }
   });
   signaling.addEventListener('offline', () => {
     document.body.dataset.signaling = 'offline';

@@ -47,7 +47,10 @@ pub fn app(config: &Config) -> (Router, SocketIo, Shared) {
     let router = Router::new()
         .route("/healthz", get(healthz))
         .merge(metrics::router(config, &shared))
-        .merge(ice::router(config.ice_servers.clone()))
+        .merge(ice::router(ice::RtcSettings::new(
+            config,
+            shared.turn.clone(),
+        )))
         .merge(files.clone())
         .layer(layer);
     let router = web::route_socket_io_client(router, files)

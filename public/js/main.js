@@ -46,10 +46,12 @@ async function main() {
   function updateComposer() {
     if (left) return ui.setComposer(false, 'You left the room.');
     const open = mesh.openCount;
-    const waiting = mesh.peers.length - open;
+    const waiting = mesh.peers.filter((p) => p.state === 'connecting').length;
+    const failed = mesh.peers.filter((p) => p.state === 'failed').length;
     if (open > 0) return ui.setComposer(true, waiting > 0 ? `Still connecting to ${waiting} more.` : '');
     if (!signaling.roomId) return ui.setComposer(false, 'You can write once you are in a room and someone has connected.');
     if (waiting > 0) return ui.setComposer(false, `Connecting to ${waiting} ${waiting === 1 ? 'person' : 'people'}… you can write once a connection is open.`);
+    if (failed > 0) return ui.setComposer(false, 'No connection could be made to anyone in the room, so there is nobody to send to.');
     ui.setComposer(false, 'Nobody else is here yet. Share the invite link; you can write once someone connects.');
   }
 

@@ -255,3 +255,21 @@ test('while the server is down, open channels keep working; after a restart the 
     /^console error: WebSocket connection to '[^']+' failed/,
   ]);
 });
+
+test('a peer that cannot be reached is marked failed, with the TURN hint', async (t) => {
+  // Relay-only ICE without any TURN server: the browsers gather no candidates at all, so
+  // the pages give up after their 30 s connection timeout.
+  const server = await startServer({ ICE_TRANSPORT_POLICY: 'relay' });
+  t.after(() => server.stop());
+  const a = await openPage(browser, `${server.url}/`);
+  t.after(() => a.context().close());
+  const b = await openPage(browser, await waitForRoom(a));
+  t.after(() => b.context().close());
+  for (const page of [a, b]) {
+    await waitForSystemLine(page, 'may need a TURN server', 90_000);
+    assert.deepEqual((await members(page)).map((m) => m.state), ['failed']);
+    assert.equal(await page.locator('#message').isDisabled(), true);
+    assert.match(await page.locator('#message-hint').textContent(), /No connection could be made/);
+  }
+  assertNoProblems([a, b]);
+});

@@ -105,8 +105,13 @@ pub struct Config {
 
     /// ICE servers the web client uses, as a JSON list of `RTCIceServer` objects, e.g.
     /// `[{"urls":"stun:stun.l.google.com:19302"}]`. Empty: host candidates only (one
-    /// machine or a LAN).
-    #[arg(long, env = "ICE_SERVERS", default_value = "[]")]
+    /// machine or a LAN). May hold TURN credentials, so `--help` does not show its value.
+    #[arg(
+        long,
+        env = "ICE_SERVERS",
+        default_value = "[]",
+        hide_env_values = true
+    )]
     pub ice_servers: IceServers,
 
     /// Log output format. Levels are set with RUST_LOG (default: info).

@@ -185,7 +185,8 @@ export class Mesh extends EventTarget {
   #onOffer(from, offer) {
     if (!isDescription(offer, 'offer')) return;
     const existing = this.#peers.get(from);
-    if (existing && !existing.opened) return; // one offer per pair: a duplicate
+    // One offer per pair: while the first is still connecting, another is a duplicate.
+    if (existing && !existing.opened && existing.state === 'connecting') return;
     const peer = this.#add(from, false);
     peer.pc.addEventListener('datachannel', (e) => this.#useChannel(peer, e.channel));
     for (const candidate of this.#early.get(from) ?? []) peer.pending.push(candidate);

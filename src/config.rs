@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::ice::IceServers;
+
 /// meshchat: a Socket.IO signaling server for peer-to-peer WebRTC mesh chat.
 #[derive(Parser, Debug, Clone)]
 #[command(version, about)]
@@ -120,6 +122,17 @@ pub struct Config {
     /// adapter requests) before the client's request is refused, in milliseconds.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1_000)]
     pub redis_timeout_ms: u64,
+
+    /// ICE servers the web client uses, as a JSON list of `RTCIceServer` objects, e.g.
+    /// `[{"urls":"stun:stun.l.google.com:19302"}]`. Empty: host candidates only (one
+    /// machine or a LAN). May hold TURN credentials, so `--help` does not show its value.
+    #[arg(
+        long,
+        env = "ICE_SERVERS",
+        default_value = "[]",
+        hide_env_values = true
+    )]
+    pub ice_servers: IceServers,
 
     /// Log output format. Levels are set with RUST_LOG (default: info).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -105,7 +105,8 @@ impl Gate {
 /// Axum middleware: refuses Socket.IO requests from foreign origins, and new sessions over
 /// the connection cap or the caller's connection rate.
 pub async fn check(State(gate): State<Gate>, req: Request, next: Next) -> Response {
-    if !req.uri().path().starts_with("/socket.io") {
+    let path = req.uri().path();
+    if !path.starts_with("/socket.io") || crate::web::is_socket_io_client(path) {
         return next.run(req).await;
     }
     if !gate.origin_allowed(req.headers()) {

@@ -16,6 +16,7 @@
 //! - [`metrics`]: `GET /metrics` for Prometheus.
 //! - [`affinity`]: keeps a Socket.IO session's requests on its fly.io machine.
 //! - [`web`]: the embedded web client.
+//! - [`ice`]: the ICE servers handed to the web client.
 
 pub mod affinity;
 pub mod args;
@@ -23,6 +24,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod gate;
+pub mod ice;
 pub mod limits;
 pub mod membership;
 pub mod metrics;

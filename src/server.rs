@@ -19,6 +19,7 @@ use crate::affinity::{self, Affinity};
 use crate::cluster::{Cluster, ClusterAdapter, RedisFailure};
 use crate::config::{Config, IceTransportPolicy};
 use crate::gate::{self, Gate};
+use crate::ice;
 use crate::metrics;
 use crate::signaling::{self, Shared};
 use crate::web;
@@ -100,12 +101,18 @@ fn router<A: Adapter>(
             }
         }
     };
-    Router::new()
+    let files = web::router();
+    let router = Router::new()
         .route("/healthz", get(healthz))
-        .merge(metrics::router(config, shared))
         .route("/readyz", get(readyz))
-        .merge(web::router())
-        .layer(layer)
+        .merge(metrics::router(config, shared))
+        .merge(ice::router(ice::RtcSettings::new(
+            config,
+            shared.turn.clone(),
+        )))
+        .merge(files.clone())
+        .layer(layer);
+    web::route_socket_io_client(router, files)
         .layer(middleware::from_fn_with_state(gate, gate::check))
         // Outside the gate: a request for another machine is counted over there.
         .layer(middleware::from_fn_with_state(

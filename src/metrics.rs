@@ -2,8 +2,8 @@
 //! optionally behind a bearer token.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,7 +18,9 @@ use prometheus_client::registry::Registry;
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
+use crate::cluster::RedisRooms;
 use crate::config::{Config, Secret};
+use crate::membership::Membership;
 use crate::rooms::Rooms;
 use crate::signaling::{Shared, Stats};
 
@@ -35,6 +37,22 @@ const LISTED_ROOM_SIZES: usize = 64;
 struct Exporter {
     registry: Arc<Registry>,
     token: Option<Secret>,
+    /// In cluster mode: the store to read the room counts from before each scrape, and
+    /// where to put them for [`Snapshot`].
+    cluster: Option<(RedisRooms, ClusterCounts)>,
+}
+
+/// Room counts read from Redis for the scrape in progress; `None` when Redis did not
+/// answer, and the room gauges are left out rather than shown stale.
+type ClusterCounts = Arc<Mutex<Option<BTreeMap<usize, usize>>>>;
+
+/// Where the room gauges come from.
+#[derive(Debug)]
+enum RoomCounts {
+    /// This process's own table (a single node).
+    Local(Rooms),
+    /// The whole cluster's counts, kept in Redis by the membership scripts.
+    Cluster(ClusterCounts),
 }
 
 /// The `/metrics` route over the server's counters and membership table.
@@ -67,14 +85,25 @@ pub fn router(config: &Config, shared: &Shared) -> Router {
         .map(|t| t.issued().clone())
         .unwrap_or_default();
     registry.register("turn_credentials", "TURN credentials issued", turn_issued);
+    let (rooms, cluster) = match &shared.membership {
+        Membership::Local(_) => (RoomCounts::Local(shared.rooms.clone()), None),
+        Membership::Cluster(store) => {
+            let counts = ClusterCounts::default();
+            (
+                RoomCounts::Cluster(counts.clone()),
+                Some((store.clone(), counts)),
+            )
+        }
+    };
     registry.register_collector(Box::new(Snapshot {
         stats: stats.clone(),
-        rooms: shared.rooms.clone(),
+        rooms,
         max_room_size: config.max_room_size,
     }));
     let exporter = Exporter {
         registry: Arc::new(registry),
         token: config.metrics_token.clone(),
+        cluster,
     };
     Router::new()
         .route("/metrics", get(metrics))
@@ -91,6 +120,14 @@ async fn metrics(State(exporter): State<Exporter>, headers: HeaderMap) -> Respon
             "a metrics token is required\n",
         )
             .into_response();
+    }
+    if let Some((store, counts)) = &exporter.cluster {
+        let read = store
+            .room_sizes()
+            .await
+            .inspect_err(|error| warn!(%error, "metrics: reading room counts from redis failed"))
+            .ok();
+        *lock(counts) = read;
     }
     let mut body = String::new();
     if let Err(error) = text::encode(&mut body, &exporter.registry) {
@@ -125,8 +162,13 @@ fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
 #[derive(Debug)]
 struct Snapshot {
     stats: Arc<Stats>,
-    rooms: Rooms,
+    rooms: RoomCounts,
     max_room_size: usize,
+}
+
+fn lock(counts: &ClusterCounts) -> std::sync::MutexGuard<'_, Option<BTreeMap<usize, usize>>> {
+    // Only a map is stored or cloned under this lock, never an await.
+    counts.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Collector for Snapshot {
@@ -139,7 +181,13 @@ impl Collector for Snapshot {
             connected,
         )?;
 
-        let sizes = self.rooms.sizes();
+        let sizes = match &self.rooms {
+            RoomCounts::Local(rooms) => rooms.sizes(),
+            RoomCounts::Cluster(counts) => match lock(counts).clone() {
+                Some(sizes) => sizes,
+                None => return self.encode_counters(encoder),
+            },
+        };
         let rooms = sizes.values().sum();
         gauge(
             &mut encoder,
@@ -161,7 +209,13 @@ impl Collector for Snapshot {
             let labels = [("members", members.to_string())];
             ConstGauge::new(as_i64(count)).encode(family.encode_family(&labels)?)?;
         }
+        drop(family);
+        self.encode_counters(encoder)
+    }
+}
 
+impl Snapshot {
+    fn encode_counters(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let counters = [
             (
                 "rate_limited",
@@ -236,7 +290,7 @@ mod tests {
         let mut registry = Registry::with_prefix("meshchat");
         registry.register_collector(Box::new(Snapshot {
             stats: shared.stats.clone(),
-            rooms: shared.rooms.clone(),
+            rooms: RoomCounts::Local(shared.rooms.clone()),
             max_room_size: 3,
         }));
         let mut body = String::new();

@@ -1,6 +1,8 @@
 //! The Redis membership store against a real redis-server: atomic capacity across nodes,
-//! dead-node sweeps, re-registration after Redis lost its data.
+//! dead-node sweeps, re-registration after Redis lost its data, and the cluster-wide room
+//! counts behind `/metrics` through all of these.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -100,6 +102,89 @@ async fn capacity_holds_when_nodes_race_for_the_last_seats() {
     }
     assert_eq!((joined, full), (7, 13));
     assert_eq!(a.members(&room).await.unwrap().len(), 8);
+    assert_eq!(
+        sizes(&b).await,
+        [(8, 1)],
+        "one room of 8, whoever filled it"
+    );
+}
+
+/// The cluster-wide room counts, as `/metrics` reads them.
+async fn sizes(node: &RedisRooms) -> Vec<(usize, usize)> {
+    node.room_sizes().await.unwrap().into_iter().collect()
+}
+
+/// Room counts move with every create, join and leave on any node, and with the sweep of a
+/// dead node's peers; every node reads the same counts.
+#[tokio::test]
+async fn room_counts_follow_joins_leaves_and_sweeps() {
+    let redis = Redis::start().await;
+    let (a, b, c) = (
+        redis.node("a").await,
+        redis.node("b").await,
+        redis.node("c").await,
+    );
+    assert_eq!(sizes(&a).await, []);
+    let [p, q, r, s, u] = std::array::from_fn(|_| PeerId::random());
+    let one = a.create(&p).await.unwrap();
+    assert_eq!(sizes(&b).await, [(1, 1)]);
+    b.join_existing(&one, &q, 8).await.unwrap();
+    let two = c.create(&r).await.unwrap();
+    b.join_existing(&two, &s, 8).await.unwrap();
+    a.join_existing(&two, &u, 8).await.unwrap();
+    for node in [&a, &b, &c] {
+        assert_eq!(sizes(node).await, [(2, 1), (3, 1)]);
+    }
+    // Refused joins change nothing.
+    assert_eq!(
+        b.join_existing(&two, &s, 8).await.unwrap(),
+        Join::AlreadyMember
+    );
+    assert_eq!(
+        a.join_existing(&two, &PeerId::random(), 3).await.unwrap(),
+        Join::Full
+    );
+    assert_eq!(sizes(&c).await, [(2, 1), (3, 1)]);
+
+    // Leaving a room one is not in changes nothing either.
+    c.leave_all(std::slice::from_ref(&one), &r).await.unwrap();
+    assert_eq!(sizes(&c).await, [(2, 1), (3, 1)]);
+    a.leave_all(std::slice::from_ref(&two), &u).await.unwrap();
+    assert_eq!(sizes(&c).await, [(2, 2)]);
+
+    // b (holding q and s) stops beating: its peers are swept from both rooms.
+    let ttl = Duration::from_millis(200);
+    for node in [&a, &b, &c] {
+        node.tick(ttl).await.unwrap();
+    }
+    let sweep = async {
+        loop {
+            let gone =
+                a.tick(ttl).await.unwrap().gone.len() + c.tick(ttl).await.unwrap().gone.len();
+            if gone > 0 {
+                return gone;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    assert_eq!(tokio::time::timeout(WAIT, sweep).await.unwrap(), 2);
+    assert_eq!(sizes(&a).await, [(1, 2)]);
+    assert_eq!(sizes(&b).await, [(1, 2)], "the swept node reads them too");
+
+    a.leave_all(std::slice::from_ref(&one), &p).await.unwrap();
+    c.leave_all(std::slice::from_ref(&two), &r).await.unwrap();
+    assert_eq!(sizes(&a).await, []);
+    let mut conn = redis
+        .client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let left: BTreeMap<String, String> = redis::cmd("HGETALL")
+        .arg("test:room_sizes")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, BTreeMap::new(), "no zero counts left behind");
 }
 
 /// Join, the same-room check and leave as seen from another node.
@@ -186,9 +271,13 @@ async fn memberships_come_back_after_redis_lost_them() {
     assert!(!a.tick(ttl).await.unwrap().was_unknown);
 
     redis.flushall().await;
+    assert_eq!(sizes(&a).await, []);
     assert!(a.tick(ttl).await.unwrap().was_unknown);
     assert_eq!(a.register_again().await.unwrap(), 1);
+    assert_eq!(sizes(&a).await, [(1, 1)]);
     assert_eq!(b.register_again().await.unwrap(), 1);
+    assert_eq!(a.register_again().await.unwrap(), 1, "idempotent");
+    assert_eq!(sizes(&b).await, [(2, 1)]);
     let mut members = a.members(&room).await.unwrap();
     members.sort();
     let mut expected = vec![p.to_string(), q.to_string()];
@@ -204,4 +293,5 @@ async fn memberships_come_back_after_redis_lost_them() {
     b.leave_all(std::slice::from_ref(&room), &q).await.unwrap();
     assert_eq!(b.register_again().await.unwrap(), 0);
     assert_eq!(a.members(&room).await.unwrap(), vec![p.to_string()]);
+    assert_eq!(sizes(&a).await, [(1, 1)]);
 }

@@ -5,10 +5,14 @@
 //! drops an empty set, so a room is forgotten when its last member leaves);
 //! `peer:<peerId>` is the set of that peer's rooms; `node:<nodeId>:peers` the peers held by
 //! a node, so a survivor can remove a dead node's peers; `node:<nodeId>:alive` the node's
-//! heartbeat, expiring when it stops; `nodes` the nodes seen. Every change that must be
-//! atomic (create, join with its capacity check, leave, the dead-node sweep) is one Lua
-//! script, so two nodes can never both fill the last seat of a room or both announce a
-//! dead node's peers. Nothing lists rooms: ids stay known only to those given them.
+//! heartbeat, expiring when it stops; `nodes` the nodes seen; `room_sizes` a hash from a
+//! member count to how many rooms have that many members, for `/metrics`. Every change
+//! that must be atomic (create, join with its capacity check, leave, the dead-node sweep,
+//! re-registration) is one Lua script, so two nodes can never both fill the last seat of
+//! a room or both announce a dead node's peers; each script also moves every room it
+//! resizes between the counts of `room_sizes`, so those always match the room sets
+//! without anything scanning them. Nothing lists rooms: ids stay known only to those
+//! given them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -21,11 +25,23 @@ use tokio::sync::RwLock;
 use super::driver::{RedisFailure, bounded};
 use crate::rooms::{Join, PeerId, RoomId};
 
+/// Prepended to every script that changes a room's size: moves one room from the count
+/// of rooms with `from` members to that with `to` members in the hash `h` (0: none, so an
+/// empty room is counted nowhere). Counts that reach zero are removed, so the hash holds
+/// at most one field per room size in use.
+const RESIZE: &str = r"
+local function resize(h, from, to)
+  if from > 0 and redis.call('HINCRBY', h, from, -1) <= 0 then redis.call('HDEL', h, from) end
+  if to > 0 then redis.call('HINCRBY', h, to, 1) end
+end
+";
+
 const CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
+resize(KEYS[4], 0, 1)
 return 1
 ";
 
@@ -38,13 +54,17 @@ if n >= tonumber(ARGV[3]) then return -3 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
+resize(KEYS[4], n, n + 1)
 return n
 ";
 
-/// KEYS: the peer's rooms, the node's peers; ARGV: key prefix, peer, then its rooms.
+/// KEYS: the peer's rooms, the node's peers, the room sizes; ARGV: key prefix, peer, then
+/// its rooms.
 const LEAVE: &str = r"
 for i = 3, #ARGV do
-  redis.call('SREM', ARGV[1] .. 'room:' .. ARGV[i], ARGV[2])
+  local room = ARGV[1] .. 'room:' .. ARGV[i]
+  local n = redis.call('SCARD', room)
+  if redis.call('SREM', room, ARGV[2]) == 1 then resize(KEYS[3], n, n - 1) end
 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
@@ -66,7 +86,9 @@ for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
   if n ~= me and redis.call('EXISTS', p .. 'node:' .. n .. ':alive') == 0 then
     for _, peer in ipairs(redis.call('SMEMBERS', p .. 'node:' .. n .. ':peers')) do
       for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. peer)) do
-        redis.call('SREM', p .. 'room:' .. r, peer)
+        local room = p .. 'room:' .. r
+        local size = redis.call('SCARD', room)
+        if redis.call('SREM', room, peer) == 1 then resize(p .. 'room_sizes', size, size - 1) end
         table.insert(out, peer)
         table.insert(out, r)
       end
@@ -84,12 +106,19 @@ return out
 const REGISTER: &str = r"
 local p, me = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 2 do
-  redis.call('SADD', p .. 'room:' .. ARGV[i + 1], ARGV[i])
+  local room = p .. 'room:' .. ARGV[i + 1]
+  local n = redis.call('SCARD', room)
+  if redis.call('SADD', room, ARGV[i]) == 1 then resize(p .. 'room_sizes', n, n + 1) end
   redis.call('SADD', p .. 'peer:' .. ARGV[i], ARGV[i + 1])
   redis.call('SADD', p .. 'node:' .. me .. ':peers', ARGV[i])
 end
 return 1
 ";
+
+/// A script that may call `resize` (see [`RESIZE`]).
+fn resizing(body: &str) -> Script {
+    Script::new(&format!("{RESIZE}{body}"))
+}
 
 /// Peers with the rooms they left.
 pub type Leaves = Vec<(PeerId, Vec<RoomId>)>;
@@ -146,11 +175,11 @@ impl RedisRooms {
             node: node.into(),
             timeout,
             scripts: Arc::new(Scripts {
-                create: Script::new(CREATE),
-                join: Script::new(JOIN),
-                leave: Script::new(LEAVE),
-                tick: Script::new(TICK),
-                register: Script::new(REGISTER),
+                create: resizing(CREATE),
+                join: resizing(JOIN),
+                leave: resizing(LEAVE),
+                tick: resizing(TICK),
+                register: resizing(REGISTER),
             }),
             mine: Arc::default(),
             changes: Arc::default(),
@@ -170,6 +199,10 @@ impl RedisRooms {
         format!("{}node:{}:peers", self.prefix, self.node)
     }
 
+    fn sizes_key(&self) -> String {
+        format!("{}room_sizes", self.prefix)
+    }
+
     fn mine(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, HashSet<RoomId>>> {
         // Only map operations happen under this lock, never an await.
         self.mine.lock().unwrap_or_else(|p| p.into_inner())
@@ -185,6 +218,7 @@ impl RedisRooms {
             call.key(self.room_key(&room))
                 .key(self.peer_key(peer))
                 .key(self.node_peers_key())
+                .key(self.sizes_key())
                 .arg(peer.as_str())
                 .arg(room.as_str());
             let created: i64 = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
@@ -211,6 +245,7 @@ impl RedisRooms {
         call.key(self.room_key(room))
             .key(self.peer_key(peer))
             .key(self.node_peers_key())
+            .key(self.sizes_key())
             .arg(peer.as_str())
             .arg(room.as_str())
             .arg(max);
@@ -254,6 +289,7 @@ impl RedisRooms {
         let mut call = self.scripts.leave.prepare_invoke();
         call.key(self.peer_key(peer))
             .key(self.node_peers_key())
+            .key(self.sizes_key())
             .arg(&*self.prefix)
             .arg(peer.as_str());
         for room in rooms {
@@ -308,6 +344,27 @@ impl RedisRooms {
                 .query_async(&mut conn),
         )
         .await
+    }
+
+    /// Rooms in the whole cluster by member count: one read of a hash with at most one
+    /// field per room size in use, kept by the scripts above.
+    pub async fn room_sizes(&self) -> Result<BTreeMap<usize, usize>, RedisFailure> {
+        let mut conn = self.conn.clone();
+        let counts: HashMap<String, i64> = bounded(
+            self.timeout,
+            redis::cmd("HGETALL")
+                .arg(self.sizes_key())
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(counts
+            .into_iter()
+            .filter_map(|(size, count)| {
+                let size = size.parse().ok().filter(|&s: &usize| s > 0)?;
+                let count = usize::try_from(count).ok().filter(|&c| c > 0)?;
+                Some((size, count))
+            })
+            .collect())
     }
 
     /// One heartbeat: refresh this node's key (expiring after `ttl`) and sweep dead nodes.

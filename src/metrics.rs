@@ -209,7 +209,6 @@ impl Collector for Snapshot {
             let labels = [("members", members.to_string())];
             ConstGauge::new(as_i64(count)).encode(family.encode_family(&labels)?)?;
         }
-        drop(family);
         self.encode_counters(encoder)
     }
 }

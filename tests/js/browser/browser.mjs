@@ -113,6 +113,13 @@ export async function waitForMessage(page, author, text, timeout = WAIT_MS) {
   );
 }
 
+/** Sets a display name with the keyboard: type it and press Enter. */
+export async function setName(page, name) {
+  await page.locator('#name').fill(name);
+  await page.locator('#name').press('Enter');
+  await waitForSystemLine(page, `You are now called ${name}.`);
+}
+
 /** Waits for a system line containing `text`. */
 export async function waitForSystemLine(page, text, timeout = WAIT_MS) {
   await page.waitForFunction(

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { startServer } from '../server.mjs';
 import {
   WAIT_MS, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage,
-  waitForSystemLine, assertNoProblems,
+  waitForSystemLine, assertNoProblems, setName,
 } from './browser.mjs';
 
 let browser;
@@ -32,13 +32,6 @@ async function room(t, names, env = {}) {
     err.message += `\nserver log:\n${server.logs.map((l) => JSON.stringify(l)).join('\n')}`;
     throw err;
   }
-}
-
-/** Sets a display name with the keyboard: type it and press Enter. */
-async function setName(page, name) {
-  await page.locator('#name').fill(name);
-  await page.locator('#name').press('Enter');
-  await waitForSystemLine(page, `You are now called ${name}.`);
 }
 
 /** Waits until every page lists the others by name. */

@@ -259,7 +259,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> Result<Report> {
                 rate *= opts.factor;
             } else {
                 failed = Some(rate);
-                if best.is_some() {
+                if best.is_some() || rate < opts.start_rate / 32.0 {
                     break;
                 }
                 rate /= 2.0;

@@ -67,6 +67,9 @@ pub struct Step {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+    /// Share of one core the load generator used while sending: near 1, the step
+    /// measured the load generator rather than the server.
+    pub loadgen_cpu: Option<f64>,
     pub pass: bool,
 }
 
@@ -192,6 +195,16 @@ async fn member(
     }
 }
 
+/// CPU time this process has used (user + system), from `/proc/self/stat`.
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux the benchmark runs on.
+    Some(ticks as f64 / 100.0)
+}
+
 /// The send timestamp of a relayed message, found without parsing the whole frame.
 fn sent_at(frame: &str) -> Option<u64> {
     if !frame.starts_with("42") {
@@ -315,6 +328,7 @@ async fn run_step(
         .unwrap_or_else(|p| p.into_inner())
         .reset();
     let start = Instant::now();
+    let cpu_start = cpu_secs();
     meter.step_start_us.store(now_us(), Ordering::Relaxed);
     let mut sent = 0u64;
     let mut next = 0usize;
@@ -337,6 +351,7 @@ async fn run_step(
         }
     }
     let sending = start.elapsed().as_secs_f64();
+    let loadgen_cpu = cpu_start.zip(cpu_secs()).map(|(a, b)| (b - a) / sending);
     let drain_end = Instant::now() + DRAIN;
     while meter.delivered.load(Ordering::Relaxed) < sent && Instant::now() < drain_end {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -360,16 +375,18 @@ async fn run_step(
         p99_us: p99,
         p999_us: hist.value_at_quantile(0.999),
         max_us: hist.max(),
+        loadgen_cpu,
         pass: sent > 0 && ratio >= MIN_DELIVERED && p99 < MAX_P99_US,
     };
     eprintln!(
-        "  rate {:>8.0}/s: delivered {:>8.0}/s ({:.4}), p50 {} us, p99 {} us, p99.9 {} us{}",
+        "  rate {:>8.0}/s: delivered {:>8.0}/s ({:.4}), p50 {} us, p99 {} us, p99.9 {} us, loadgen cpu {:.2}{}",
         rate,
         step.delivered_per_s,
         ratio,
         step.p50_us,
         step.p99_us,
         step.p999_us,
+        loadgen_cpu.unwrap_or(f64::NAN),
         if step.pass { "" } else { "  FAIL" }
     );
     step

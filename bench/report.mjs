@@ -132,7 +132,8 @@ out('  interval of 25 s in a full run). RSS per client = (server VmRSS after the
 out('  before the first connection) / clients, from `/proc/<pid>/status`.');
 out('- **relay**: clients in rooms of 2, 4 or 8 send `ice-candidate` and `rtc-offer` events of');
 out('  ~1 KB to each of their peers in turn; the load generator spreads a total rate evenly over');
-out('  all clients, each payload carrying its send time. The rate goes up ×1.5 per passing step;');
+out('  all clients, each payload carrying its send time. A failing step is tried once more before');
+out('  its rate counts as failed (both tries are listed). The rate goes up ×1.5 per passing step;');
 out('  between the last passing and the first failing rate the search bisects; then one more');
 out('  step at half the highest passing rate measures latency under moderate load.');
 out('- **churn**: in each of many rooms one member stays; a new client connects, joins, is');

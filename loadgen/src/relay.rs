@@ -44,6 +44,10 @@ pub struct RelayOpts {
     /// Run one step at this rate instead of searching.
     #[arg(long)]
     pub fixed_rate: Option<f64>,
+    /// Times a failing step of the search is repeated before the rate counts as failed, so
+    /// that one stall of a busy machine does not end the search.
+    #[arg(long, default_value_t = 1)]
+    pub retries: usize,
 }
 
 /// Delivery ratio a step needs to pass.
@@ -262,8 +266,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> Result<Report> {
         // Up by `factor` while steps pass; if the first fails, down by halves until one
         // passes. Either way the result lies between a passing and a failing rate.
         for _ in 0..opts.max_steps {
-            let s = step(rate).await;
-            steps.push(s.clone());
+            let s = search_step(rate, opts, &senders, &meter, &mut steps).await;
             if s.pass {
                 best = Some(s);
                 if failed.is_some() {
@@ -281,8 +284,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> Result<Report> {
         if let (Some(mut hi), Some(mut lo)) = (failed, best.as_ref().map(|b| b.rate)) {
             for _ in 0..opts.refine {
                 let mid = (lo * hi).sqrt().round();
-                let s = step(mid).await;
-                steps.push(s.clone());
+                let s = search_step(mid, opts, &senders, &meter, &mut steps).await;
                 if s.pass {
                     lo = mid;
                     best = Some(s);
@@ -311,6 +313,26 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> Result<Report> {
         steps,
         closed: meter.closed.load(Ordering::Relaxed),
     })
+}
+
+/// A step of the search: the rate passes if any of `1 + retries` tries passes; every try
+/// is kept in `steps`.
+async fn search_step(
+    rate: f64,
+    opts: &RelayOpts,
+    senders: &[mpsc::UnboundedSender<u64>],
+    meter: &Meter,
+    steps: &mut Vec<Step>,
+) -> Step {
+    let mut tries = 0;
+    loop {
+        let s = run_step(rate, opts.step_secs, senders, meter).await;
+        steps.push(s.clone());
+        tries += 1;
+        if s.pass || tries > opts.retries {
+            return s;
+        }
+    }
 }
 
 /// Sends at `rate` messages/s for `secs`, spread round-robin over the members, then waits

@@ -18,6 +18,15 @@ fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
+/// `prefix` then `id`, in one allocation: built on every relay, where `format!` cost more
+/// than the rest of the name handling.
+fn prefixed(prefix: &str, id: &str) -> String {
+    let mut name = String::with_capacity(prefix.len() + id.len());
+    name.push_str(prefix);
+    name.push_str(id);
+    name
+}
+
 /// A chat room id: 4 to 64 characters of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomId(String);
@@ -37,7 +46,7 @@ impl RoomId {
 
     /// The Socket.IO room that holds this chat room's members.
     pub fn socket_room(&self) -> String {
-        format!("room:{}", self.0)
+        prefixed("room:", &self.0)
     }
 }
 
@@ -68,7 +77,7 @@ impl PeerId {
     /// The Socket.IO room that holds only this peer's socket, so relays can address it
     /// (on this node or, through an adapter, on another).
     pub fn socket_room(&self) -> String {
-        format!("peer:{}", self.0)
+        prefixed("peer:", &self.0)
     }
 }
 

@@ -1,0 +1,24 @@
+//! Load generator for meshchat and any server of its room protocol (see PROTOCOL.md):
+//! Engine.IO v4 over websocket, spoken directly, for many clients from one process.
+//!
+//! - `client`: connect, events, room setup
+//! - `idle`: clients held in rooms; server memory per client
+//! - `relay`: offers and candidates between room members; rate, delivery and latency
+//! - `churn`: join-and-leave cycles per second
+
+pub mod churn;
+pub mod client;
+pub mod idle;
+pub mod relay;
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+pub use client::Target;
+
+/// Microseconds since the first call: the clock of send timestamps, which are read back
+/// by this same process.
+pub fn now_us() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
+}

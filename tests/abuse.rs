@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Client, Incoming, Server, pair};
+use common::{Client, Incoming, Server, join_and_stop_reading, pair};
 use meshchat::Config;
 use serde_json::{Value, json};
 
@@ -440,20 +440,7 @@ async fn a_client_that_never_reads_is_dropped() {
     let mut a = Client::connect(server.addr).await;
     let room = a.create_room().await;
 
-    // b: a long-polling client that joins and then never polls again.
-    let http = reqwest::Client::new();
-    let base = server.url("/socket.io/?EIO=4&transport=polling");
-    let open = http.get(&base).send().await.unwrap().text().await.unwrap();
-    let open: Value = serde_json::from_str(&open[1..]).unwrap();
-    let session = format!("{base}&sid={}", open["sid"].as_str().unwrap());
-    http.post(&session).body("40").send().await.unwrap();
-    http.get(&session).send().await.unwrap(); // the namespace connect ack
-    http.post(&session)
-        .body(format!(r#"42["join-room","{room}"]"#))
-        .send()
-        .await
-        .unwrap();
-    let b_peer = a.expect_event("new-user-joined").await[0].clone();
+    let b_peer = join_and_stop_reading(&server, &mut a, &room).await;
 
     for i in 0..100 {
         a.emit("ice-candidate", &[b_peer.clone(), json!({ "i": i })]);

@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use clap::Parser;
-use common::{Client, Server, pair};
+use common::{Client, Server, join_and_stop_reading, pair};
 use meshchat::Config;
 use serde_json::{Value, json};
 
@@ -152,20 +152,7 @@ async fn failed_emits_are_counted_by_event() {
     .await;
     let mut a = Client::connect(server.addr).await;
     let room = a.create_room().await;
-    // b: a long-polling client that joins and then never polls again.
-    let http = reqwest::Client::new();
-    let base = server.url("/socket.io/?EIO=4&transport=polling");
-    let open = http.get(&base).send().await.unwrap().text().await.unwrap();
-    let open: Value = serde_json::from_str(&open[1..]).unwrap();
-    let session = format!("{base}&sid={}", open["sid"].as_str().unwrap());
-    http.post(&session).body("40").send().await.unwrap();
-    http.get(&session).send().await.unwrap();
-    http.post(&session)
-        .body(format!(r#"42["join-room","{room}"]"#))
-        .send()
-        .await
-        .unwrap();
-    let b_peer = a.expect_event("new-user-joined").await[0].clone();
+    let b_peer = join_and_stop_reading(&server, &mut a, &room).await;
     for i in 0..100 {
         a.emit("ice-candidate", &[b_peer.clone(), json!({ "i": i })]);
     }

@@ -315,3 +315,21 @@ pub async fn pair(server: &Server) -> (Client, Client, String, String) {
         .to_owned();
     (a, b, room, b_peer)
 }
+
+/// Joins `room` as a long-polling client that then never polls again, so everything sent
+/// to it piles up in its outgoing buffer. Returns its peer id, as announced to `member`.
+pub async fn join_and_stop_reading(server: &Server, member: &mut Client, room: &str) -> Value {
+    let http = reqwest::Client::new();
+    let base = server.url("/socket.io/?EIO=4&transport=polling");
+    let open = http.get(&base).send().await.unwrap().text().await.unwrap();
+    let open: Value = serde_json::from_str(&open[1..]).unwrap();
+    let session = format!("{base}&sid={}", open["sid"].as_str().unwrap());
+    http.post(&session).body("40").send().await.unwrap();
+    http.get(&session).send().await.unwrap(); // the namespace connect ack
+    http.post(&session)
+        .body(format!(r#"42["join-room","{room}"]"#))
+        .send()
+        .await
+        .unwrap();
+    member.expect_event("new-user-joined").await[0].clone()
+}

@@ -89,15 +89,13 @@ impl Shared {
 pub struct Stats {
     /// Sockets connected now.
     pub connected: AtomicUsize,
-    pub relayed: AtomicU64,
-    pub refused: AtomicU64,
     /// Emits that failed, mostly because a client's outgoing buffer was full.
     pub failed_emits: AtomicU64,
     /// Events dropped by a rate limit.
     pub rate_limited: AtomicU64,
     /// Connections dropped for flooding.
     pub floods: AtomicU64,
-    /// The same, split by label for `/metrics`.
+    /// Relays, refusals and failed emits split by label for `/metrics`.
     pub relayed_by_event: ByLabel,
     pub refused_by_reason: ByLabel,
     pub failed_emits_by_event: ByLabel,
@@ -203,7 +201,6 @@ impl<A: Adapter> Reply<A> {
     }
 
     fn refuse(self, s: &SocketRef<A>, shared: &Shared, event: &str, refusal: Refusal) {
-        shared.stats.refused.fetch_add(1, Ordering::Relaxed);
         let reason = [("reason", refusal.reason())];
         shared.stats.refused_by_reason.get_or_create(&reason).inc();
         debug!(sid = %s.id, event, reason = refusal.reason(), "request refused");
@@ -478,7 +475,6 @@ async fn relay<A: Adapter>(
     )
     .await;
     if sent.is_ok() {
-        shared.stats.relayed.fetch_add(1, Ordering::Relaxed);
         shared
             .stats
             .relayed_by_event

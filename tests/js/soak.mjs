@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { io } from 'socket.io-client';
-import { startServer, REPO } from './server.mjs';
+import { startServer, REPO } from './helpers/server.mjs';
 
 const { values: opts } = parseArgs({
   options: {

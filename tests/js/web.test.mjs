@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { io } from 'socket.io-client';
-import { startServer } from './server.mjs';
+import { startServer } from './helpers/server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const vendor = path.join(here, '..', '..', 'public', 'vendor');
@@ -90,7 +90,7 @@ test('with TURN_SECRET every GET /api/rtc-config carries fresh TURN credentials'
 
 test('a bad ICE_SERVERS stops the server at startup with a message that says why', async () => {
   const { spawn } = await import('node:child_process');
-  const { BINARY } = await import('./server.mjs');
+  const { BINARY } = await import('./helpers/server.mjs');
   const child = spawn(BINARY, [], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ICE_SERVERS: '[{"urls":"turn:turn.example.com"}]' },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -3,8 +3,8 @@
 //   cd tests/js && node bench/relay-latency.mjs [rounds]
 //   MESHCHAT_BIN=../../target/release/meshchat node bench/relay-latency.mjs 5000
 //   ... relay-latency.mjs 5000 single    (one node only, e.g. to compare two builds)
-import { startServer } from '../server.mjs';
-import { startRedis } from '../cluster/cluster.mjs';
+import { startServer } from '../helpers/server.mjs';
+import { startRedis } from '../helpers/cluster.mjs';
 import { io } from 'socket.io-client';
 
 const ROUNDS = Number(process.argv[2] ?? 2000);

@@ -4,11 +4,11 @@
 // anything from another origin nor log a console error.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../server.mjs';
+import { startServer } from '../helpers/server.mjs';
 import {
   WAIT_MS, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage,
   waitForSystemLine, assertNoProblems, setName,
-} from './browser.mjs';
+} from '../helpers/browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });

@@ -5,11 +5,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { REPO as repo, startServer } from '../server.mjs';
+import { REPO as repo, startServer } from '../helpers/server.mjs';
 import {
   launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, waitForSystemLine,
   assertNoProblems,
-} from './browser.mjs';
+} from '../helpers/browser.mjs';
 
 let browser;
 after(() => browser?.close());

@@ -1,8 +1,8 @@
 // A node killed with SIGKILL and a Redis restart: the cluster heals by itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../server.mjs';
-import { FAST, startRedis, startNodes, connected, next, request, status, until } from './cluster.mjs';
+import { startServer } from '../helpers/server.mjs';
+import { FAST, startRedis, startNodes, connected, next, request, status, until } from '../helpers/cluster.mjs';
 
 /** Puts a on its node in a new room and the others in it; returns the room and peer ids. */
 async function meshOf(a, ...others) {

@@ -2,11 +2,11 @@
 // form a full mesh through signaling that crosses nodes over Redis, and chat.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, startNodes } from './cluster.mjs';
+import { startRedis, startNodes } from '../helpers/cluster.mjs';
 import {
   launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage, setName,
   explained, assertNoProblems,
-} from '../browser/browser.mjs';
+} from '../helpers/browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });

@@ -2,7 +2,7 @@
 // same on every node, through joins, leaves and a node killed with SIGKILL.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FAST, startRedis, startNodes, connected, next, request, until } from './cluster.mjs';
+import { FAST, startRedis, startNodes, connected, next, request, until } from '../helpers/cluster.mjs';
 
 /** The room gauges of `node`: { rooms, bySize: {members: count} } (only non-zero sizes). */
 async function roomGauges(node) {

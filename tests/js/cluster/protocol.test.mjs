@@ -1,7 +1,7 @@
 // Every protocol row with clients spread over three nodes joined through a real Redis.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, startNodes, connected, next, request, until } from './cluster.mjs';
+import { startRedis, startNodes, connected, next, request, until } from '../helpers/cluster.mjs';
 
 test('cluster: create on A, join on B and C, relay across nodes, leave across nodes', async (t) => {
   const redis = await startRedis();

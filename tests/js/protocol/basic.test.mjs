@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { startServer } from '../server.mjs';
+import { startServer } from '../helpers/server.mjs';
 
 const MODES = {
   polling: { transports: ['polling'] },

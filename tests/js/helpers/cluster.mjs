@@ -3,7 +3,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { io } from 'socket.io-client';
-import { startServer } from '../server.mjs';
+import { startServer } from './server.mjs';
 
 /** A port that was free a moment ago (redis-server takes a port number, not port 0). */
 function freePort() {

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { io } from 'socket.io-client';
+import { client, next } from './helpers/client.mjs';
 import { startServer, REPO } from './helpers/server.mjs';
 
 const { values: opts } = parseArgs({
@@ -57,19 +57,9 @@ async function serverCounts() {
   return { connected: read('meshchat_connected_sockets'), rooms: read('meshchat_rooms') };
 }
 
-function once(socket, event) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${WAIT_MS} ms`)), WAIT_MS);
-    socket.once(event, (...args) => {
-      clearTimeout(timer);
-      resolve(args);
-    });
-  });
-}
-
 function connect() {
   const transports = Math.random() < 0.3 ? ['polling'] : ['websocket'];
-  return io(server.url, { transports, forceNew: true, reconnection: false });
+  return client(server, { transports });
 }
 
 const candidate = (i) => ({
@@ -86,17 +76,17 @@ async function cycle() {
     const first = connect();
     sockets.push(first);
     first.emit('create-room');
-    const [roomId] = await once(first, 'room-created');
+    const [roomId] = await next(first, 'room-created', WAIT_MS);
     const peers = [];
     for (let i = 1; i < size; i += 1) {
       const s = connect();
       sockets.push(s);
-      const announced = once(first, 'new-user-joined');
+      const announced = next(first, 'new-user-joined', WAIT_MS);
       s.emit('join-room', roomId);
       peers.push([s, (await announced)[0]]);
     }
     for (const [s, id] of peers) {
-      const got = once(s, 'ice-candidate');
+      const got = next(s, 'ice-candidate', WAIT_MS);
       for (let i = 0; i < 5; i += 1) first.emit('ice-candidate', id, candidate(i));
       first.emit('rtc-offer', id, { type: 'offer', sdp: 'v=0\r\n'.repeat(200) });
       await got;
@@ -106,7 +96,7 @@ async function cycle() {
     if (roll < 0.05) {
       // A flooder: far over the signaling rate until the server drops it.
       const [victim, id] = peers[0];
-      const gone = once(first, 'user-disconnected');
+      const gone = next(first, 'user-disconnected', WAIT_MS);
       for (let i = 0; i < 3000; i += 1) victim.emit('ice-candidate', 'x'.repeat(16), { i, id });
       await gone;
       counts.floods += 1;

@@ -7,8 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { io } from 'socket.io-client';
-import { startServer } from './helpers/server.mjs';
+import { connect, next } from './helpers/client.mjs';
+import { BINARY, startServer } from './helpers/server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const vendor = path.join(here, '..', '..', 'public', 'vendor');
@@ -49,13 +49,10 @@ test('the server serves the client at /socket.io/ and Engine.IO still works ther
   }
   assert.equal((await fetch(`${server.url}/socket.io/other.js`)).status, 400, 'Engine.IO answers other paths');
 
-  const socket = io(server.url, { transports: ['polling'], forceNew: true, reconnection: false });
-  t.after(() => socket.close());
-  const roomId = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no room-created within 10 s')), 10_000);
-    socket.once('room-created', (id) => { clearTimeout(timer); resolve(id); });
-    socket.emit('create-room');
-  });
+  const socket = connect(t, server, ['polling']);
+  const created = next(socket, 'room-created');
+  socket.emit('create-room');
+  const [roomId] = await created;
   assert.match(roomId, /^[A-Za-z0-9_-]{10}$/);
 });
 
@@ -90,7 +87,6 @@ test('with TURN_SECRET every GET /api/rtc-config carries fresh TURN credentials'
 
 test('a bad ICE_SERVERS stops the server at startup with a message that says why', async () => {
   const { spawn } = await import('node:child_process');
-  const { BINARY } = await import('./helpers/server.mjs');
   const child = spawn(BINARY, [], {
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ICE_SERVERS: '[{"urls":"turn:turn.example.com"}]' },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -3,35 +3,27 @@
 //   cd tests/js && node bench/relay-latency.mjs [rounds]
 //   MESHCHAT_BIN=../../target/release/meshchat node bench/relay-latency.mjs 5000
 //   ... relay-latency.mjs 5000 single    (one node only, e.g. to compare two builds)
-import { startServer } from '../helpers/server.mjs';
+import { client, next } from '../helpers/client.mjs';
 import { startRedis } from '../helpers/cluster.mjs';
-import { io } from 'socket.io-client';
+import { startServer, status, until } from '../helpers/server.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? 2000);
 // No rate limit: the benchmark sends far more than a client should.
 const ENV = { SIGNAL_RATE: '0' };
 
-function client(node) {
-  return new Promise((resolve) => {
-    const s = io(node.url, { transports: ['websocket'], forceNew: true, reconnection: false });
-    s.once('connect', () => resolve(s));
-  });
+/** A websocket client of `node`, once connected. */
+async function wsClient(node) {
+  const s = client(node, { transports: ['websocket'] });
+  await next(s, 'connect');
+  return s;
 }
-const once = (s, e) =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${e} within 10 s`)), 10_000);
-    s.once(e, (...args) => {
-      clearTimeout(timer);
-      resolve(args);
-    });
-  });
 
 async function measure(label, nodeA, nodeB) {
-  const a = await client(nodeA);
-  const b = await client(nodeB);
+  const a = await wsClient(nodeA);
+  const b = await wsClient(nodeB);
   a.emit('create-room');
-  const [roomId] = await once(a, 'room-created');
-  const joined = once(a, 'new-user-joined');
+  const [roomId] = await next(a, 'room-created');
+  const joined = next(a, 'new-user-joined');
   b.emit('join-room', roomId);
   const [bPeer] = await joined;
   b.on('rtc-offer', (from, offer) => b.emit('rtc-answer', from, offer));
@@ -39,7 +31,7 @@ async function measure(label, nodeA, nodeB) {
   const times = [];
   for (let i = 0; i < ROUNDS + 200; i += 1) {
     const start = process.hrtime.bigint();
-    const answered = once(a, 'rtc-answer');
+    const answered = next(a, 'rtc-answer');
     a.emit('rtc-offer', bPeer, offer);
     await answered;
     if (i >= 200) times.push(Number(process.hrtime.bigint() - start) / 1000);
@@ -59,9 +51,7 @@ if (process.argv[3] === 'single') process.exit(0);
 const redis = await startRedis();
 const A = await startServer({ ...ENV, REDIS_URL: redis.url });
 const B = await startServer({ ...ENV, REDIS_URL: redis.url });
-for (const n of [A, B]) {
-  while ((await fetch(`${n.url}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 50));
-}
+for (const n of [A, B]) await until(async () => (await status(n, '/readyz')) === 200, `${n.url} ready`);
 await measure('cluster, both clients on node A', A, A);
 await measure('cluster, clients on nodes A and B', A, B);
 await A.stop();

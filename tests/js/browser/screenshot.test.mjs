@@ -7,8 +7,7 @@ import { copyFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { REPO as repo, startServer } from '../helpers/server.mjs';
 import {
-  launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, waitForSystemLine,
-  assertNoProblems,
+  launch, openPage, waitForOpenPeers, waitForRoom, waitForMessage, setName, assertNoProblems,
 } from '../helpers/browser.mjs';
 
 let browser;
@@ -24,9 +23,7 @@ test('a three-member conversation by keyboard, at desktop and phone width, with 
   const join = async (url, name, size) => {
     const page = await openPage(browser, url, { viewport: size });
     pages.push(page);
-    await page.locator('#name').fill(name);
-    await page.locator('#name').press('Enter');
-    await waitForSystemLine(page, `You are now called ${name}.`);
+    await setName(page, name);
     return page;
   };
   const ada = await join(`${server.url}/`, 'Ada', viewport);

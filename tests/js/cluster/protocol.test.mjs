@@ -1,7 +1,9 @@
 // Every protocol row with clients spread over three nodes joined through a real Redis.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, startNodes, connected, next, request, until } from '../helpers/cluster.mjs';
+import { connected, next, request } from '../helpers/client.mjs';
+import { startRedis, startNodes } from '../helpers/cluster.mjs';
+import { until } from '../helpers/server.mjs';
 
 test('cluster: create on A, join on B and C, relay across nodes, leave across nodes', async (t) => {
   const redis = await startRedis();

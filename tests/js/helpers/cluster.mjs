@@ -1,9 +1,8 @@
-// Helpers for the cluster tests: a real redis-server on a free loopback port, several
-// meshchat nodes pointed at it, and socket.io-client clients spread across them.
+// Helpers for the cluster tests: a real redis-server on a free loopback port and several
+// meshchat nodes pointed at it (clients: client.mjs).
 import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { io } from 'socket.io-client';
-import { startServer } from './server.mjs';
+import { startServer, status, until } from './server.mjs';
 
 /** A port that was free a moment ago (redis-server takes a port number, not port 0). */
 function freePort() {
@@ -77,6 +76,10 @@ export async function startRedis() {
 /** Test timings: fast heartbeats so that node death is noticed quickly. */
 export const FAST = { NODE_HEARTBEAT_MS: '200', NODE_TTL_MS: '1000', REDIS_TIMEOUT_MS: '500' };
 
+/** Longest wait for a dead node's members to be announced as gone, with FAST timings: one
+ * TTL plus one heartbeat interval, with room for a slow machine. */
+export const DEAD_NODE_MS = Number(FAST.NODE_TTL_MS) + Number(FAST.NODE_HEARTBEAT_MS) + 3_000;
+
 /** Starts `n` nodes pointed at `redis`, and waits until each reports ready. */
 export async function startNodes(t, n, redis, env = {}) {
   const nodes = [];
@@ -93,53 +96,4 @@ export async function startNodes(t, n, redis, env = {}) {
   }
   for (const node of nodes) await until(async () => (await status(node, '/readyz')) === 200, `${node.url} ready`);
   return nodes;
-}
-
-/** HTTP status of `path` on `node`, or 0 when the node does not answer. */
-export async function status(node, path) {
-  try {
-    const res = await fetch(node.url + path, { signal: AbortSignal.timeout(2_000) });
-    return res.status;
-  } catch {
-    return 0;
-  }
-}
-
-/** Polls `check` every 50 ms until it is true; fails after `ms`. For states no event reports. */
-export async function until(check, what, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** A client of `node`; closed when the test ends. */
-export function connect(t, node, transports = ['websocket']) {
-  const socket = io(node.url, { transports, forceNew: true, reconnection: false });
-  t.after(() => socket.close());
-  return socket;
-}
-
-/** Resolves with the arguments of the next `event` on `socket`, or fails after `ms`. */
-export function next(socket, event, ms = 10_000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
-    socket.once(event, (...args) => {
-      clearTimeout(timer);
-      resolve(args);
-    });
-  });
-}
-
-/** Emits with an ack callback and resolves with the ack's body. */
-export function request(socket, event, ...args) {
-  return socket.timeout(10_000).emitWithAck(event, ...args);
-}
-
-/** Connects and waits for the connection. */
-export async function connected(t, node, transports) {
-  const socket = connect(t, node, transports);
-  if (!socket.connected) await next(socket, 'connect');
-  return socket;
 }

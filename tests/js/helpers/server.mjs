@@ -1,4 +1,5 @@
-// Starts the real meshchat binary on an ephemeral loopback port for a test, and stops it.
+// Starts the real meshchat binary on an ephemeral loopback port for a test, stops it, and
+// waits for states of it that no event reports.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -56,4 +57,23 @@ export async function startServer(env = {}, binary = BINARY) {
       return exited;
     },
   };
+}
+
+/** HTTP status of `path` on `server`, or 0 when the server does not answer. */
+export async function status(server, path) {
+  try {
+    const res = await fetch(server.url + path, { signal: AbortSignal.timeout(2_000) });
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+/** Polls `check` every 50 ms until it is true; fails after `ms`. For states no event reports. */
+export async function until(check, what, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

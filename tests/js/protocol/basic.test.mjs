@@ -1,37 +1,22 @@
 // The core rows of the protocol with the official socket.io-client, on each transport mode.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { io } from 'socket.io-client';
+import { connect, next, request } from '../helpers/client.mjs';
 import { startServer } from '../helpers/server.mjs';
 
+/** The transports of each mode; `null` is the client's default: polling, then the upgrade. */
 const MODES = {
-  polling: { transports: ['polling'] },
-  websocket: { transports: ['websocket'] },
-  upgrade: {},
+  polling: ['polling'],
+  websocket: ['websocket'],
+  upgrade: null,
 };
-
-function connect(url, mode) {
-  return io(url, { ...MODES[mode], forceNew: true, reconnection: false });
-}
-
-/** Resolves with the arguments of the next `event` on `socket`, or fails after 10 s. */
-function next(socket, event) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within 10 s`)), 10_000);
-    socket.once(event, (...args) => {
-      clearTimeout(timer);
-      resolve(args);
-    });
-  });
-}
 
 for (const mode of Object.keys(MODES)) {
   test(`${mode}: create, join, relay both ways and leave`, async (t) => {
     const server = await startServer();
     t.after(() => server.stop());
-    const a = connect(server.url, mode);
-    const b = connect(server.url, mode);
-    t.after(() => { a.close(); b.close(); });
+    const a = connect(t, server, MODES[mode]);
+    const b = connect(t, server, MODES[mode]);
 
     a.emit('create-room');
     const [roomId] = await next(a, 'room-created');
@@ -65,8 +50,7 @@ for (const mode of Object.keys(MODES)) {
   test(`${mode}: a stale room id gets a new room`, async (t) => {
     const server = await startServer();
     t.after(() => server.stop());
-    const a = connect(server.url, mode);
-    t.after(() => a.close());
+    const a = connect(t, server, MODES[mode]);
     a.emit('join-room', 'no-such-room');
     const [roomId] = await next(a, 'room-created');
     assert.notEqual(roomId, 'no-such-room');
@@ -78,10 +62,9 @@ for (const mode of Object.keys(MODES)) {
   test(`${mode}: the joiner hears nothing of itself and outsiders cannot signal in`, async (t) => {
     const server = await startServer();
     t.after(() => server.stop());
-    const a = connect(server.url, mode);
-    const b = connect(server.url, mode);
-    const outsider = connect(server.url, mode);
-    t.after(() => { a.close(); b.close(); outsider.close(); });
+    const a = connect(t, server, MODES[mode]);
+    const b = connect(t, server, MODES[mode]);
+    const outsider = connect(t, server, MODES[mode]);
     const seenByB = [];
     b.onAny((event, ...args) => seenByB.push([event, ...args]));
 
@@ -94,9 +77,9 @@ for (const mode of Object.keys(MODES)) {
     await next(outsider, 'room-created');
 
     // The outsider knows b's peer id but shares no room with it: refused, not delivered.
-    const refusal = await outsider.timeout(10_000).emitWithAck('rtc-offer', bPeer, { type: 'offer', sdp: 'x' });
+    const refusal = await request(outsider, 'rtc-offer', bPeer, { type: 'offer', sdp: 'x' });
     assert.match(refusal.error, /room/);
-    const unknown = await outsider.timeout(10_000).emitWithAck('ice-candidate', 'AAAAAAAAAAAAAAAA', '');
+    const unknown = await request(outsider, 'ice-candidate', 'AAAAAAAAAAAAAAAA', '');
     assert.ok(unknown.error, 'signaling an unknown peer is refused');
 
     // b's first event is a's offer: no announcement of itself, nothing from the outsider.

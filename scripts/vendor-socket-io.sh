@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copies the Socket.IO browser client from the npm package pinned in tests/js (installed
 # there by `npm ci`) into public/vendor/, with its licence. Run after changing the pinned
-# version; tests/js/web.test.mjs fails while the two differ.
+# version; tests/js/browser/socket-io-client.test.mjs fails while the two differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dist=tests/js/node_modules/socket.io-client

@@ -27,7 +27,7 @@ const out = (s = '') => lines.push(s);
 out('# Benchmarks');
 out();
 out(`meshchat against a Node.js \`socket.io\` ${meta.socketio} server speaking the same protocol`);
-out('(`bench/server.mjs`), measured with our load generator (`loadgen/`) in one run of');
+out('(`bench/server.mjs`), measured with our load generator (`bench/loadgen/`) in one run of');
 out(`\`scripts/bench.sh${meta.mode === 'quick' ? ' --quick' : ''}\` on ${meta.date}.`);
 if (meta.mode === 'quick') {
   out();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks meshchat against the Node.js socket.io baseline (bench/server.mjs) with the
-# load generator (loadgen/), every scenario against both servers in one run, and writes
+# load generator (bench/loadgen/), every scenario against both servers in one run, and writes
 # BENCHMARKS.md. Each server runs pinned to CPU 0, the load generator to CPU 1, and every
 # scenario gets a freshly started server.
 #
@@ -118,7 +118,7 @@ done
   echo "node=$(node --version)"
   echo "socketio=$(node -p "require('./bench/node_modules/socket.io/package.json').version")"
   echo "socketioxide=$(awk '/^name = "socketioxide"$/ {getline; print $3}' Cargo.lock | tr -d '"')"
-  echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src loadgen bench || echo '+changes')"
+  echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src bench || echo '+changes')"
   echo "ours_env=${ours_env[*]}"
   echo "node_env=${node_env[*]}"
   echo "server_taskset=taskset -c $server_cpu"

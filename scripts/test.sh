@@ -26,7 +26,7 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== cargo test (with loadgen/tests/smoke.rs: the load generator against the real server)"
+echo "== cargo test (with bench/loadgen/tests/smoke.rs: the load generator against the real server)"
 cargo test --workspace
 echo "== release build (the same command the Dockerfile runs)"
 scripts/build-release.sh

@@ -301,7 +301,7 @@ fn dockerignore_keeps_what_the_build_needs() {
         "src",
         "public",
         "scripts",
-        "loadgen",
+        "bench/loadgen",
     ] {
         assert!(
             Path::new(env!("CARGO_MANIFEST_DIR")).join(needed).exists(),

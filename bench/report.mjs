@@ -1,4 +1,4 @@
-// Turns the results of scripts/bench.sh into BENCHMARKS.md (on stdout).
+// Turns the results of bench/run.sh into BENCHMARKS.md (on stdout).
 // Usage: node bench/report.mjs results.jsonl meta.txt commands.txt
 import { readFileSync } from 'node:fs';
 
@@ -27,12 +27,12 @@ const out = (s = '') => lines.push(s);
 out('# Benchmarks');
 out();
 out(`meshchat against a Node.js \`socket.io\` ${meta.socketio} server speaking the same protocol`);
-out('(`bench/server.mjs`), measured with our load generator (`bench/loadgen/`) in one run of');
-out(`\`scripts/bench.sh${meta.mode === 'quick' ? ' --quick' : ''}\` on ${meta.date}.`);
+out('(`bench/node/server.mjs`), measured with our load generator (`bench/loadgen/`) in one run of');
+out(`\`bench/run.sh${meta.mode === 'quick' ? ' --quick' : ''}\` on ${meta.date}.`);
 if (meta.mode === 'quick') {
   out();
   out('**Quick mode:** small loads and short steps; these figures show that the benchmark works, not');
-  out('what the servers can do. Run `scripts/bench.sh` for the real figures.');
+  out('what the servers can do. Run `bench/run.sh` for the real figures.');
 }
 if (meta.note) {
   out();
@@ -175,7 +175,7 @@ out('Servers, each pinned to CPU 0 and restarted for every scenario:');
 out();
 out('```sh');
 out(`env ${meta.ours_env} ${meta.server_taskset} target/release/meshchat`);
-out(`env ${meta.node_env} ${meta.server_taskset} node bench/server.mjs`);
+out(`env ${meta.node_env} ${meta.server_taskset} node bench/node/server.mjs`);
 out('```');
 out();
 out('meshchat runs with the limits that would throttle a benchmark from one machine lifted:');

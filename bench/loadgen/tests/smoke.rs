@@ -9,7 +9,7 @@ use meshchat::Config;
 use tokio::sync::oneshot;
 
 /// Starts meshchat on 127.0.0.1:0 with the limits that would throttle a load test lifted,
-/// as `scripts/bench.sh` runs it.
+/// as `bench/run.sh` runs it.
 async fn start_server() -> (SocketAddr, oneshot::Sender<()>) {
     let config = Config::parse_from([
         "meshchat",

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Benchmarks meshchat against the Node.js socket.io baseline (bench/server.mjs) with the
+# Benchmarks meshchat against the Node.js socket.io baseline (bench/node/server.mjs) with the
 # load generator (bench/loadgen/), every scenario against both servers in one run, and writes
 # BENCHMARKS.md. Each server runs pinned to CPU 0, the load generator to CPU 1, and every
 # scenario gets a freshly started server.
 #
-#   scripts/bench.sh            full run (~15 minutes on 2 cores)
-#   scripts/bench.sh --quick    a few minutes, smaller loads (figures not comparable)
+#   bench/run.sh            full run (~15 minutes on 2 cores)
+#   bench/run.sh --quick    a few minutes, smaller loads (figures not comparable)
 #
 # BENCH_OUT (default BENCHMARKS.md) is the report; BENCH_NOTE adds a line to it.
 set -euo pipefail
@@ -42,7 +42,7 @@ ulimit -n "$(ulimit -Hn)"
 
 echo "== build"
 cargo build --release -p meshchat -p loadgen
-(cd bench && npm ci --no-audit --no-fund --loglevel=error)
+(cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
 
 # What meshchat runs with: every limit that would throttle a load test from one machine
 # (connection rate per IP, signaling and join rates, connection cap) lifted; logs at warn,
@@ -57,7 +57,7 @@ start_server() { # ours|node
   if [ "$1" = ours ]; then
     env "${ours_env[@]}" taskset -c $server_cpu target/release/meshchat >>"$log" 2>&1 &
   else
-    env "${node_env[@]}" taskset -c $server_cpu node bench/server.mjs >>"$log" 2>&1 &
+    env "${node_env[@]}" taskset -c $server_cpu node bench/node/server.mjs >>"$log" 2>&1 &
   fi
   server_pid=$!
   for _ in $(seq 200); do
@@ -116,7 +116,7 @@ done
   echo "kernel=$(uname -sr)"
   echo "rustc=$(rustc --version)"
   echo "node=$(node --version)"
-  echo "socketio=$(node -p "require('./bench/node_modules/socket.io/package.json').version")"
+  echo "socketio=$(node -p "require('./bench/node/node_modules/socket.io/package.json').version")"
   echo "socketioxide=$(awk '/^name = "socketioxide"$/ {getline; print $3}' Cargo.lock | tr -d '"')"
   echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src bench || echo '+changes')"
   echo "ours_env=${ours_env[*]}"

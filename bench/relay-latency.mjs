@@ -1,11 +1,13 @@
 // Benchmark, run by hand: round-trip time of a relay (offer from a, answer back from b)
 // on one node in memory, and in cluster mode with both clients on one node and on two.
-//   cd tests/js && node bench/relay-latency.mjs [rounds]
-//   MESHCHAT_BIN=../../target/release/meshchat node bench/relay-latency.mjs 5000
+//   cargo build && node bench/relay-latency.mjs [rounds]
+//   MESHCHAT_BIN=target/release/meshchat node bench/relay-latency.mjs 5000
 //   ... relay-latency.mjs 5000 single    (one node only, e.g. to compare two builds)
-import { client, next } from '../helpers/client.mjs';
-import { startRedis } from '../helpers/cluster.mjs';
-import { startServer, status, until } from '../helpers/server.mjs';
+// It uses the test helpers of tests/js and their socket.io-client (`npm ci` there first),
+// and redis-server for the cluster part.
+import { client, next } from '../tests/js/helpers/client.mjs';
+import { startRedis } from '../tests/js/helpers/cluster.mjs';
+import { startServer, status, until } from '../tests/js/helpers/server.mjs';
 
 const ROUNDS = Number(process.argv[2] ?? 2000);
 // No rate limit: the benchmark sends far more than a client should.

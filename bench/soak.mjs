@@ -2,15 +2,17 @@
 // floods and junk mixed in, against the release binary. Afterwards the server must hold no
 // rooms and no connections, and its RSS must be back near the baseline taken after warm-up.
 //
-//   cargo build --release && node tests/js/soak.mjs [--seconds 180] [--workers 40]
+//   cargo build --release && node bench/soak.mjs [--seconds 180] [--workers 40] [--bin PATH]
+//
+// It uses the test helpers of tests/js and their socket.io-client: `npm ci` there first.
 //
 // Prints one JSON line of figures at the end and exits non-zero if rooms or connections
 // remain or RSS stays more than 25% above the baseline.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { client, next } from './helpers/client.mjs';
-import { startServer, REPO } from './helpers/server.mjs';
+import { client, next } from '../tests/js/helpers/client.mjs';
+import { startServer, REPO } from '../tests/js/helpers/server.mjs';
 
 const { values: opts } = parseArgs({
   options: {

@@ -1,43 +1,22 @@
 //! Time-limited TURN credentials in the TURN REST API format that coturn checks with
 //! `use-auth-secret`: derived from a shared secret, so nothing is stored on either side.
 
-use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
-use prometheus_client::metrics::counter::Counter;
-use serde::Serialize;
 use sha1::Sha1;
 
 use crate::config::{Config, Secret};
+use crate::ice::{IceServer, Urls};
 
-/// Mints credentials for the configured TURN servers and counts them.
+/// Mints credentials for the configured TURN servers.
 #[derive(Debug)]
 pub struct TurnIssuer {
     secret: Secret,
     urls: Vec<String>,
     ttl: Duration,
-    issued: Counter,
-}
-
-/// One entry of `RTCConfiguration.iceServers`, as the browser takes it.
-#[derive(Clone, PartialEq, Eq, Serialize)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    pub username: String,
-    pub credential: String,
-}
-
-impl fmt::Debug for IceServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The credential is as good as a password until it expires.
-        f.debug_struct("IceServer")
-            .field("urls", &self.urls)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
 }
 
 impl TurnIssuer {
@@ -52,7 +31,6 @@ impl TurnIssuer {
             secret,
             urls: config.turn_urls.clone(),
             ttl: config.turn_ttl(),
-            issued: Counter::default(),
         })
     }
 
@@ -70,17 +48,11 @@ impl TurnIssuer {
         let id = nanoid::nanoid!(16, &nanoid::alphabet::SAFE);
         let username = format!("{expiry}:{id}");
         let credential = credential(self.secret.expose().as_bytes(), &username);
-        self.issued.inc();
         IceServer {
-            urls: self.urls.clone(),
-            username,
-            credential,
+            urls: Urls::Many(self.urls.clone()),
+            username: Some(username),
+            credential: Some(credential),
         }
-    }
-
-    /// The count of credentials minted, for `/metrics`.
-    pub fn issued(&self) -> &Counter {
-        &self.issued
     }
 }
 
@@ -125,13 +97,19 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let a = t.mint_at(now);
         let b = t.mint_at(now);
-        let (expiry, id) = a.username.split_once(':').unwrap();
+        let username = a.username.as_deref().unwrap();
+        let (expiry, id) = username.split_once(':').unwrap();
         assert_eq!(expiry, "1800003600");
         assert_eq!(id.len(), 16);
         assert_ne!(a.username, b.username);
-        assert_eq!(a.credential, credential(b"s3cret", &a.username));
-        assert_eq!(a.urls, ["turn:t.example:3478", "turns:t.example:5349"]);
-        assert_eq!(t.issued().get(), 2);
+        assert_eq!(a.credential.unwrap(), credential(b"s3cret", username));
+        assert_eq!(
+            a.urls,
+            Urls::Many(vec![
+                "turn:t.example:3478".into(),
+                "turns:t.example:5349".into()
+            ])
+        );
     }
 
     #[test]
@@ -140,7 +118,7 @@ mod tests {
         let server = t.mint();
         let shown = format!("{t:?} {server:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(!shown.contains(&server.credential), "{shown}");
+        assert!(!shown.contains(server.credential.as_deref().unwrap()), "{shown}");
     }
 
     #[test]

@@ -1,10 +1,6 @@
-//! Per-socket ordering of event handlers.
-//!
-//! socketioxide spawns every incoming event's handler as its own task, so on a
-//! multi-threaded runtime two events from one socket can finish in either order. The
-//! reference client drops an ICE candidate that overtakes its offer, so each socket's
-//! handlers run one after another: a handler takes a [`Ticket`] synchronously while the
-//! packet is decoded (in arrival order) and waits for its turn before doing anything.
+//! Keeps each socket's handlers in arrival order: socketioxide runs every event's handler
+//! as its own task, and a candidate that overtakes its offer breaks the reference client.
+//! A handler takes a [`Ticket`] while its packet is decoded and waits for its turn.
 
 use std::sync::Mutex;
 

@@ -289,7 +289,7 @@ async fn rooms_per_socket_are_capped() {
     a.create_room().await;
     let ack = a.emit_ack("create-room", &[]).await;
     assert_eq!(ack[0]["error"], "you are in too many rooms");
-    assert_eq!(server.shared.rooms.len(), 2);
+    assert_eq!(server.metrics().await.get("meshchat_rooms", &[]), 2);
 }
 
 /// Events over the rate are dropped and counted; a client that keeps flooding is
@@ -323,14 +323,10 @@ async fn a_flooding_client_is_rate_limited_then_disconnected() {
         (10..=15).contains(&delivered),
         "delivered {delivered} of 200"
     );
-    let stats = &server.shared.stats;
-    assert!(
-        stats
-            .rate_limited
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 20
-    );
-    assert_eq!(stats.floods.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let metrics = server.metrics().await;
+    let limited = metrics.get("meshchat_rate_limited_total", &[]);
+    assert!(limited >= 20, "{metrics:?}");
+    assert_eq!(metrics.get("meshchat_floods_total", &[]), 1, "{metrics:?}");
     loop {
         match a.next().await {
             Incoming::Closed | Incoming::Disconnect => break,
@@ -455,12 +451,11 @@ async fn a_client_that_never_reads_is_dropped() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    let failed = server
-        .shared
-        .stats
-        .failed_emits
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(failed >= 1);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.sum("meshchat_failed_emits_total") >= 1,
+        "{metrics:?}"
+    );
 }
 
 /// Every response carries the security headers; the CSP allows only our own origin.

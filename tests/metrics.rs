@@ -2,10 +2,8 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
-
 use clap::Parser;
-use common::{Client, Server, join_and_stop_reading, pair};
+use common::{Client, Metrics, Server, http, join_and_stop_reading, pair};
 use meshchat::Config;
 use serde_json::{Value, json};
 
@@ -121,9 +119,8 @@ async fn rate_limits_floods_and_gate_refusals_are_counted() {
     );
 
     let body = scrape(&server).await;
-    let limited = server.shared.stats.rate_limited.load(Ordering::Relaxed);
+    let limited = get(&body, "meshchat_rate_limited_total");
     assert!(limited >= 20, "{limited}");
-    assert_eq!(get(&body, "meshchat_rate_limited_total"), limited);
     assert_eq!(
         get(&body, "meshchat_refusals_total{reason=\"rate_limited\"}"),
         limited
@@ -170,7 +167,7 @@ async fn failed_emits_are_counted_by_event() {
     assert!(failed >= 1, "{body}");
     assert_eq!(
         failed,
-        server.shared.stats.failed_emits.load(Ordering::Relaxed)
+        Metrics::parse(&body).sum("meshchat_failed_emits_total")
     );
     assert_eq!(
         get(&body, "meshchat_refusals_total{reason=\"undeliverable\"}"),
@@ -217,7 +214,7 @@ async fn the_metrics_token_is_required_when_set() {
     );
 }
 
-/// Every TURN credential minted is counted.
+/// Every TURN credential handed out (one per `GET /api/rtc-config`) is counted.
 #[tokio::test]
 async fn turn_credentials_issued_are_counted() {
     let server = Server::start_with(Config::parse_from([
@@ -232,11 +229,36 @@ async fn turn_credentials_issued_are_counted() {
         get(&scrape(&server).await, "meshchat_turn_credentials_total"),
         0
     );
-    let turn = server.shared.turn.as_ref().unwrap();
-    turn.mint();
-    turn.mint();
+    for _ in 0..2 {
+        let config = http()
+            .get(server.url("/api/rtc-config"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(config.status(), 200);
+        let config: Value = serde_json::from_str(&config.text().await.unwrap()).unwrap();
+        assert!(config["iceServers"][0]["username"].is_string(), "{config}");
+    }
     assert_eq!(
         get(&scrape(&server).await, "meshchat_turn_credentials_total"),
         2
     );
+}
+
+/// The test harness's `/metrics` reader finds a sample by name and labels in any order,
+/// and a label set must match exactly.
+#[test]
+fn the_metrics_reader_finds_samples_by_name_and_labels() {
+    let page = "# TYPE x counter\n\
+        x_total 3\n\
+        y{a=\"1\",b=\"q\\\"}\"} 4\n\
+        y{b=\"z\",a=\"1\"} 5\n\
+        # EOF\n";
+    let m = Metrics::parse(page);
+    assert_eq!(m.value("x_total", &[]), Some(3));
+    assert_eq!(m.value("x", &[]), None);
+    assert_eq!(m.get("y", &[("a", "1"), ("b", "q\"}")]), 4);
+    assert_eq!(m.get("y", &[("a", "1"), ("b", "z")]), 5);
+    assert_eq!(m.value("y", &[("a", "1")]), None);
+    assert_eq!(m.sum("y"), 9);
 }

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Client, Incoming, Server, WAIT, pair};
 use meshchat::Config;
 use serde_json::{Value, json};
@@ -151,17 +149,19 @@ async fn client_disconnect_is_announced_and_the_room_keeps_working() {
     assert_eq!(c.expect_event("rtc-offer").await[1]["sdp"], "still here");
 }
 
-/// When the last member leaves, the room is gone: joining its id makes a new room, and the
-/// server holds no room state.
+/// When the last member leaves, the room is gone: `/metrics` counts no room, and joining
+/// its id makes a new room.
 #[tokio::test]
 async fn an_emptied_room_is_forgotten() {
     let server = Server::start().await;
     let (mut a, b, room, _) = pair(&server).await;
-    assert_eq!(server.shared.rooms.len(), 1);
+    assert_eq!(server.metrics().await.get("meshchat_rooms", &[]), 1);
     b.disconnect();
     a.expect_event("user-disconnected").await;
     a.disconnect();
-    wait_until(|| server.shared.rooms.is_empty()).await;
+    server
+        .metrics_when("no rooms", |m| m.get("meshchat_rooms", &[]) == 0)
+        .await;
 
     let mut d = Client::connect(server.addr).await;
     let ack = d.emit_ack("join-room", &[Value::from(room.clone())]).await;
@@ -258,14 +258,4 @@ async fn healthz_and_index_are_served() {
     let index = reqwest::get(server.url("/")).await.unwrap();
     assert_eq!(index.status(), 200);
     assert!(index.text().await.unwrap().contains("<html"));
-}
-
-async fn wait_until(cond: impl Fn() -> bool) {
-    tokio::time::timeout(WAIT, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("condition not reached in time");
 }

@@ -225,9 +225,21 @@ impl Client {
     /// Sends an event with an ack callback and waits for the ack's arguments (events that
     /// arrive meanwhile are kept for `next`).
     pub async fn emit_ack(&mut self, event: &str, args: &[Value]) -> Vec<Value> {
+        let id = self.emit_asking_ack(event, args);
+        self.expect_ack(id).await
+    }
+
+    /// Sends an event with an ack callback and returns the ack id, without waiting.
+    pub fn emit_asking_ack(&mut self, event: &str, args: &[Value]) -> u64 {
         let id = self.next_ack;
         self.next_ack += 1;
         self.send_raw(&format!("42{id}{}", packet_array(event, args)));
+        id
+    }
+
+    /// Waits for the ack `id` and returns its arguments (events that arrive meanwhile are
+    /// kept for `next`).
+    pub async fn expect_ack(&mut self, id: u64) -> Vec<Value> {
         let mut held = VecDeque::new();
         let reply = loop {
             match self.next().await {
@@ -284,6 +296,32 @@ impl Client {
                 Incoming::Event(name, args) => return (name, args),
                 Incoming::Ack(..) => continue,
                 other => panic!("expected an event, got {other:?}"),
+            }
+        }
+    }
+
+    /// Waits for the event `name`, skipping acks; returns its arguments and every other
+    /// event that came first, in order.
+    pub async fn until_event(&mut self, name: &str) -> (Vec<Value>, Vec<(String, Vec<Value>)>) {
+        let mut before = Vec::new();
+        loop {
+            match self.next().await {
+                Incoming::Event(got, args) if got == name => return (args, before),
+                Incoming::Event(got, args) => before.push((got, args)),
+                Incoming::Ack(..) => continue,
+                other => panic!("expected event {name}, got {other:?} after {before:?}"),
+            }
+        }
+    }
+
+    /// Waits until the server disconnects this client or closes its transport; returns
+    /// what it sent before.
+    pub async fn until_closed(&mut self) -> Vec<Incoming> {
+        let mut before = Vec::new();
+        loop {
+            match self.next().await {
+                Incoming::Disconnect | Incoming::Closed => return before,
+                other => before.push(other),
             }
         }
     }
@@ -379,4 +417,16 @@ pub async fn join_and_stop_reading(server: &Server, member: &mut Client, room: &
         .await
         .unwrap();
     member.expect_event("new-user-joined").await[0].clone()
+}
+
+/// The peer id `from` is announced by, as `to` (a member of one of its rooms, known as
+/// `to_peer`) sees it on a relay: an `rtc-offer` with the payload `{"probe": true}`.
+pub async fn peer_id_seen_by(from: &Client, to: &mut Client, to_peer: &str) -> String {
+    from.emit(
+        "rtc-offer",
+        &[Value::from(to_peer), serde_json::json!({"probe": true})],
+    );
+    let args = to.expect_event("rtc-offer").await;
+    assert_eq!(args[1], serde_json::json!({"probe": true}));
+    args[0].as_str().unwrap().to_owned()
 }

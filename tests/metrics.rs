@@ -120,8 +120,12 @@ async fn ordinary_traffic_counts_no_rate_limit_and_no_flood() {
         a.emit("rtc-offer", &[Value::from(b_peer.clone()), json!({})]);
         b.expect_event("rtc-offer").await;
     }
+    a.emit("ice-candidate", &[Value::from(b_peer.clone()), json!("")]);
+    b.expect_event("ice-candidate").await;
     c.emit_ack("rtc-offer", &[Value::from(b_peer), json!({})])
         .await;
+    c.emit_ack("no-such-event", &[]).await;
+    c.emit_ack("rtc-answer", &[]).await;
     let m = server.metrics().await;
     assert_eq!(m.get("meshchat_rate_limited_total", &[]), 0, "{m:?}");
     assert_eq!(m.get("meshchat_floods_total", &[]), 0, "{m:?}");

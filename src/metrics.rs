@@ -57,7 +57,11 @@ impl Metrics {
     }
 
     /// Counts and logs a failed emit of `event`: mostly a client's full outgoing buffer.
-    pub(crate) fn count_failed<E: std::fmt::Debug>(&self, sent: Result<(), E>, event: &'static str) {
+    pub(crate) fn count_failed<E: std::fmt::Debug>(
+        &self,
+        sent: Result<(), E>,
+        event: &'static str,
+    ) {
         if let Err(error) = sent {
             self.failed_emits.get_or_create(&[("event", event)]).inc();
             warn!(event, ?error, "emit failed");

@@ -118,7 +118,10 @@ mod tests {
         let server = t.mint();
         let shown = format!("{t:?} {server:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(!shown.contains(server.credential.as_deref().unwrap()), "{shown}");
+        assert!(
+            !shown.contains(server.credential.as_deref().unwrap()),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -429,6 +429,36 @@ async fn a_client_that_keeps_flooding_is_disconnected() {
     a.until_closed().await;
 }
 
+/// Unknown events draw on the signaling rate limit too: a stream of them is refused, then
+/// disconnected like any other flood.
+#[tokio::test]
+async fn a_client_that_keeps_sending_unknown_events_is_disconnected() {
+    let config = Config {
+        signal_rate: 5,
+        signal_burst: 10,
+        flood_tolerance: 20,
+        ..Config::defaults()
+    };
+    let server = Server::start_with(config).await;
+    let mut a = Client::connect(server.addr).await;
+    for _ in 0..10 {
+        let ack = a.emit_ack("no-such-event", &[]).await;
+        assert_eq!(ack[0]["error"], "unknown event");
+    }
+    let ack = a.emit_ack("no-such-event", &[]).await;
+    assert_eq!(ack[0]["error"], "too many requests: slow down");
+    for _ in 0..200 {
+        a.emit("no-such-event", &[]);
+    }
+    a.until_closed().await;
+    let metrics = server
+        .metrics_when("a flood counted", |m| {
+            m.get("meshchat_floods_total", &[]) == 1
+        })
+        .await;
+    assert!(metrics.get("meshchat_rate_limited_total", &[]) >= 20);
+}
+
 /// Joins and creates have their own, tighter bucket.
 #[tokio::test]
 async fn room_joins_are_rate_limited() {

@@ -32,7 +32,6 @@ impl Affinity {
     }
 }
 
-
 /// The machine named by the request's affinity cookie, if any.
 fn pinned(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -49,7 +48,11 @@ fn pinned(headers: &HeaderMap) -> Option<&str> {
 /// Axum middleware for Engine.IO requests: replays a session's request to the machine
 /// that holds it, steers a browser's new sessions to the machine of its others, and pins
 /// sessions this machine opens.
-pub(crate) async fn keep_on_machine(State(affinity): State<Affinity>, req: Request, next: Next) -> Response {
+pub(crate) async fn keep_on_machine(
+    State(affinity): State<Affinity>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(me) = affinity.machine.as_deref() else {
         return next.run(req).await;
     };

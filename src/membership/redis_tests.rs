@@ -146,10 +146,7 @@ async fn room_counts_follow_joins_leaves_and_sweeps() {
         assert_eq!(sizes(node).await, [(2, 1), (3, 1)]);
     }
     // Refused joins change nothing.
-    assert_eq!(
-        b.join(&two, &s, LIMITS).await.unwrap(),
-        Join::AlreadyMember
-    );
+    assert_eq!(b.join(&two, &s, LIMITS).await.unwrap(), Join::AlreadyMember);
     let three = Limits {
         room_size: 3,
         ..LIMITS
@@ -233,10 +230,7 @@ async fn membership_is_shared_and_rooms_vanish_when_empty() {
     assert_eq!(a.leave_all(&p).await.rooms, std::slice::from_ref(&room));
     b.leave_all(&q).await;
     assert!(!b.share_a_room(&q, &p).await.unwrap());
-    assert_eq!(
-        b.join(&room, &r, LIMITS).await.unwrap(),
-        Join::NoSuchRoom
-    );
+    assert_eq!(b.join(&room, &r, LIMITS).await.unwrap(), Join::NoSuchRoom);
 }
 
 /// A node that stops beating has its peers removed by exactly one survivor.

@@ -90,7 +90,16 @@ async fn on_create_room<A: Adapter>(
         return reply.refuse(&s, &signaling, event::CREATE_ROOM, refusal);
     }
     let created = signaling.membership.create(&peer.id).await;
-    entered(&s, &peer, &signaling, reply, event::CREATE_ROOM, None, created).await;
+    entered(
+        &s,
+        &peer,
+        &signaling,
+        reply,
+        event::CREATE_ROOM,
+        None,
+        created,
+    )
+    .await;
 }
 
 /// `join-room(roomId)`: enter an existing room and announce the sender to its members, or
@@ -113,13 +122,31 @@ async fn on_join_room<A: Adapter>(
         .flatten();
     let Some(room) = requested else {
         let created = signaling.membership.create(&peer.id).await;
-        return entered(&s, &peer, &signaling, reply, event::JOIN_ROOM, None, created).await;
+        return entered(
+            &s,
+            &peer,
+            &signaling,
+            reply,
+            event::JOIN_ROOM,
+            None,
+            created,
+        )
+        .await;
     };
     let joined = match signaling.membership.join(&room, &peer.id).await {
         Ok(Join::NoSuchRoom) => signaling.membership.create(&peer.id).await,
         other => other,
     };
-    entered(&s, &peer, &signaling, reply, event::JOIN_ROOM, Some(&room), joined).await;
+    entered(
+        &s,
+        &peer,
+        &signaling,
+        reply,
+        event::JOIN_ROOM,
+        Some(&room),
+        joined,
+    )
+    .await;
 }
 
 /// Tells the sender (and, on a join, the room) what the `event` request for `room` (none:
@@ -278,16 +305,24 @@ fn check_rate<A: Adapter>(
     Err(Refusal::RateLimited)
 }
 
-/// Any event the protocol does not define.
+/// Any event the protocol does not define: refused in its place in line, and drawing on
+/// the signaling rate limit, so a stream of junk events ends like any other flood.
 async fn on_unknown_event<A: Adapter>(
     s: SocketRef<A>,
+    caller: Caller,
     reply: Reply<A>,
     Event(name): Event,
     State(signaling): State<Signaling>,
 ) {
+    let Some((peer, _running)) = caller.wait_connected(&s).await else {
+        return;
+    };
     // Event names are client input: cap what ends up in the logs and the reply.
     let name: String = name.chars().take(64).collect();
-    reply.refuse(&s, &signaling, &name, Refusal::UnknownEvent);
+    let refusal = check_rate(&s, &signaling, peer.limits.signal())
+        .err()
+        .unwrap_or(Refusal::UnknownEvent);
+    reply.refuse(&s, &signaling, &name, refusal);
 }
 
 /// Leaves every room and tells the remaining members, once each.
@@ -308,7 +343,12 @@ async fn on_disconnect<A: Adapter>(
         info!(sid = %s.id, peer = %peer.id, room = %room, "peer left");
     }
     if !left.rooms.is_empty() {
-        announce_left(s.to(socket_rooms(&left.rooms)), &peer.id, &signaling.metrics).await;
+        announce_left(
+            s.to(socket_rooms(&left.rooms)),
+            &peer.id,
+            &signaling.metrics,
+        )
+        .await;
     }
     info!(sid = %s.id, peer = %peer.id, %reason, "disconnected");
 }
@@ -325,8 +365,6 @@ pub(crate) async fn announce_left<A: Adapter>(
     peer: &PeerId,
     metrics: &Metrics,
 ) {
-    let sent = members
-        .emit(event::USER_DISCONNECTED, peer.as_str())
-        .await;
+    let sent = members.emit(event::USER_DISCONNECTED, peer.as_str()).await;
     metrics.count_failed(sent, event::USER_DISCONNECTED);
 }

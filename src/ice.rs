@@ -16,6 +16,17 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+impl IceServer {
+    /// A STUN server, which needs no credentials.
+    pub fn stun(url: String) -> Self {
+        Self {
+            urls: Urls::One(url),
+            username: None,
+            credential: None,
+        }
+    }
+}
+
 /// `urls` is one URL or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]

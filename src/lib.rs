@@ -4,9 +4,9 @@
 //! - `error` (internal failures), [`ice`] (the ICE servers browsers get) and `protocol`
 //!   (the wire format: event names, ids, argument parsing, refusals).
 //! - [`config`]: flags and environment variables.
-//! - [`turn`]: TURN credentials; `limits`: rate limits; `membership`: the only door to
-//!   rooms, in memory or in Redis.
+//! - `limits`: rate limits; `membership`: the only door to rooms, in memory or in Redis.
 //! - `metrics`: what the server counts, and `GET /metrics`.
+//! - [`turn`]: TURN credentials, and the built-in STUN server and TURN relay.
 //! - `signaling`: one handler per protocol event; `http`: the gate, health, RTC config and
 //!   web client routes.
 //! - `cluster`: one node of several, joined through Redis.
@@ -20,9 +20,10 @@ pub mod config;
 
 mod limits;
 mod membership;
-pub mod turn;
 
 mod metrics;
+
+pub mod turn;
 
 mod http;
 mod signaling;

@@ -34,6 +34,10 @@ pub(crate) struct Metrics {
     pub(crate) floods: Counter,
     /// TURN credentials handed out.
     pub(crate) turn_credentials: Counter,
+    /// Embedded TURN: relay allocations now, and the bytes they carried.
+    pub(crate) turn_allocations: Gauge,
+    pub(crate) turn_relayed_bytes: Counter,
+    turn_refusals: ByLabel,
     relayed: ByLabel,
     refusals: ByLabel,
     failed_emits: ByLabel,
@@ -47,6 +51,13 @@ impl Metrics {
 
     pub(crate) fn refused(&self, reason: &'static str) {
         self.refusals.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// A TURN request the embedded relay refused.
+    pub(crate) fn turn_refused(&self, reason: &'static str) {
+        self.turn_refusals
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 
     /// An HTTP request the gate turned away before Socket.IO.
@@ -110,6 +121,21 @@ impl Metrics {
             "turn_credentials",
             "TURN credentials issued",
             self.turn_credentials.clone(),
+        );
+        registry.register(
+            "turn_allocations",
+            "Embedded TURN: relay allocations now",
+            self.turn_allocations.clone(),
+        );
+        registry.register(
+            "turn_relayed_bytes",
+            "Embedded TURN: bytes relayed, both directions",
+            self.turn_relayed_bytes.clone(),
+        );
+        registry.register(
+            "turn_refusals",
+            "Embedded TURN: credentials and allocations refused, by reason",
+            self.turn_refusals.clone(),
         );
         if let Some(rooms) = rooms {
             registry.register_collector(Box::new(rooms));
@@ -278,6 +304,8 @@ mod tests {
             "meshchat_rate_limited_total 0",
             "meshchat_floods_total 0",
             "meshchat_turn_credentials_total 0",
+            "meshchat_turn_allocations 0",
+            "meshchat_turn_relayed_bytes_total 0",
         ] {
             assert!(body.lines().any(|l| l == line), "{line:?} in\n{body}");
         }

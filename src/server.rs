@@ -19,11 +19,13 @@ use crate::http;
 use crate::membership::{Limits, Membership};
 use crate::metrics::Metrics;
 use crate::signaling::{self, Signaling};
+use crate::turn::StunTurn;
 
 /// Serves meshchat on `listener` until `shutdown` resolves, then disconnects every client
 /// and waits for connections to close, for at most the configured shutdown timeout. With
 /// `REDIS_URL` it joins the cluster in that Redis; it starts even while Redis is down, and
-/// `/readyz` says when it can serve.
+/// `/readyz` says when it can serve. The STUN server (and TURN relay) runs beside it on
+/// `STUN_PORT`.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -32,6 +34,20 @@ pub async fn run(
     let config = Arc::new(config);
     warn_about(&config);
     let metrics = Arc::new(Metrics::default());
+    let stun = StunTurn::start(&config, metrics.clone()).await?;
+    let served = run_signaling(listener, config, metrics, shutdown).await;
+    if let Some(stun) = stun {
+        stun.close().await;
+    }
+    served
+}
+
+async fn run_signaling(
+    listener: TcpListener,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let limits = Limits::new(&config);
     let timeout = config.shutdown_timeout();
     let Some(url) = config.redis_url.as_deref() else {

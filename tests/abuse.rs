@@ -323,7 +323,7 @@ async fn a_broken_frame_harms_no_one_else() {
 async fn a_full_room_refuses_the_next_joiner() {
     let config = Config {
         max_room_size: 2,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let (a, mut b, room, b_peer) = pair(&server).await;
@@ -342,7 +342,7 @@ async fn a_full_room_refuses_the_next_joiner() {
 async fn rooms_per_socket_are_capped() {
     let config = Config {
         max_rooms_per_socket: 2,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let mut a = Client::connect(server.addr).await;
@@ -361,7 +361,7 @@ async fn signals_over_the_rate_limit_are_refused_and_not_relayed() {
         signal_burst: 10,
         // High enough that this burst is limited but never treated as a flood.
         flood_tolerance: 1000,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let (mut a, mut b, room, b_peer) = pair(&server).await;
@@ -409,7 +409,7 @@ async fn a_client_that_keeps_flooding_is_disconnected() {
         signal_rate: 5,
         signal_burst: 10,
         flood_tolerance: 20,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let (mut a, mut b, _room, b_peer) = pair(&server).await;
@@ -437,7 +437,7 @@ async fn a_client_that_keeps_sending_unknown_events_is_disconnected() {
         signal_rate: 5,
         signal_burst: 10,
         flood_tolerance: 20,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let mut a = Client::connect(server.addr).await;
@@ -466,7 +466,7 @@ async fn room_joins_are_rate_limited() {
         join_rate: 1,
         join_burst: 3,
         max_rooms_per_socket: 100,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let mut a = Client::connect(server.addr).await;
@@ -500,7 +500,7 @@ async fn handshake_status(server: &Server, websocket: bool, origin: &str) -> u16
 async fn server_allowing_one_origin() -> Server {
     Server::start_with(Config {
         allowed_origins: vec!["https://chat.example.com".into()],
-        ..Config::defaults()
+        ..common::config()
     })
     .await
 }
@@ -563,7 +563,7 @@ async fn a_localhost_origin_may_connect() {
 async fn handshakes_past_the_connection_cap_get_503() {
     let server = Server::start_with(Config {
         max_connections: 2,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let _a = Client::connect(server.addr).await;
@@ -580,7 +580,7 @@ async fn handshakes_past_the_per_ip_connection_rate_get_429() {
     let server = Server::start_with(Config {
         connect_rate: 1,
         connect_burst: 2,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let _a = Client::connect(server.addr).await;
@@ -598,7 +598,7 @@ async fn relays_to_a_client_that_never_reads() -> (Server, Client, Value) {
         max_buffer: 16,
         ping_interval_ms: 300,
         ping_timeout_ms: 500,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let mut a = Client::connect(server.addr).await;

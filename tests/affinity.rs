@@ -9,7 +9,14 @@ use meshchat::Config;
 use serde_json::Value;
 
 async fn on_machine(id: &str) -> Server {
-    Server::start_with(Config::parse_from(["meshchat", "--fly-machine-id", id])).await
+    Server::start_with(Config::parse_from([
+        "meshchat",
+        "--stun-port",
+        "0",
+        "--fly-machine-id",
+        id,
+    ]))
+    .await
 }
 
 /// Opens a long-polling session; returns its URL (with `sid`) and the handshake response.

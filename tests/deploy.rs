@@ -1,5 +1,5 @@
 //! The deployment files checked against the code: fly.toml's port, health check, limits
-//! and shutdown against `Config::defaults()` and the running binary, and the Dockerfile's
+//! and shutdown against `common::config()` and the running binary, and the Dockerfile's
 //! build against the build command CI runs.
 
 mod common;
@@ -47,7 +47,7 @@ fn fly_service() -> toml::Table {
 fn fly_routes_to_the_default_port() {
     assert_eq!(
         fly_service()["internal_port"].as_integer(),
-        Some(i64::from(Config::defaults().port))
+        Some(i64::from(common::config().port))
     );
 }
 
@@ -66,7 +66,7 @@ fn fly_balances_on_connections_up_to_max_connections() {
     assert_eq!(concurrency["type"].as_str(), Some("connections"));
     let hard = concurrency["hard_limit"].as_integer().unwrap();
     let soft = concurrency["soft_limit"].as_integer().unwrap();
-    let max_connections = Config::defaults().max_connections;
+    let max_connections = common::config().max_connections;
     assert_eq!(hard, i64::try_from(max_connections).unwrap());
     assert!(0 < soft && soft < hard, "soft {soft}, hard {hard}");
 }
@@ -133,7 +133,7 @@ fn fly_stops_machines_with_sigterm() {
 fn fly_waits_longer_than_the_graceful_shutdown() {
     let kill_timeout = seconds(&fly()["kill_timeout"]);
     assert!(
-        kill_timeout > Config::defaults().shutdown_timeout_secs,
+        kill_timeout > common::config().shutdown_timeout_secs,
         "kill_timeout {kill_timeout}s must exceed SHUTDOWN_TIMEOUT_SECS"
     );
 }
@@ -148,6 +148,7 @@ async fn the_binary_exits_cleanly_on_flys_kill_signal_in_time() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshchat"))
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
+        .env("STUN_PORT", "0")
         .env("LOG_FORMAT", "text")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -356,7 +357,7 @@ fn the_runtime_image_listens_on_all_interfaces_on_the_default_port() {
         .iter()
         .flat_map(|e| e.split_whitespace().map(str::to_owned))
         .collect();
-    let port = Config::defaults().port;
+    let port = common::config().port;
     assert!(env.contains(&"HOST=0.0.0.0".to_owned()), "{env:?}");
     assert!(env.contains(&format!("PORT={port}")), "{env:?}");
     assert_eq!(runtime("EXPOSE"), [port.to_string()]);

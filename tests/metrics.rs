@@ -138,7 +138,7 @@ async fn after_a_flood() -> Server {
         signal_rate: 5,
         signal_burst: 10,
         flood_tolerance: 20,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let (a, mut b, _room, b_peer) = pair(&server).await;
@@ -208,7 +208,7 @@ async fn handshakes_refused_for_their_origin_are_counted() {
 async fn handshakes_refused_for_a_full_server_are_counted() {
     let server = Server::start_with(Config {
         max_connections: 1,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let _a = Client::connect(server.addr).await;
@@ -233,7 +233,7 @@ async fn handshakes_refused_for_the_connection_rate_are_counted() {
     let server = Server::start_with(Config {
         connect_rate: 1,
         connect_burst: 1,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let _a = Client::connect(server.addr).await;
@@ -259,7 +259,7 @@ async fn after_relays_to_a_client_that_never_reads() -> Server {
         max_buffer: 16,
         ping_interval_ms: 300,
         ping_timeout_ms: 500,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let mut a = Client::connect(server.addr).await;
@@ -299,6 +299,8 @@ async fn undeliverable_relays_are_counted_as_refusals() {
 async fn server_with_a_metrics_token() -> Server {
     Server::start_with(Config::parse_from([
         "meshchat",
+        "--stun-port",
+        "0",
         "--metrics-token",
         "s3cret-token",
     ]))
@@ -347,6 +349,8 @@ async fn the_metrics_token_gets_the_metrics_whatever_the_origin() {
 async fn turn_credentials_issued_are_counted() {
     let server = Server::start_with(Config::parse_from([
         "meshchat",
+        "--stun-port",
+        "0",
         "--turn-secret",
         "s",
         "--turn-urls",

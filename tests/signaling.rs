@@ -124,7 +124,7 @@ async fn ping_timeout_announces_user_disconnected() {
     let config = Config {
         ping_interval_ms: 200,
         ping_timeout_ms: 200,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let (mut a, b, _room, b_peer) = pair(&server).await;
@@ -141,7 +141,7 @@ async fn killed_transport_announces_user_disconnected_before_the_heartbeat() {
     let config = Config {
         ping_interval_ms: 60_000,
         ping_timeout_ms: 60_000,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let (mut a, b, _room, b_peer) = pair(&server).await;
@@ -269,7 +269,7 @@ async fn an_oversized_engine_io_message_closes_only_that_connection() {
 async fn server_with_a_room() -> (Server, Client, Client) {
     let server = Server::start_with(Config {
         shutdown_timeout_secs: 5,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let (a, b, _room, _) = pair(&server).await;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod metrics;
+pub mod uclient;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,6 +39,15 @@ pub fn http() -> reqwest::Client {
         .expect("an HTTP client with a timeout")
 }
 
+/// The defaults, with the built-in STUN server off: tests run side by side, and port 3478
+/// may be taken on the machine (by coturn, say). STUN tests give it a free port.
+pub fn config() -> Config {
+    Config {
+        stun_port: 0,
+        ..Config::defaults()
+    }
+}
+
 /// A server running in this process, started exactly as the binary starts it.
 pub struct Server {
     pub addr: SocketAddr,
@@ -47,7 +57,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start() -> Self {
-        Self::start_with(Config::defaults()).await
+        Self::start_with(config()).await
     }
 
     pub async fn start_with(config: Config) -> Self {

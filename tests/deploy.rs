@@ -106,6 +106,27 @@ fn fly_toml_holds_no_secrets() {
     }
 }
 
+/// fly publishes the STUN server's UDP port, the same outside and in, and meshchat binds
+/// it where fly delivers UDP.
+#[test]
+fn fly_publishes_the_stun_port_over_udp() {
+    let stun = i64::from(Config::defaults().stun_port);
+    let services = fly()["services"].as_array().unwrap().clone();
+    let udp: Vec<&Value> = services
+        .iter()
+        .filter(|s| s["protocol"].as_str() == Some("udp"))
+        .collect();
+    assert_eq!(udp.len(), 1, "{services:?}");
+    assert_eq!(udp[0]["internal_port"].as_integer(), Some(stun));
+    let ports = udp[0]["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0]["port"].as_integer(), Some(stun));
+    assert_eq!(
+        fly_env()["UDP_HOST"].as_str(),
+        Some("fly-global-services")
+    );
+}
+
 /// fly's health check asks for a path the server answers with 200.
 #[tokio::test]
 async fn fly_health_check_path_answers() {
@@ -360,7 +381,12 @@ fn the_runtime_image_listens_on_all_interfaces_on_the_default_port() {
     let port = common::config().port;
     assert!(env.contains(&"HOST=0.0.0.0".to_owned()), "{env:?}");
     assert!(env.contains(&format!("PORT={port}")), "{env:?}");
-    assert_eq!(runtime("EXPOSE"), [port.to_string()]);
+    let exposed: Vec<String> = runtime("EXPOSE")
+        .iter()
+        .flat_map(|e| e.split_whitespace().map(str::to_owned))
+        .collect();
+    let stun = Config::defaults().stun_port;
+    assert_eq!(exposed, [port.to_string(), format!("{stun}/udp")]);
 }
 
 /// The `.dockerignore` patterns, normalised to plain paths.

@@ -1,7 +1,7 @@
 // Wires the page together: fetches the RTC configuration, enters a room, builds the mesh
 // and keeps the page's text in step with what happens.
 import { Signaling } from './signaling.js';
-import { Mesh } from './mesh.js';
+import { Mesh, MAX_TEXT_LENGTH } from './mesh.js';
 import { UI } from './ui.js';
 import { cleanName, fallbackName, loadName, saveName } from './names.js';
 import { lastRoom, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
@@ -40,8 +40,8 @@ async function main() {
   document.body.dataset.signaling = 'connecting';
 
   const requested = roomIdFromUrl();
-  const previous = lastRoom();
-  if (!requested && previous) ui.offerLastRoom(shareLink(previous));
+  const last = lastRoom();
+  if (!requested && last) ui.offerLastRoom(shareLink(last));
 
   function updateComposer() {
     if (left) return ui.setComposer(false, 'You left the room.');
@@ -109,8 +109,8 @@ async function main() {
 
   // ---- mesh ----
   mesh.addEventListener('peer-added', (e) => {
-    const { peerId, initiator, replacing } = e.detail;
-    if (replacing) return; // we came back: the old connection works until this one opens
+    const { peerId, initiator, replacement } = e.detail;
+    if (replacement) return; // we came back: the old connection works until this one opens
     ui.setMember(peerId, { name: fallbackName(peerId), state: 'connecting' });
     ui.addSystem(initiator ? 'Someone joined; connecting…' : 'Connecting to a member…');
     updateComposer();
@@ -125,11 +125,11 @@ async function main() {
     setTimeout(() => announceConnected(peerId), CONNECTED_LINE_DELAY_MS);
   });
   mesh.addEventListener('peer-name', (e) => {
-    const { peerId, name, previous, hello } = e.detail;
+    const { peerId, name, oldName, hello } = e.detail;
     const shown = nameOf(peerId);
     ui.setMember(peerId, { name: shown });
     if (hello) announceConnected(peerId);
-    else if (name !== previous) ui.addSystem(`${previous || 'A member without a name'} is now called ${shown}.`);
+    else if (name !== oldName) ui.addSystem(`${oldName || 'A member without a name'} is now called ${shown}.`);
   });
   mesh.addEventListener('peer-replaced', (e) => {
     const { peerId, oldId } = e.detail;
@@ -163,7 +163,7 @@ async function main() {
 
   // ---- the user ----
   ui.addEventListener('send', (e) => {
-    const text = e.detail.text.slice(0, 2000);
+    const text = e.detail.text.slice(0, MAX_TEXT_LENGTH);
     if (mesh.sendText(text) === 0) return updateComposer();
     ui.addMessage({ author: myName, text, at: new Date(), own: true });
     ui.clearMessage();

@@ -9,7 +9,9 @@ import { OFFER, ANSWER, CANDIDATE } from './signaling.js';
 import { cleanName } from './names.js';
 
 export const MAX_TEXT_LENGTH = 2000;
-const MAX_WIRE_BYTES = 16 * 1024;
+// Longest data-channel message read, in UTF-16 code units (String.length): a chat message
+// of MAX_TEXT_LENGTH, JSON-escaped, stays well below.
+const MAX_DATA_LENGTH = 16 * 1024;
 // Candidates held for a peer we have no connection for yet; a real peer sends a few dozen.
 const MAX_EARLY_CANDIDATES = 200;
 // A channel not open by then is reported as failed (ICE may keep trying for much longer).
@@ -33,7 +35,7 @@ class Peer {
     this.pending = []; // candidates that came before the remote description
     this.queue = Promise.resolve(); // offers and answers, applied one at a time
     this.timer = null;
-    this.replacing = null; // the older connection to the same peer id, still usable
+    this.previous = null; // the connection this one replaces, used until this one opens
     this.probe = null;
   }
 
@@ -54,10 +56,10 @@ class Peer {
  * {type:'name', name}, {type:'chat', text}, and {type:'ping'} answered by {type:'pong'}.
  *
  * Events (CustomEvent, data in `detail`):
- * - `peer-added` {peerId, initiator, replacing}, `peer-state` {peerId, state},
+ * - `peer-added` {peerId, initiator, replacement}, `peer-state` {peerId, state},
  *   `peer-open` {peerId}, `peer-failed` {peerId}, `peer-removed` {peerId, name};
  * - `peer-replaced` {peerId, oldId}: the member behind `oldId` came back as `peerId`;
- * - `peer-name` {peerId, name, previous, hello};
+ * - `peer-name` {peerId, name, oldName, hello};
  * - `message` {peerId, text, at}.
  */
 export class Mesh extends EventTarget {
@@ -83,7 +85,7 @@ export class Mesh extends EventTarget {
 
   /** Peers we can send to now. */
   get openCount() {
-    return this.peers.filter((p) => p.isOpen || p.replacing?.isOpen).length;
+    return this.peers.filter((p) => p.isOpen || p.previous?.isOpen).length;
   }
 
   setRtcConfig(config) {
@@ -107,7 +109,7 @@ export class Mesh extends EventTarget {
     this.#early.delete(peerId);
     if (!peer) return;
     this.#peers.delete(peerId);
-    peer.replacing?.close();
+    peer.previous?.close();
     peer.close();
     this.#emit('peer-removed', { peerId, name: peer.name, client: peer.client });
   }
@@ -115,7 +117,7 @@ export class Mesh extends EventTarget {
   /** Closes everything without reporting each peer (we are leaving). */
   closeAll() {
     for (const peer of this.#peers.values()) {
-      peer.replacing?.close();
+      peer.previous?.close();
       peer.close();
     }
     this.#peers.clear();
@@ -140,8 +142,8 @@ export class Mesh extends EventTarget {
     const peer = new Peer(peerId, pc);
     const older = this.#peers.get(peerId);
     if (older) {
-      older.replacing?.close();
-      peer.replacing = older;
+      older.previous?.close();
+      peer.previous = older;
       clearTimeout(older.timer);
     }
     this.#peers.set(peerId, peer);
@@ -155,7 +157,7 @@ export class Mesh extends EventTarget {
     peer.timer = setTimeout(() => {
       if (this.#isCurrent(peer) && peer.state === 'connecting') this.#fail(peer);
     }, CONNECT_TIMEOUT_MS);
-    this.#emit('peer-added', { peerId, initiator, replacing: Boolean(older) });
+    this.#emit('peer-added', { peerId, initiator, replacement: Boolean(older) });
     return peer;
   }
 
@@ -259,13 +261,13 @@ export class Mesh extends EventTarget {
       clearTimeout(peer.timer);
       peer.opened = true;
       channel.send(JSON.stringify({ type: 'hello', name: this.#myName, client: this.#client }));
-      const older = peer.replacing;
+      const older = peer.previous;
       if (older) {
         // Ours now. The other side closes the old one when it sees our hello; close it
         // ourselves if it does not.
         peer.name ||= older.name;
         peer.client ||= older.client;
-        peer.replacing = null;
+        peer.previous = null;
         setTimeout(() => older.close(), REPLACED_GRACE_MS);
       }
       this.#setState(peer, 'open');
@@ -285,7 +287,7 @@ export class Mesh extends EventTarget {
     // connection that replaced it (same peer id).
     const current = this.#peers.get(peer.id);
     if (!current) return;
-    if (typeof data !== 'string' || data.length > MAX_WIRE_BYTES) return;
+    if (typeof data !== 'string' || data.length > MAX_DATA_LENGTH) return;
     let msg;
     try {
       msg = JSON.parse(data);
@@ -293,10 +295,10 @@ export class Mesh extends EventTarget {
       return;
     }
     if (msg?.type === 'hello' || msg?.type === 'name') {
-      const previous = current.name;
+      const oldName = current.name;
       current.name = cleanName(msg.name);
       if (msg.type === 'hello' && this.#adopt(current, msg.client)) return;
-      this.#emit('peer-name', { peerId: current.id, name: current.name, previous, hello: msg.type === 'hello' });
+      this.#emit('peer-name', { peerId: current.id, name: current.name, oldName, hello: msg.type === 'hello' });
     } else if (msg?.type === 'ping') {
       if (peer.isOpen) peer.channel.send(JSON.stringify({ type: 'pong' }));
     } else if (msg?.type === 'pong') {
@@ -314,9 +316,9 @@ export class Mesh extends EventTarget {
     const older = this.peers.find((p) => p !== peer && p.client === client);
     if (!older) return false;
     this.#peers.delete(older.id);
-    older.replacing?.close();
+    older.previous?.close();
     older.close();
-    this.#emit('peer-replaced', { peerId: peer.id, oldId: older.id, name: peer.name });
+    this.#emit('peer-replaced', { peerId: peer.id, oldId: older.id });
     return true;
   }
 
@@ -330,8 +332,8 @@ export class Mesh extends EventTarget {
 
   #fail(peer) {
     if (peer.state === 'failed') return;
-    peer.replacing?.close();
-    peer.replacing = null;
+    peer.previous?.close();
+    peer.previous = null;
     this.#setState(peer, 'failed');
     this.#emit('peer-failed', { peerId: peer.id });
   }
@@ -346,7 +348,7 @@ export class Mesh extends EventTarget {
     const data = JSON.stringify(msg);
     let sent = 0;
     for (const peer of this.#peers.values()) {
-      const channel = peer.isOpen ? peer.channel : peer.replacing?.isOpen ? peer.replacing.channel : null;
+      const channel = peer.isOpen ? peer.channel : peer.previous?.isOpen ? peer.previous.channel : null;
       if (channel) {
         channel.send(data);
         sent += 1;

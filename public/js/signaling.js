@@ -59,10 +59,6 @@ export class Signaling extends EventTarget {
     return this.#roomId;
   }
 
-  get connected() {
-    return this.#socket.connected;
-  }
-
   /** Connects and enters `roomId`, or a new room when it is null. */
   start(roomId) {
     this.#requested = roomId;

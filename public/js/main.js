@@ -1,7 +1,9 @@
 // Wires the page together: fetches the RTC configuration, enters a room, builds the mesh
 // and keeps the page's text in step with what happens.
-import { Signaling } from './signaling.js';
-import { Mesh, MAX_TEXT_LENGTH } from './mesh.js';
+import { Signaling, SocketEvent } from './signaling.js';
+import { Peers, PeerState } from './peers.js';
+import { Chat, MAX_TEXT_LENGTH } from './chat.js';
+import { ChatEvent, PeerEvent, SignalingEvent } from './events.js';
 import { UI } from './ui.js';
 import { cleanName, fallbackName, loadName, saveName } from './names.js';
 import { lastRoom, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
@@ -25,18 +27,19 @@ async function loadRtcConfig() {
 async function main() {
   const ui = new UI();
   const signaling = new Signaling();
-  const mesh = new Mesh(signaling, {});
+  const peers = new Peers(signaling);
+  const chat = new Chat(peers, signaling);
   let myName = loadName();
   let left = false;
   const announced = new Set(); // peers whose "connected" line is out
   // Unnamed peers are called after their page's client id, which survives reconnects.
   const nameOf = (peerId) => {
-    const peer = mesh.peers.find((p) => p.id === peerId);
-    return peer?.name || fallbackName(peer?.client ?? peerId);
+    const member = chat.member(peerId);
+    return member?.name || fallbackName(member?.client ?? peerId);
   };
 
   ui.setOwnName(myName);
-  mesh.setName(myName);
+  chat.setName(myName);
   document.body.dataset.signaling = 'connecting';
 
   const requested = roomIdFromUrl();
@@ -45,9 +48,9 @@ async function main() {
 
   function updateComposer() {
     if (left) return ui.setComposer(false, 'You left the room.');
-    const open = mesh.openCount;
-    const waiting = mesh.peers.filter((p) => p.state === 'connecting').length;
-    const failed = mesh.peers.filter((p) => p.state === 'failed').length;
+    const open = peers.openCount;
+    const waiting = peers.list.filter((p) => p.state === PeerState.CONNECTING).length;
+    const failed = peers.list.filter((p) => p.state === PeerState.FAILED).length;
     if (open > 0) return ui.setComposer(true, waiting > 0 ? `Still connecting to ${waiting} more.` : '');
     if (!signaling.roomId) return ui.setComposer(false, 'You can write once you are in a room and someone has connected.');
     if (waiting > 0) return ui.setComposer(false, `Connecting to ${waiting} ${waiting === 1 ? 'person' : 'people'}… you can write once a connection is open.`);
@@ -56,22 +59,22 @@ async function main() {
   }
 
   // ---- signaling ----
-  signaling.addEventListener('online', (e) => {
+  signaling.addEventListener(SignalingEvent.ONLINE, (e) => {
     document.body.dataset.signaling = 'online';
     ui.setStatus('Connected to the server.');
     if (e.detail.rejoin) {
       ui.addSystem('Reconnected to the server; rejoining the room.');
       // ICE server credentials may be short-lived: take fresh ones for the new connections.
-      loadRtcConfig().then((config) => mesh.setRtcConfig(config));
+      loadRtcConfig().then((config) => peers.setRtcConfig(config));
     }
   });
-  signaling.addEventListener('offline', () => {
+  signaling.addEventListener(SignalingEvent.OFFLINE, () => {
     document.body.dataset.signaling = 'offline';
     if (left) return;
     ui.setStatus('Lost the server; reconnecting…');
     ui.addSystem('Lost the connection to the server. Open chats keep working; reconnecting…', { problem: true });
   });
-  signaling.addEventListener('room', (e) => {
+  signaling.addEventListener(SignalingEvent.ROOM, (e) => {
     const { roomId, created, requested: asked, rejoin } = e.detail;
     const link = shareLink(roomId);
     showRoomInAddressBar(roomId);
@@ -89,49 +92,49 @@ async function main() {
     if (!rejoin) ui.addSystem(created ? 'Room created. Share the invite link to bring people in.' : 'You joined the room; its members are connecting to you.');
     updateComposer();
   });
-  signaling.addEventListener('room-full', (e) => {
+  signaling.addEventListener(SignalingEvent.ROOM_FULL, (e) => {
     ui.showNotice('That room is full: it already has as many members as this server allows.', [
       { text: 'Start a new room', onClick: () => { ui.hideNotice(); signaling.createRoom(); } },
     ]);
     ui.setStatus('The room is full.');
     document.body.dataset.roomFull = e.detail.roomId;
   });
-  signaling.addEventListener('refused', (e) => {
+  signaling.addEventListener(SignalingEvent.REFUSED, (e) => {
     const { event, error } = e.detail;
     // Relays to a peer that has just left are refused in normal races: not worth a line.
-    if (event === 'join-room' || event === 'create-room') {
+    if (event === SocketEvent.JOIN_ROOM || event === SocketEvent.CREATE_ROOM) {
       if (/full/.test(error)) return; // explained by room-full
-      ui.addSystem(`The server refused to ${event === 'join-room' ? 'join the room' : 'create a room'}: ${error}.`, { problem: true });
+      ui.addSystem(`The server refused to ${event === SocketEvent.JOIN_ROOM ? 'join the room' : 'create a room'}: ${error}.`, { problem: true });
     } else {
       console.warn(`meshchat: server refused ${event}: ${error}`);
     }
   });
 
-  // ---- mesh ----
-  mesh.addEventListener('peer-added', (e) => {
+  // ---- peers ----
+  peers.addEventListener(PeerEvent.ADDED, (e) => {
     const { peerId, initiator, replacement } = e.detail;
     if (replacement) return; // we came back: the old connection works until this one opens
-    ui.setMember(peerId, { name: fallbackName(peerId), state: 'connecting' });
+    ui.setMember(peerId, { name: fallbackName(peerId), state: PeerState.CONNECTING });
     ui.addSystem(initiator ? 'Someone joined; connecting…' : 'Connecting to a member…');
     updateComposer();
   });
-  mesh.addEventListener('peer-state', (e) => {
+  peers.addEventListener(PeerEvent.STATE, (e) => {
     ui.setMember(e.detail.peerId, { state: e.detail.state });
     updateComposer();
   });
-  mesh.addEventListener('peer-open', (e) => {
+  peers.addEventListener(PeerEvent.OPEN, (e) => {
     const { peerId } = e.detail;
     // Say "connected" with the peer's name, which its hello brings right after opening.
     setTimeout(() => announceConnected(peerId), CONNECTED_LINE_DELAY_MS);
   });
-  mesh.addEventListener('peer-name', (e) => {
+  chat.addEventListener(ChatEvent.NAMED, (e) => {
     const { peerId, name, oldName, hello } = e.detail;
     const shown = nameOf(peerId);
     ui.setMember(peerId, { name: shown });
     if (hello) announceConnected(peerId);
     else if (name !== oldName) ui.addSystem(`${oldName || 'A member without a name'} is now called ${shown}.`);
   });
-  mesh.addEventListener('peer-replaced', (e) => {
+  chat.addEventListener(ChatEvent.REJOINED, (e) => {
     const { peerId, oldId } = e.detail;
     ui.removeMember(oldId);
     announced.delete(oldId);
@@ -140,23 +143,23 @@ async function main() {
     ui.addSystem(`${nameOf(peerId)} reconnected.`);
     updateComposer();
   });
-  mesh.addEventListener('peer-failed', (e) => {
+  peers.addEventListener(PeerEvent.FAILED, (e) => {
     ui.addSystem(`Could not connect to ${nameOf(e.detail.peerId)}. ${TURN_HINT}`, { problem: true });
   });
-  mesh.addEventListener('peer-removed', (e) => {
+  chat.addEventListener(ChatEvent.LEFT, (e) => {
     const { peerId, name, client } = e.detail;
     ui.removeMember(peerId);
     announced.delete(peerId);
     if (!left) ui.addSystem(`${name || fallbackName(client ?? peerId)} left.`);
     updateComposer();
   });
-  mesh.addEventListener('message', (e) => {
+  chat.addEventListener(ChatEvent.MESSAGE, (e) => {
     const { peerId, text, at } = e.detail;
     ui.addMessage({ author: nameOf(peerId), text, at, own: false });
   });
 
   function announceConnected(peerId) {
-    if (announced.has(peerId) || !mesh.peers.some((p) => p.id === peerId && p.opened)) return;
+    if (announced.has(peerId) || !peers.get(peerId)?.opened) return;
     announced.add(peerId);
     ui.addSystem(`Connected to ${nameOf(peerId)}.`);
   }
@@ -164,7 +167,7 @@ async function main() {
   // ---- the user ----
   ui.addEventListener('send', (e) => {
     const text = e.detail.text.slice(0, MAX_TEXT_LENGTH);
-    if (mesh.sendText(text) === 0) return updateComposer();
+    if (chat.sendText(text) === 0) return updateComposer();
     ui.addMessage({ author: myName, text, at: new Date(), own: true });
     ui.clearMessage();
   });
@@ -172,12 +175,12 @@ async function main() {
     myName = cleanName(e.detail.name);
     saveName(myName);
     ui.setOwnName(myName);
-    mesh.setName(myName);
+    chat.setName(myName);
     ui.addSystem(myName ? `You are now called ${myName}.` : 'You are anonymous now.');
   });
   ui.addEventListener('leave', () => {
     left = true;
-    mesh.closeAll();
+    peers.closeAll();
     signaling.close();
     ui.clearMembers();
     ui.disableRoomControls();
@@ -191,10 +194,10 @@ async function main() {
 
   // Closing our connections as the page goes tells peers at once, instead of after
   // their ICE checks time out.
-  addEventListener('pagehide', () => mesh.closeAll());
+  addEventListener('pagehide', () => peers.closeAll());
 
   updateComposer();
-  mesh.setRtcConfig(await loadRtcConfig());
+  peers.setRtcConfig(await loadRtcConfig());
   signaling.start(requested);
 }
 

@@ -36,3 +36,10 @@ export const ChatEvent = Object.freeze({
   LEFT: 'member-left', // {peerId, name, client}
   MESSAGE: 'message', // {peerId, text, at}
 });
+
+/** From UI: what the user asked for. */
+export const UserEvent = Object.freeze({
+  SEND: 'send', // {text}
+  RENAME: 'rename', // {name}
+  LEAVE: 'leave', // {}
+});

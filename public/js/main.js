@@ -3,7 +3,7 @@
 import { Signaling, SocketEvent } from './signaling.js';
 import { Peers, PeerState } from './peers.js';
 import { Chat, MAX_TEXT_LENGTH } from './chat.js';
-import { ChatEvent, PeerEvent, SignalingEvent } from './events.js';
+import { ChatEvent, PeerEvent, SignalingEvent, UserEvent } from './events.js';
 import { UI } from './ui.js';
 import { cleanName, fallbackName, loadName, saveName } from './names.js';
 import { lastRoom, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
@@ -165,20 +165,20 @@ async function main() {
   }
 
   // ---- the user ----
-  ui.addEventListener('send', (e) => {
+  ui.addEventListener(UserEvent.SEND, (e) => {
     const text = e.detail.text.slice(0, MAX_TEXT_LENGTH);
     if (chat.sendText(text) === 0) return updateComposer();
     ui.addMessage({ author: myName, text, at: new Date(), own: true });
     ui.clearMessage();
   });
-  ui.addEventListener('name', (e) => {
+  ui.addEventListener(UserEvent.RENAME, (e) => {
     myName = cleanName(e.detail.name);
     saveName(myName);
     ui.setOwnName(myName);
     chat.setName(myName);
     ui.addSystem(myName ? `You are now called ${myName}.` : 'You are anonymous now.');
   });
-  ui.addEventListener('leave', () => {
+  ui.addEventListener(UserEvent.LEAVE, () => {
     left = true;
     peers.closeAll();
     signaling.close();

@@ -1,5 +1,5 @@
-// Wires the page together: fetches the RTC configuration, enters a room, builds the mesh
-// and keeps the page's text in step with what happens.
+// Wires the page together: what the signaling connection, the peer connections and the
+// chat over them report goes to the page, and what the user does goes back to them.
 import { Signaling, SocketEvent } from './signaling.js';
 import { Peers, PeerState } from './peers.js';
 import { Chat, MAX_TEXT_LENGTH } from './chat.js';
@@ -9,6 +9,8 @@ import { cleanName, fallbackName, loadName, saveName } from './names.js';
 import { lastRoom, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
 
 const TURN_HINT = 'If you are on different networks, this server may need a TURN server (see ICE_SERVERS in the README).';
+// A peer's hello, which names it, brings the "connected" line; should none come, the line
+// comes this long after the channel opened, without the name.
 const CONNECTED_LINE_DELAY_MS = 3000;
 
 /** The RTCConfiguration the operator set; no ICE servers if it cannot be had. */
@@ -25,40 +27,44 @@ async function loadRtcConfig() {
 }
 
 async function main() {
-  const ui = new UI();
+  const app = createApp();
+  const requested = roomIdFromUrl();
+  showStart(app, requested);
+  followConnection(app);
+  followRoom(app);
+  followPeers(app);
+  followMembers(app);
+  followUser(app);
+  await enterRoom(app, requested);
+}
+
+/** The page's parts, and the little state their handlers share. */
+function createApp() {
   const signaling = new Signaling();
   const peers = new Peers(signaling);
-  const chat = new Chat(peers, signaling);
-  let myName = loadName();
-  let left = false;
-  const announced = new Set(); // peers whose "connected" line is out
-  // Unnamed peers are called after their page's client id, which survives reconnects.
-  const nameOf = (peerId) => {
-    const member = chat.member(peerId);
-    return member?.name || fallbackName(member?.client ?? peerId);
+  return {
+    ui: new UI(),
+    signaling,
+    peers,
+    chat: new Chat(peers, signaling),
+    myName: loadName(),
+    left: false, // the user pressed Leave: the page stays, out of the room
+    announced: new Set(), // peers whose "connected" line is out
   };
+}
 
+/** Our name, and a way back to the last room when the address names none. */
+function showStart({ ui, chat, myName }, requested) {
   ui.setOwnName(myName);
   chat.setName(myName);
   document.body.dataset.signaling = 'connecting';
-
-  const requested = roomIdFromUrl();
   const last = lastRoom();
   if (!requested && last) ui.offerLastRoom(shareLink(last));
+}
 
-  function updateComposer() {
-    if (left) return ui.setComposer(false, 'You left the room.');
-    const open = peers.openCount;
-    const waiting = peers.list.filter((p) => p.state === PeerState.CONNECTING).length;
-    const failed = peers.list.filter((p) => p.state === PeerState.FAILED).length;
-    if (open > 0) return ui.setComposer(true, waiting > 0 ? `Still connecting to ${waiting} more.` : '');
-    if (!signaling.roomId) return ui.setComposer(false, 'You can write once you are in a room and someone has connected.');
-    if (waiting > 0) return ui.setComposer(false, `Connecting to ${waiting} ${waiting === 1 ? 'person' : 'people'}… you can write once a connection is open.`);
-    if (failed > 0) return ui.setComposer(false, 'No connection could be made to anyone in the room, so there is nobody to send to.');
-    ui.setComposer(false, 'Nobody else is here yet. Share the invite link; you can write once someone connects.');
-  }
-
-  // ---- signaling ----
+/** The connection to the server coming and going. */
+function followConnection(app) {
+  const { ui, signaling, peers } = app;
   signaling.addEventListener(SignalingEvent.ONLINE, (e) => {
     document.body.dataset.signaling = 'online';
     ui.setStatus('Connected to the server.');
@@ -70,135 +76,178 @@ async function main() {
   });
   signaling.addEventListener(SignalingEvent.OFFLINE, () => {
     document.body.dataset.signaling = 'offline';
-    if (left) return;
+    if (app.left) return;
     ui.setStatus('Lost the server; reconnecting…');
     ui.addSystem('Lost the connection to the server. Open chats keep working; reconnecting…', { problem: true });
   });
-  signaling.addEventListener(SignalingEvent.ROOM, (e) => {
-    const { roomId, created, requested: asked, rejoin } = e.detail;
-    const link = shareLink(roomId);
-    showRoomInAddressBar(roomId);
-    rememberRoom(roomId);
-    ui.setRoom(link);
-    document.body.dataset.roomId = roomId;
-    ui.setStatus(created ? 'You are in a new room.' : 'You are in the room.');
-    if (created && asked && asked !== roomId) {
-      ui.showNotice(rejoin
-        ? 'The room was gone when we reconnected (the server may have restarted), so here is a new one. Share its link again.'
-        : 'That room no longer exists (everyone left it), so here is a new one. Share its link to invite people.');
-    } else if (!rejoin) {
-      ui.hideNotice();
-    }
-    if (!rejoin) ui.addSystem(created ? 'Room created. Share the invite link to bring people in.' : 'You joined the room; its members are connecting to you.');
-    updateComposer();
-  });
-  signaling.addEventListener(SignalingEvent.ROOM_FULL, (e) => {
+}
+
+/** The room we are in, and the requests about rooms that the server turned down. */
+function followRoom(app) {
+  const { ui, signaling } = app;
+  signaling.addEventListener(SignalingEvent.ROOM, (e) => showRoom(app, e.detail));
+  signaling.addEventListener(SignalingEvent.ROOM_FULL, () => {
     ui.showNotice('That room is full: it already has as many members as this server allows.', [
       { text: 'Start a new room', onClick: () => { ui.hideNotice(); signaling.createRoom(); } },
     ]);
     ui.setStatus('The room is full.');
-    document.body.dataset.roomFull = e.detail.roomId;
   });
   signaling.addEventListener(SignalingEvent.REFUSED, (e) => {
     const { event, error } = e.detail;
-    // Relays to a peer that has just left are refused in normal races: not worth a line.
     if (event === SocketEvent.JOIN_ROOM || event === SocketEvent.CREATE_ROOM) {
       if (/full/.test(error)) return; // explained by room-full
       ui.addSystem(`The server refused to ${event === SocketEvent.JOIN_ROOM ? 'join the room' : 'create a room'}: ${error}.`, { problem: true });
     } else {
+      // Relays to a peer that has just left are refused in normal races: not worth a line.
       console.warn(`meshchat: server refused ${event}: ${error}`);
     }
   });
+}
 
-  // ---- peers ----
+/** Puts the room in the address bar and the invite link, and says how we got there. */
+function showRoom(app, { roomId, created, requested, rejoin }) {
+  const { ui } = app;
+  const link = shareLink(roomId);
+  showRoomInAddressBar(roomId);
+  rememberRoom(roomId);
+  ui.setRoom(link);
+  document.body.dataset.roomId = roomId;
+  ui.setStatus(created ? 'You are in a new room.' : 'You are in the room.');
+  if (created && requested && requested !== roomId) {
+    ui.showNotice(rejoin
+      ? 'The room was gone when we reconnected (the server may have restarted), so here is a new one. Share its link again.'
+      : 'That room no longer exists (everyone left it), so here is a new one. Share its link to invite people.');
+  } else if (!rejoin) {
+    ui.hideNotice();
+  }
+  if (!rejoin) ui.addSystem(created ? 'Room created. Share the invite link to bring people in.' : 'You joined the room; its members are connecting to you.');
+  updateComposer(app);
+}
+
+/** Each connection to a peer: connecting, open, interrupted, failed. */
+function followPeers(app) {
+  const { ui, peers } = app;
   peers.addEventListener(PeerEvent.ADDED, (e) => {
     const { peerId, initiator, replacement } = e.detail;
     if (replacement) return; // we came back: the old connection works until this one opens
     ui.setMember(peerId, { name: fallbackName(peerId), state: PeerState.CONNECTING });
     ui.addSystem(initiator ? 'Someone joined; connecting…' : 'Connecting to a member…');
-    updateComposer();
+    updateComposer(app);
   });
   peers.addEventListener(PeerEvent.STATE, (e) => {
     ui.setMember(e.detail.peerId, { state: e.detail.state });
-    updateComposer();
+    updateComposer(app);
   });
   peers.addEventListener(PeerEvent.OPEN, (e) => {
-    const { peerId } = e.detail;
-    // Say "connected" with the peer's name, which its hello brings right after opening.
-    setTimeout(() => announceConnected(peerId), CONNECTED_LINE_DELAY_MS);
+    setTimeout(() => announceConnected(app, e.detail.peerId), CONNECTED_LINE_DELAY_MS);
   });
+  peers.addEventListener(PeerEvent.FAILED, (e) => {
+    ui.addSystem(`Could not connect to ${nameOf(app, e.detail.peerId)}. ${TURN_HINT}`, { problem: true });
+  });
+}
+
+/** The members behind the connections: their names, comebacks, leaving and messages. */
+function followMembers(app) {
+  const { ui, chat } = app;
   chat.addEventListener(ChatEvent.NAMED, (e) => {
     const { peerId, name, oldName, hello } = e.detail;
-    const shown = nameOf(peerId);
+    const shown = nameOf(app, peerId);
     ui.setMember(peerId, { name: shown });
-    if (hello) announceConnected(peerId);
+    if (hello) announceConnected(app, peerId);
     else if (name !== oldName) ui.addSystem(`${oldName || 'A member without a name'} is now called ${shown}.`);
   });
   chat.addEventListener(ChatEvent.REJOINED, (e) => {
     const { peerId, oldId } = e.detail;
     ui.removeMember(oldId);
-    announced.delete(oldId);
-    announced.add(peerId);
-    ui.setMember(peerId, { name: nameOf(peerId) });
-    ui.addSystem(`${nameOf(peerId)} reconnected.`);
-    updateComposer();
-  });
-  peers.addEventListener(PeerEvent.FAILED, (e) => {
-    ui.addSystem(`Could not connect to ${nameOf(e.detail.peerId)}. ${TURN_HINT}`, { problem: true });
+    app.announced.delete(oldId);
+    app.announced.add(peerId);
+    ui.setMember(peerId, { name: nameOf(app, peerId) });
+    ui.addSystem(`${nameOf(app, peerId)} reconnected.`);
+    updateComposer(app);
   });
   chat.addEventListener(ChatEvent.LEFT, (e) => {
     const { peerId, name, client } = e.detail;
     ui.removeMember(peerId);
-    announced.delete(peerId);
-    if (!left) ui.addSystem(`${name || fallbackName(client ?? peerId)} left.`);
-    updateComposer();
+    app.announced.delete(peerId);
+    if (!app.left) ui.addSystem(`${name || fallbackName(client ?? peerId)} left.`);
+    updateComposer(app);
   });
   chat.addEventListener(ChatEvent.MESSAGE, (e) => {
     const { peerId, text, at } = e.detail;
-    ui.addMessage({ author: nameOf(peerId), text, at, own: false });
+    ui.addMessage({ author: nameOf(app, peerId), text, at, own: false });
   });
+}
 
-  function announceConnected(peerId) {
-    if (announced.has(peerId) || !peers.get(peerId)?.opened) return;
-    announced.add(peerId);
-    ui.addSystem(`Connected to ${nameOf(peerId)}.`);
-  }
-
-  // ---- the user ----
+/** What the user does: send, rename, leave, close the page. */
+function followUser(app) {
+  const { ui, chat, peers } = app;
   ui.addEventListener(UserEvent.SEND, (e) => {
     const text = e.detail.text.slice(0, MAX_TEXT_LENGTH);
-    if (chat.sendText(text) === 0) return updateComposer();
-    ui.addMessage({ author: myName, text, at: new Date(), own: true });
+    if (chat.sendText(text) === 0) return updateComposer(app);
+    ui.addMessage({ author: app.myName, text, at: new Date(), own: true });
     ui.clearMessage();
   });
   ui.addEventListener(UserEvent.RENAME, (e) => {
-    myName = cleanName(e.detail.name);
-    saveName(myName);
-    ui.setOwnName(myName);
-    chat.setName(myName);
-    ui.addSystem(myName ? `You are now called ${myName}.` : 'You are anonymous now.');
+    app.myName = cleanName(e.detail.name);
+    saveName(app.myName);
+    ui.setOwnName(app.myName);
+    chat.setName(app.myName);
+    ui.addSystem(app.myName ? `You are now called ${app.myName}.` : 'You are anonymous now.');
   });
-  ui.addEventListener(UserEvent.LEAVE, () => {
-    left = true;
-    peers.closeAll();
-    signaling.close();
-    ui.clearMembers();
-    ui.disableRoomControls();
-    updateComposer();
-    ui.setStatus('You left the room.');
-    ui.addSystem('You left the room.');
-    const actions = [{ text: 'Start a new room', href: '/' }];
-    if (signaling.roomId) actions.unshift({ text: 'Rejoin the room', href: shareLink(signaling.roomId) });
-    ui.showNotice('You left the room. The others no longer see you.', actions);
-  });
-
+  ui.addEventListener(UserEvent.LEAVE, () => leaveRoom(app));
   // Closing our connections as the page goes tells peers at once, instead of after
   // their ICE checks time out.
   addEventListener('pagehide', () => peers.closeAll());
+}
 
-  updateComposer();
-  peers.setRtcConfig(await loadRtcConfig());
-  signaling.start(requested);
+/** Closes every connection and offers a way back in. */
+function leaveRoom(app) {
+  const { ui, peers, signaling } = app;
+  app.left = true;
+  peers.closeAll();
+  signaling.close();
+  ui.clearMembers();
+  ui.disableRoomControls();
+  updateComposer(app);
+  ui.setStatus('You left the room.');
+  ui.addSystem('You left the room.');
+  const actions = [{ text: 'Start a new room', href: '/' }];
+  if (signaling.roomId) actions.unshift({ text: 'Rejoin the room', href: shareLink(signaling.roomId) });
+  ui.showNotice('You left the room. The others no longer see you.', actions);
+}
+
+/** Connects once the ICE servers are known, and enters `requested` or a new room. */
+async function enterRoom(app, requested) {
+  updateComposer(app);
+  app.peers.setRtcConfig(await loadRtcConfig());
+  app.signaling.start(requested);
+}
+
+/** Enables the message box when someone can receive, or says why not. */
+function updateComposer({ ui, signaling, peers, left }) {
+  if (left) return ui.setComposer(false, 'You left the room.');
+  const open = peers.openCount;
+  const waiting = peers.list.filter((p) => p.state === PeerState.CONNECTING).length;
+  const failed = peers.list.filter((p) => p.state === PeerState.FAILED).length;
+  if (open > 0) return ui.setComposer(true, waiting > 0 ? `Still connecting to ${waiting} more.` : '');
+  if (!signaling.roomId) return ui.setComposer(false, 'You can write once you are in a room and someone has connected.');
+  if (waiting > 0) return ui.setComposer(false, `Connecting to ${waiting} ${waiting === 1 ? 'person' : 'people'}… you can write once a connection is open.`);
+  if (failed > 0) return ui.setComposer(false, 'No connection could be made to anyone in the room, so there is nobody to send to.');
+  ui.setComposer(false, 'Nobody else is here yet. Share the invite link; you can write once someone connects.');
+}
+
+/** Says "connected" once per peer, and only once its channel has opened. */
+function announceConnected(app, peerId) {
+  if (app.announced.has(peerId) || !app.peers.get(peerId)?.opened) return;
+  app.announced.add(peerId);
+  app.ui.addSystem(`Connected to ${nameOf(app, peerId)}.`);
+}
+
+/** How a member is shown. Unnamed ones are called after their page's client id, which
+ * survives reconnects. */
+function nameOf({ chat }, peerId) {
+  const member = chat.member(peerId);
+  return member?.name || fallbackName(member?.client ?? peerId);
 }
 
 main();

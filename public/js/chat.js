@@ -69,6 +69,8 @@ export class Chat extends EventTarget {
   }
 
   #onData({ peerId, channel, data }) {
+    // A peer removed or adopted may still deliver what was in flight on its channel: a
+    // name from it would list it again.
     if (!this.#peers.get(peerId)) return;
     if (typeof data !== 'string' || data.length > MAX_DATA_LENGTH) return;
     let msg;

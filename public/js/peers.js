@@ -1,6 +1,6 @@
 // The peer connections: one RTCPeerConnection and one data channel per peer, negotiated
 // as the protocol says (existing members offer to a newcomer, the newcomer answers, both
-// sides trickle ICE candidates). What is said over the channels is chat-protocol.js's job.
+// sides trickle ICE candidates). What is said over the channels is chat.js's job.
 import { SocketEvent } from './signaling.js';
 import { PeerEvent, SignalingEvent } from './events.js';
 
@@ -245,7 +245,7 @@ export class Peers extends EventTarget {
       const older = peer.previous;
       if (older) {
         // Ours now. The other side closes the old one when it sees our hello on this one
-        // (chat-protocol.js); close it ourselves if it does not.
+        // (chat.js); close it ourselves if it does not.
         peer.previous = null;
         setTimeout(() => older.close(), REPLACED_GRACE_MS);
       }

@@ -121,10 +121,7 @@ fn fly_publishes_the_stun_port_over_udp() {
     let ports = udp[0]["ports"].as_array().unwrap();
     assert_eq!(ports.len(), 1);
     assert_eq!(ports[0]["port"].as_integer(), Some(stun));
-    assert_eq!(
-        fly_env()["UDP_HOST"].as_str(),
-        Some("fly-global-services")
-    );
+    assert_eq!(fly_env()["UDP_HOST"].as_str(), Some("fly-global-services"));
 }
 
 /// fly's health check asks for a path the server answers with 200.

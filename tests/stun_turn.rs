@@ -305,3 +305,25 @@ async fn without_turn_embedded_no_relay_is_given() {
     .await;
     assert!(run.was_refused(), "{}", run.text);
 }
+
+/// Out of the box the page is told to use this STUN server, at the host it loaded from.
+#[tokio::test]
+async fn the_page_gets_the_built_in_stun_server_by_default() {
+    let (server, port) = server(false, |_| {}).await;
+    let text = common::http()
+        .get(server.url("/api/rtc-config"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "iceServers": [{"urls": format!("stun:127.0.0.1:{port}")}],
+            "iceTransportPolicy": "all"
+        })
+    );
+}

@@ -25,6 +25,9 @@ export const PeerEvent = Object.freeze({
   FAILED: 'peer-failed', // {peerId}
   REMOVED: 'peer-removed', // {peerId}
   DATA: 'peer-data', // {peerId, channel, data}: a message on one of its channels
+  // {url, code, text}: a TURN server turned a request down (`code` 300-699); the
+  // connection may still work through another route
+  TURN_REFUSED: 'turn-refused',
 });
 
 /** From Chat: the members behind the connections and what they say. */

@@ -50,6 +50,7 @@ function createApp() {
     myName: loadName(),
     left: false, // the user pressed Leave: the page stays, out of the room
     announced: new Set(), // peers whose "connected" line is out
+    turnRefused: false, // the line saying why the relay server refused us is out
   };
 }
 
@@ -144,6 +145,18 @@ function followPeers(app) {
   peers.addEventListener(PeerEvent.FAILED, (e) => {
     ui.addSystem(`Could not connect to ${nameOf(app, e.detail.peerId)}. ${TURN_HINT}`, { problem: true });
   });
+  peers.addEventListener(PeerEvent.TURN_REFUSED, (e) => explainTurnRefusal(app, e.detail));
+}
+
+/** Says once per page why the relay (TURN) server cannot be used. */
+function explainTurnRefusal(app, { code, text }) {
+  if (app.turnRefused) return;
+  app.turnRefused = true;
+  const detail = text ? `${code} ${text}` : `${code}`;
+  app.ui.addSystem(
+    `The relay (TURN) server refused this page (${detail}): its credentials may have expired or be wrong. Reload the page to get new ones.`,
+    { problem: true },
+  );
 }
 
 /** The members behind the connections: their names, comebacks, leaving and messages. */

@@ -136,6 +136,7 @@ export class Peers extends EventTarget {
       this.#signaling.send(SocketEvent.CANDIDATE, peerId, candidate);
     });
     pc.addEventListener('connectionstatechange', () => this.#onConnectionState(peer));
+    pc.addEventListener('icecandidateerror', (e) => this.#onIceError(e));
     peer.connectTimer = setTimeout(() => {
       if (this.#isCurrent(peer) && peer.state === PeerState.CONNECTING) this.#fail(peer);
     }, CONNECT_TIMEOUT_MS);
@@ -261,6 +262,15 @@ export class Peers extends EventTarget {
     channel.addEventListener('close', () => {
       if (peer.opened && this.#isCurrent(peer)) this.remove(peer.id);
     });
+  }
+
+  /** A TURN server's answer with an error code says why relaying will not work, which the
+   * page can tell the user. Unreachable servers (701) and STUN errors are routine: one
+   * address family of the machine cannot reach them, say, while another can. */
+  #onIceError(e) {
+    const refused = e.errorCode >= 300 && e.errorCode < 700;
+    if (!refused || !/^turns?:/.test(e.url ?? '')) return;
+    this.#emit(PeerEvent.TURN_REFUSED, { url: e.url, code: e.errorCode, text: e.errorText ?? '' });
   }
 
   #onConnectionState(peer) {

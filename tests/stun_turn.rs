@@ -64,6 +64,22 @@ fn mapped_address(response: &[u8], transaction: [u8; 12]) -> Option<SocketAddr> 
     None
 }
 
+/// Mints credentials as `/api/rtc-config` does for the server's secret.
+fn issuer() -> TurnIssuer {
+    TurnIssuer::from_config(&Config {
+        turn_secret: Some(SECRET.parse().unwrap()),
+        ..common::config()
+    })
+    .unwrap()
+}
+
+/// A `turnutils_uclient` run over UDP with credentials minted now.
+async fn allocate_with_fresh_credentials(port: u16) -> uclient::Allocation {
+    let creds = issuer().mint(vec![format!("turn:127.0.0.1:{port}")]);
+    let (username, password) = (creds.username.unwrap(), creds.credential.unwrap());
+    uclient::allocate(port, &username, &password, false).await
+}
+
 async fn client() -> UdpSocket {
     UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap()
 }
@@ -191,14 +207,7 @@ async fn minted_credentials_relay_data_and_the_metrics_count_it() {
         c.turn_public_ip = Some(Ipv4Addr::LOCALHOST.into())
     })
     .await;
-    let issuer = TurnIssuer::from_config(&Config {
-        turn_secret: Some(SECRET.parse().unwrap()),
-        ..common::config()
-    })
-    .unwrap();
-    let creds = issuer.mint(vec![format!("turn:127.0.0.1:{port}")]);
-    let (username, password) = (creds.username.unwrap(), creds.credential.unwrap());
-    let run = uclient::allocate(port, &username, &password, false).await;
+    let run = allocate_with_fresh_credentials(port).await;
     assert!(run.relayed_everything(), "{}", run.text);
     let metrics = server
         .metrics_when("relayed bytes counted", |m| {
@@ -219,11 +228,7 @@ async fn bad_credentials_are_refused() {
         c.turn_public_ip = Some(Ipv4Addr::LOCALHOST.into())
     })
     .await;
-    let issuer = TurnIssuer::from_config(&Config {
-        turn_secret: Some(SECRET.parse().unwrap()),
-        ..common::config()
-    })
-    .unwrap();
+    let issuer = issuer();
     let urls = || vec![format!("turn:127.0.0.1:{port}")];
     let old = issuer.mint_at(urls(), SystemTime::now() - Duration::from_secs(86_400 + 60));
     let real = issuer.mint(urls());
@@ -263,20 +268,8 @@ async fn allocations_past_the_per_ip_quota_are_refused() {
         c.turn_allocations_per_ip = 1;
     })
     .await;
-    let issuer = TurnIssuer::from_config(&Config {
-        turn_secret: Some(SECRET.parse().unwrap()),
-        ..common::config()
-    })
-    .unwrap();
-    let creds = issuer.mint(vec![format!("turn:127.0.0.1:{port}")]);
     // Client-to-client mode needs two allocations from this one address.
-    let run = uclient::allocate(
-        port,
-        creds.username.as_deref().unwrap(),
-        creds.credential.as_deref().unwrap(),
-        false,
-    )
-    .await;
+    let run = allocate_with_fresh_credentials(port).await;
     assert!(!run.relayed_everything(), "{}", run.text);
     let metrics = server.metrics().await;
     assert!(
@@ -290,19 +283,7 @@ async fn allocations_past_the_per_ip_quota_are_refused() {
 #[tokio::test]
 async fn without_turn_embedded_no_relay_is_given() {
     let (_server, port) = server(false, |_| {}).await;
-    let issuer = TurnIssuer::from_config(&Config {
-        turn_secret: Some(SECRET.parse().unwrap()),
-        ..common::config()
-    })
-    .unwrap();
-    let creds = issuer.mint(vec![format!("turn:127.0.0.1:{port}")]);
-    let run = uclient::allocate(
-        port,
-        creds.username.as_deref().unwrap(),
-        creds.credential.as_deref().unwrap(),
-        false,
-    )
-    .await;
+    let run = allocate_with_fresh_credentials(port).await;
     assert!(run.was_refused(), "{}", run.text);
 }
 

@@ -115,18 +115,7 @@ impl Tables {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const LIMITS: Limits = Limits {
-        room_size: 8,
-        rooms_per_peer: 4,
-    };
-
-    fn created(join: Join) -> RoomId {
-        match join {
-            Join::Created(room) => room,
-            other => panic!("expected a new room, got {other:?}"),
-        }
-    }
+    use crate::membership::test_support::{LIMITS, created};
 
     #[test]
     fn join_only_enters_existing_rooms_and_reports_other_members() {

@@ -33,6 +33,25 @@ impl Limits {
     }
 }
 
+/// The default caps, and the room a `create` made, for the backends' tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Join, Limits};
+    use crate::protocol::RoomId;
+
+    pub(crate) const LIMITS: Limits = Limits {
+        room_size: 8,
+        rooms_per_peer: 4,
+    };
+
+    pub(crate) fn created(join: Join) -> RoomId {
+        match join {
+            Join::Created(room) => room,
+            other => panic!("expected a new room, got {other:?}"),
+        }
+    }
+}
+
 /// What `create` or `join` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Join {

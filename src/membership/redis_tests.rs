@@ -8,22 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::redis::RedisRooms;
+use super::test_support::{LIMITS, created};
 use super::{Join, Limits};
 use crate::protocol::{PeerId, RoomId};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const WAIT: Duration = Duration::from_secs(10);
-const LIMITS: Limits = Limits {
-    room_size: 8,
-    rooms_per_peer: 4,
-};
-
-fn created(join: Join) -> RoomId {
-    match join {
-        Join::Created(room) => room,
-        other => panic!("expected a new room, got {other:?}"),
-    }
-}
 
 /// A redis-server without persistence on a free loopback port, killed on drop.
 struct Redis {

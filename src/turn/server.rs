@@ -64,7 +64,7 @@ impl StunTurn {
         };
         let server = turn::server::Server::new(ServerConfig {
             conn_configs: vec![ConnConfig {
-                conn: Arc::new(Listener(socket)),
+                conn: Arc::new(Listener { socket }),
                 relay_addr_generator: generator,
             }],
             realm: "meshchat".into(),
@@ -89,57 +89,69 @@ impl StunTurn {
 /// two bits of a STUN message are 00 and of ChannelData 01 (RFC 8489 section 6, RFC 8656
 /// section 12). The `turn` crate's decoder answers some other datagrams as if they were
 /// Binding requests.
-struct Listener(UdpSocket);
+struct Listener {
+    socket: UdpSocket,
+}
+
+/// Implements `Conn` for a type holding a UDP socket in `socket`, with its own `recv_from`
+/// and `send_to`; the rest go straight to the socket. `close` does nothing: the `turn`
+/// crate closes the listening socket of every allocation that ends, and it must stay open
+/// for the others (a relay's socket closes when it is dropped).
+macro_rules! udp_conn {
+    ($conn:ty { $($own:tt)* }) => {
+        #[async_trait]
+        impl Conn for $conn {
+        async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
+            Ok(self.socket.connect(addr).await?)
+        }
+
+        async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+            Ok(self.socket.recv(buf).await?)
+        }
+
+        async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+            Ok(self.socket.send(buf).await?)
+        }
+
+        fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+            Ok(self.socket.local_addr()?)
+        }
+
+        fn remote_addr(&self) -> Option<SocketAddr> {
+            None
+        }
+
+        async fn close(&self) -> webrtc_util::Result<()> {
+            Ok(())
+        }
+
+        fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+            self
+        }
+
+        $($own)*
+        }
+    };
+}
 
 fn is_stun_or_channel_data(datagram: &[u8]) -> bool {
     datagram.len() >= 4 && datagram[0] & 0b1000_0000 == 0
 }
 
-#[async_trait]
-impl Conn for Listener {
-    async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
-        Ok(self.0.connect(addr).await?)
-    }
-
-    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
-        Ok(self.0.recv(buf).await?)
-    }
-
+udp_conn!(Listener {
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         loop {
-            let (n, from) = self.0.recv_from(buf).await?;
+            let (n, from) = self.socket.recv_from(buf).await?;
             if is_stun_or_channel_data(&buf[..n]) {
                 return Ok((n, from));
             }
         }
     }
 
-    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-        Ok(self.0.send(buf).await?)
-    }
-
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
-        Ok(self.0.send_to(buf, target).await?)
+        Ok(self.socket.send_to(buf, target).await?)
     }
-
-    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        Ok(self.0.local_addr()?)
-    }
-
-    fn remote_addr(&self) -> Option<SocketAddr> {
-        None
-    }
-
-    /// The `turn` crate closes the listening socket of every allocation that ends; it must
-    /// stay open for the others.
-    async fn close(&self) -> webrtc_util::Result<()> {
-        Ok(())
-    }
-
-    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
-        self
-    }
-}
+});
 
 /// Checks TURN credentials: ours (`TURN_SECRET`, not expired), and none at all when the
 /// relay is off, so the port answers STUN only.
@@ -371,16 +383,7 @@ impl Drop for Relay {
     }
 }
 
-#[async_trait]
-impl Conn for Relay {
-    async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
-        Ok(self.socket.connect(addr).await?)
-    }
-
-    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
-        Ok(self.socket.recv(buf).await?)
-    }
-
+udp_conn!(Relay {
     async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
         loop {
             let (n, from) = self.socket.recv_from(buf).await?;
@@ -389,10 +392,6 @@ impl Conn for Relay {
                 return Ok((n, from));
             }
         }
-    }
-
-    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-        Ok(self.socket.send(buf).await?)
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
@@ -404,23 +403,7 @@ impl Conn for Relay {
         self.metrics.turn_relayed_bytes.inc_by(n as u64);
         Ok(n)
     }
-
-    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        Ok(self.socket.local_addr()?)
-    }
-
-    fn remote_addr(&self) -> Option<SocketAddr> {
-        None
-    }
-
-    async fn close(&self) -> webrtc_util::Result<()> {
-        Ok(())
-    }
-
-    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
-        self
-    }
-}
+});
 
 #[cfg(test)]
 mod tests {

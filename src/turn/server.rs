@@ -101,35 +101,35 @@ macro_rules! udp_conn {
     ($conn:ty { $($own:tt)* }) => {
         #[async_trait]
         impl Conn for $conn {
-        async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
-            Ok(self.socket.connect(addr).await?)
-        }
+            async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
+                Ok(self.socket.connect(addr).await?)
+            }
 
-        async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
-            Ok(self.socket.recv(buf).await?)
-        }
+            async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+                Ok(self.socket.recv(buf).await?)
+            }
 
-        async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-            Ok(self.socket.send(buf).await?)
-        }
+            async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+                Ok(self.socket.send(buf).await?)
+            }
 
-        fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-            Ok(self.socket.local_addr()?)
-        }
+            fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+                Ok(self.socket.local_addr()?)
+            }
 
-        fn remote_addr(&self) -> Option<SocketAddr> {
-            None
-        }
+            fn remote_addr(&self) -> Option<SocketAddr> {
+                None
+            }
 
-        async fn close(&self) -> webrtc_util::Result<()> {
-            Ok(())
-        }
+            async fn close(&self) -> webrtc_util::Result<()> {
+                Ok(())
+            }
 
-        fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
-            self
-        }
+            fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+                self
+            }
 
-        $($own)*
+            $($own)*
         }
     };
 }

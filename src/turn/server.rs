@@ -426,6 +426,19 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_carries_at_most_its_bytes_per_second_and_no_cap_means_none() {
+        let capped = bucket(3000);
+        assert!(fits(capped.as_ref(), 1200));
+        assert!(fits(capped.as_ref(), 1200));
+        assert!(!fits(capped.as_ref(), 1200), "3000 bytes a second, 2400 used");
+        assert!(fits(capped.as_ref(), 600));
+        assert!(!fits(capped.as_ref(), 4000), "larger than the whole bucket");
+        let uncapped = bucket(0);
+        assert!(uncapped.is_none());
+        assert!((0..1000).all(|_| fits(uncapped.as_ref(), 65_000)));
+    }
+
+    #[test]
     fn each_address_holds_at_most_its_quota_and_gets_it_back() {
         let admission = Admission {
             per_ip: 2,

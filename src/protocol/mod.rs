@@ -1,10 +1,12 @@
-//! The wire format of `PROTOCOL.md`, with no state: event names, ids, argument parsing and
-//! the refusals sent back to clients.
+//! The wire format of `PROTOCOL.md`, with no state: event names, ids, argument parsing,
+//! and the answers and refusals sent back to clients.
 
+mod answer;
 pub(crate) mod args;
 pub(crate) mod ids;
 mod refusal;
 
+pub(crate) use answer::{Entered, Relayed};
 pub(crate) use ids::{PeerId, RoomId};
 pub(crate) use refusal::Refusal;
 

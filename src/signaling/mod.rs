@@ -7,7 +7,6 @@ mod order;
 
 use std::sync::Arc;
 
-use serde::Serialize;
 use socketioxide::{
     adapter::Adapter,
     extract::{Event, SocketRef, State},
@@ -20,7 +19,7 @@ use crate::config::Config;
 use crate::limits::{PeerLimits, Quotas, Verdict};
 use crate::membership::{Join, Membership};
 use crate::metrics::Metrics;
-use crate::protocol::{PeerId, Refusal, RoomId, Signal, args, event};
+use crate::protocol::{Entered, PeerId, Refusal, Relayed, RoomId, Signal, args, event};
 use extract::{Args, Caller, Peer, Reply};
 
 /// What every handler works with. Cheap to clone.
@@ -201,23 +200,6 @@ async fn entered<A: Adapter>(
     }
 }
 
-/// The answer to a `create-room` or `join-room` that asked for one.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Entered<'a> {
-    room_id: &'a str,
-    created: bool,
-}
-
-impl<'a> Entered<'a> {
-    fn new(room: &'a RoomId, created: bool) -> Self {
-        Self {
-            room_id: room.as_str(),
-            created,
-        }
-    }
-}
-
 /// `rtc-offer`, `rtc-answer` and `ice-candidate` `(peerId, payload)`: passes
 /// `(senderPeerId, payload)` on to the target when both share a room, the payload as the
 /// raw JSON it arrived as.
@@ -270,7 +252,7 @@ async fn on_signal<A: Adapter>(
     if sent.is_ok() {
         signaling.metrics.relayed(event);
         debug!(event, from = %peer.id, to = %target, bytes = payload.get().len(), "relayed");
-        reply.ok(&Relayed { ok: true });
+        reply.ok(&Relayed::OK);
     } else {
         // Mostly a full buffer: the target is not reading. Its queue stays bounded and
         // its unanswered heartbeat drops it (socketioxide cannot disconnect a socket
@@ -278,13 +260,6 @@ async fn on_signal<A: Adapter>(
         signaling.metrics.count_failed(sent, event);
         reply.refuse(&s, &signaling, event, Refusal::Undeliverable);
     }
-}
-
-/// The answer to a relay that asked for one; a struct, so no JSON value is built for the
-/// many relays that ask for none.
-#[derive(Serialize)]
-struct Relayed {
-    ok: bool,
 }
 
 /// Turns a rate-limit verdict into a refusal, disconnecting a socket that keeps flooding.

@@ -430,7 +430,10 @@ mod tests {
         let capped = bucket(3000);
         assert!(fits(capped.as_ref(), 1200));
         assert!(fits(capped.as_ref(), 1200));
-        assert!(!fits(capped.as_ref(), 1200), "3000 bytes a second, 2400 used");
+        assert!(
+            !fits(capped.as_ref(), 1200),
+            "3000 bytes a second, 2400 used"
+        );
         assert!(fits(capped.as_ref(), 600));
         assert!(!fits(capped.as_ref(), 4000), "larger than the whole bucket");
         let uncapped = bucket(0);

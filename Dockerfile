@@ -27,5 +27,5 @@ COPY --from=builder /app/target/release/meshchat /usr/local/bin/meshchat
 USER 65532:65532
 ENV HOST=0.0.0.0 \
     PORT=3000
-EXPOSE 3000
+EXPOSE 3000 3478/udp
 ENTRYPOINT ["/usr/local/bin/meshchat"]

@@ -46,9 +46,9 @@ cargo build --release -p meshchat -p loadgen
 
 # What meshchat runs with: every limit that would throttle a load test from one machine
 # (connection rate per IP, signaling and join rates, connection cap) lifted; logs at warn,
-# since the baseline logs nothing either.
+# since the baseline logs nothing either; no STUN server, which the baseline lacks too.
 ours_env=(HOST=127.0.0.1 PORT=$port RUST_LOG=warn MAX_CONNECTIONS=20000
-  CONNECT_RATE=0 SIGNAL_RATE=0 JOIN_RATE=0)
+  CONNECT_RATE=0 SIGNAL_RATE=0 JOIN_RATE=0 STUN_PORT=0)
 node_env=(HOST=127.0.0.1 PORT=$port)
 
 server_pid=

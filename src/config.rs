@@ -12,6 +12,7 @@ use crate::ice::IceServers;
 /// meshchat: a Socket.IO signaling server for peer-to-peer WebRTC mesh chat.
 #[derive(Parser, Debug, Clone)]
 #[command(version, about)]
+#[command(group(clap::ArgGroup::new("turn_servers").multiple(true)))]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
@@ -138,21 +139,70 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Shared secret of a TURN server run with coturn's `use-auth-secret`: each client
-    /// gets its own time-limited credentials derived from it. Never logged.
+    /// Shared secret of the TURN relay (the built-in one with TURN_EMBEDDED, or a coturn run
+    /// with `use-auth-secret`): each client gets its own time-limited credentials derived
+    /// from it. Never logged.
     #[arg(
         long,
         env = "TURN_SECRET",
         hide_env_values = true,
-        requires = "turn_urls"
+        requires = "turn_servers"
     )]
     pub turn_secret: Option<Secret>,
 
     /// TURN server URLs the credentials are for, comma-separated (e.g.
-    /// `turn:turn.example.com:3478?transport=udp,turns:turn.example.com:5349`).
+    /// `turn:turn.example.com:3478?transport=udp,turns:turn.example.com:5349`). Not needed
+    /// with TURN_EMBEDDED, whose URL is derived like the STUN server's.
     #[arg(long, env = "TURN_URLS", value_delimiter = ',', value_parser = turn_url,
-        requires = "turn_secret")]
+        requires = "turn_secret", group = "turn_servers")]
     pub turn_urls: Vec<String>,
+
+    /// UDP port of the built-in STUN server (RFC 8489 Binding), which tells browsers their
+    /// public address, so peers on different networks can connect; with TURN_EMBEDDED also
+    /// the TURN relay's port. 0: off.
+    #[arg(long, env = "STUN_PORT", default_value_t = 3478)]
+    pub stun_port: u16,
+
+    /// Address the STUN/TURN UDP sockets bind to (default: HOST). fly.io needs
+    /// `fly-global-services`.
+    #[arg(long, env = "UDP_HOST")]
+    pub udp_host: Option<String>,
+
+    /// Host name or IP address browsers use for the built-in STUN/TURN server. Default: the
+    /// host the page was loaded from.
+    #[arg(long, env = "ICE_HOST", value_parser = ice_host)]
+    pub ice_host: Option<String>,
+
+    /// Run a TURN relay in this process, on STUN_PORT, for the credentials minted from
+    /// TURN_SECRET: peers that cannot reach each other directly connect through it.
+    #[arg(
+        long,
+        env = "TURN_EMBEDDED",
+        default_value_t = false,
+        requires = "turn_secret",
+        group = "turn_servers"
+    )]
+    pub turn_embedded: bool,
+
+    /// Embedded TURN: the public IP address of the relayed traffic, as browsers reach it.
+    /// Default: UDP_HOST or HOST when that is one address (not 0.0.0.0 or ::).
+    #[arg(long, env = "TURN_PUBLIC_IP")]
+    pub turn_public_ip: Option<IpAddr>,
+
+    /// Embedded TURN: the UDP ports relays are opened on, `first-last`. Each peer
+    /// connection through the relay holds one while it lasts.
+    #[arg(long, env = "TURN_RELAY_PORTS", default_value = "49152-65535")]
+    pub turn_relay_ports: PortRange,
+
+    /// Embedded TURN: most relay allocations one client IP address may hold at once (a page
+    /// in a room of N holds up to N-1).
+    #[arg(long, env = "TURN_ALLOCATIONS_PER_IP", default_value_t = 32)]
+    pub turn_allocations_per_ip: usize,
+
+    /// Embedded TURN: bytes per second one allocation may relay in each direction; more
+    /// is dropped. 0: no cap.
+    #[arg(long, env = "TURN_BYTES_PER_SEC", default_value_t = 1_048_576)]
+    pub turn_bytes_per_sec: u32,
 
     /// How long TURN credentials stay valid, in seconds. coturn refuses to refresh an
     /// allocation after its credentials expire, so this must outlast a chat session.
@@ -175,8 +225,14 @@ pub struct Config {
     pub fly_machine_id: Option<String>,
 }
 
+/// Fly machine ids are short hex strings; anything else in a cookie is ignored, so a
+/// client cannot put arbitrary text into a response header.
+pub(crate) fn is_machine_id(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 fn machine_id(s: &str) -> Result<String, String> {
-    if crate::affinity::is_machine_id(s) {
+    if is_machine_id(s) {
         Ok(s.to_owned())
     } else {
         Err(format!(
@@ -216,6 +272,50 @@ impl FromStr for Secret {
             return Err("must not be empty".into());
         }
         Ok(Self(s.to_owned()))
+    }
+}
+
+/// A host name or IP address to put in `stun:` and `turn:` URLs.
+fn ice_host(s: &str) -> Result<String, String> {
+    let host = s.trim();
+    let valid = !host.is_empty()
+        && (host.parse::<IpAddr>().is_ok()
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    if valid {
+        Ok(host.to_owned())
+    } else {
+        Err(format!("{host:?} is not a host name or IP address"))
+    }
+}
+
+/// A range of ports, `first-last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parsed = s.split_once('-').and_then(|(first, last)| {
+            Some((
+                first.trim().parse::<u16>().ok()?,
+                last.trim().parse::<u16>().ok()?,
+            ))
+        });
+        match parsed {
+            Some((first, last)) if first > 0 && first <= last => Ok(Self { first, last }),
+            _ => Err(format!("{s:?} is not a port range like 49152-65535")),
+        }
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
     }
 }
 
@@ -275,6 +375,14 @@ impl Config {
     pub fn turn_ttl(&self) -> Duration {
         Duration::from_secs(self.turn_ttl_secs)
     }
+
+    /// Where the STUN/TURN UDP socket binds, as written (a name is resolved at startup).
+    pub fn udp_bind(&self) -> String {
+        match &self.udp_host {
+            Some(host) => format!("{host}:{}", self.stun_port),
+            None => SocketAddr::new(self.host, self.stun_port).to_string(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -322,13 +430,55 @@ mod tests {
             &["--turn-secret", "s", "--turn-urls", "turn:"],
             &["--turn-secret", " ", "--turn-urls", "turn:a.example"],
             &["--turn-ttl", "0"],
+            &["--turn-embedded"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
+        assert!(parse(&["--turn-secret", "s", "--turn-embedded"]).is_ok());
+        let both = [
+            "--turn-secret",
+            "s",
+            "--turn-embedded",
+            "--turn-urls",
+            "turn:a.example",
+        ];
+        assert!(parse(&both).is_ok());
         assert_eq!(Config::defaults().turn_ttl(), Duration::from_secs(86_400));
         assert_eq!(
             Config::defaults().ice_transport_policy,
             IceTransportPolicy::All
         );
+    }
+
+    #[test]
+    fn stun_is_on_by_default_and_its_settings_are_checked() {
+        let c = Config::defaults();
+        assert_eq!(c.stun_port, 3478);
+        assert_eq!(c.udp_bind(), "0.0.0.0:3478");
+        assert_eq!(
+            c.turn_relay_ports,
+            PortRange {
+                first: 49152,
+                last: 65535
+            }
+        );
+        let c = parse(&[
+            "--udp-host",
+            "fly-global-services",
+            "--ice-host",
+            "chat.example",
+        ])
+        .unwrap();
+        assert_eq!(c.udp_bind(), "fly-global-services:3478");
+        assert_eq!(c.ice_host.as_deref(), Some("chat.example"));
+        for bad in [
+            &["--ice-host", "a b"][..],
+            &["--ice-host", "x?transport=tcp"],
+            &["--turn-relay-ports", "5000"],
+            &["--turn-relay-ports", "6000-5000"],
+            &["--turn-relay-ports", "0-10"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 }

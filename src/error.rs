@@ -1,64 +1,26 @@
-//! Why the server refuses a client request, as sent back to that client.
+//! Internal failures (today: Redis), kept apart from the refusals clients see
+//! ([`crate::protocol::Refusal`]): what went wrong inside is logged, never sent.
 
-use serde_json::{Value, json};
+use std::time::Duration;
 
-/// A refused request. The text is what the client sees: it says what was wrong without
-/// revealing anything about other rooms or peers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("the first argument must be the peer id string")]
-    MissingPeerId,
-    #[error("the second argument must be the signaling payload")]
-    MissingPayload,
-    #[error("an offer or answer must be an object")]
-    NotAnObject,
-    #[error("an ICE candidate must be an object, a string or null")]
-    BadCandidate,
-    #[error("the payload is larger than {max} bytes")]
-    TooLarge { max: usize },
-    #[error("binary attachments are not accepted")]
-    Binary,
-    #[error("that peer is not in any of your rooms")]
-    NotInYourRooms,
-    #[error("you cannot signal yourself")]
-    ToSelf,
-    #[error("the peer could not be reached")]
-    Undeliverable,
-    #[error("unknown event")]
-    UnknownEvent,
-    #[error("the room is full")]
-    RoomFull,
-    #[error("you are in too many rooms")]
-    TooManyRooms,
-    #[error("too many requests: slow down")]
-    RateLimited,
-    #[error("the server is briefly unavailable: try again")]
-    Unavailable,
+/// Why an internal operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis did not answer in time")]
+    RedisTimeout,
 }
 
-impl Refusal {
-    /// A short stable name, for logs and counters.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::MissingPeerId => "missing_peer_id",
-            Self::MissingPayload => "missing_payload",
-            Self::NotAnObject => "not_an_object",
-            Self::BadCandidate => "bad_candidate",
-            Self::TooLarge { .. } => "too_large",
-            Self::Binary => "binary",
-            Self::NotInYourRooms => "not_in_your_rooms",
-            Self::ToSelf => "to_self",
-            Self::Undeliverable => "undeliverable",
-            Self::UnknownEvent => "unknown_event",
-            Self::RoomFull => "room_full",
-            Self::TooManyRooms => "too_many_rooms",
-            Self::RateLimited => "rate_limited",
-            Self::Unavailable => "unavailable",
-        }
-    }
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-    /// The acknowledgement body: `{"error": "..."}`.
-    pub fn to_ack(&self) -> Value {
-        json!({ "error": self.to_string() })
+/// Runs a Redis call with a hard deadline, so no request waits on Redis longer than that.
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(Error::RedisTimeout),
     }
 }

@@ -1,21 +1,9 @@
-//! ICE servers for the web client: the operator's `ICE_SERVERS` list, checked at startup,
-//! and `GET /api/rtc-config`, which hands the page its `RTCConfiguration` with fresh TURN
-//! credentials (see [`crate::turn`]).
+//! The ICE servers handed to browsers: the `RTCIceServer` type and `ICE_SERVERS`, checked
+//! at startup.
 
 use std::fmt;
-use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use axum::{Json, Router, routing::get};
 use serde::{Deserialize, Serialize};
-
-use crate::config::{Config, IceTransportPolicy};
-use crate::turn::{self, TurnIssuer};
-
-/// Where the page fetches its `RTCConfiguration`.
-pub const RTC_CONFIG_PATH: &str = "/api/rtc-config";
 
 /// One entry of `RTCConfiguration.iceServers`, as the browser API defines it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +14,17 @@ pub struct IceServer {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+}
+
+impl IceServer {
+    /// A STUN server, which needs no credentials.
+    pub fn stun(url: String) -> Self {
+        Self {
+            urls: Urls::One(url),
+            username: None,
+            credential: None,
+        }
+    }
 }
 
 /// `urls` is one URL or a list of them.
@@ -114,131 +113,13 @@ impl std::str::FromStr for IceServers {
     }
 }
 
-impl From<turn::IceServer> for IceServer {
-    fn from(minted: turn::IceServer) -> Self {
-        Self {
-            urls: Urls::Many(minted.urls),
-            username: Some(minted.username),
-            credential: Some(minted.credential),
-        }
-    }
-}
-
-/// The body of `GET /api/rtc-config`: what the page passes to `new RTCPeerConnection()`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RtcConfiguration {
-    pub ice_servers: Vec<IceServer>,
-    pub ice_transport_policy: IceTransportPolicy,
-}
-
-/// What the page's configuration is made of.
-#[derive(Debug, Clone)]
-pub struct RtcSettings {
-    /// `ICE_SERVERS`, handed out as they are.
-    pub servers: IceServers,
-    /// Mints TURN credentials for each page (`TURN_SECRET`), if configured.
-    pub turn: Option<Arc<TurnIssuer>>,
-    pub policy: IceTransportPolicy,
-}
-
-impl RtcSettings {
-    pub fn new(config: &Config, turn: Option<Arc<TurnIssuer>>) -> Self {
-        Self {
-            servers: config.ice_servers.clone(),
-            turn,
-            policy: config.ice_transport_policy,
-        }
-    }
-}
-
-/// Builds the page's configuration. Called per request: every page gets TURN credentials
-/// of its own, valid from now.
-pub fn rtc_configuration(settings: &RtcSettings) -> RtcConfiguration {
-    let mut ice_servers = settings.servers.0.clone();
-    ice_servers.extend(settings.turn.as_ref().map(|turn| turn.mint().into()));
-    RtcConfiguration {
-        ice_servers,
-        ice_transport_policy: settings.policy,
-    }
-}
-
-/// `GET /api/rtc-config`.
-pub fn router(settings: RtcSettings) -> Router {
-    Router::new()
-        .route(RTC_CONFIG_PATH, get(rtc_config))
-        .with_state(Arc::new(settings))
-}
-
-async fn rtc_config(State(settings): State<Arc<RtcSettings>>) -> Response {
-    let mut response = Json(rtc_configuration(&settings)).into_response();
-    // Credentials may be short-lived, and the page must see a changed list on reload.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-    use serde_json::Value;
 
     #[test]
     fn empty_list_is_the_default_and_valid() {
         assert_eq!(parse_ice_servers("[]"), Ok(IceServers::default()));
-    }
-
-    fn settings(args: &[&str]) -> RtcSettings {
-        let config = Config::parse_from(std::iter::once("meshchat").chain(args.iter().copied()));
-        RtcSettings::new(&config, TurnIssuer::from_config(&config).map(Arc::new))
-    }
-
-    #[test]
-    fn stun_and_turn_entries_round_trip_unchanged() {
-        let text = r#"[{"urls":"stun:stun.l.google.com:19302"},
-            {"urls":["turn:turn.example.com:3478?transport=udp","turns:turn.example.com:443"],
-             "username":"u","credential":"p"}]"#;
-        let body =
-            serde_json::to_value(rtc_configuration(&settings(&["--ice-servers", text]))).unwrap();
-        let expected: Value = serde_json::from_str(&format!(
-            r#"{{"iceServers":{text},"iceTransportPolicy":"all"}}"#
-        ))
-        .unwrap();
-        assert_eq!(body, expected);
-    }
-
-    #[test]
-    fn each_configuration_gets_its_own_turn_credentials_after_the_listed_servers() {
-        let s = settings(&[
-            "--ice-servers",
-            r#"[{"urls":"stun:s.example:3478"}]"#,
-            "--turn-secret",
-            "s3cret",
-            "--turn-urls",
-            "turn:t.example:3478",
-            "--ice-transport-policy",
-            "relay",
-        ]);
-        let a = serde_json::to_value(rtc_configuration(&s)).unwrap();
-        let b = serde_json::to_value(rtc_configuration(&s)).unwrap();
-        assert_eq!(a["iceTransportPolicy"], "relay");
-        assert_eq!(
-            a["iceServers"][0],
-            serde_json::json!({"urls": "stun:s.example:3478"})
-        );
-        let turn = &a["iceServers"][1];
-        assert_eq!(turn["urls"], serde_json::json!(["turn:t.example:3478"]));
-        let username = turn["username"].as_str().unwrap();
-        assert_eq!(
-            turn["credential"].as_str().unwrap(),
-            turn::credential(b"s3cret", username)
-        );
-        assert_ne!(
-            a["iceServers"][1]["username"],
-            b["iceServers"][1]["username"]
-        );
     }
 
     #[test]

@@ -1,39 +1,36 @@
 //! meshchat: a Socket.IO signaling server for room-based WebRTC mesh chat.
 //!
+//! Modules from the bottom up; each imports only modules listed before it:
+//! - `error` (internal failures), [`ice`] (the ICE servers browsers get) and `protocol`
+//!   (the wire format: event names, ids, argument parsing, refusals).
 //! - [`config`]: flags and environment variables.
-//! - [`server`]: the axum app (HTTP routes plus the Socket.IO layer) and its run loop.
-//! - [`signaling`]: one handler per protocol event: rooms, relays, leaves.
-//! - [`args`]: parsing and validation of event arguments.
-//! - [`rooms`]: room and peer ids and the membership table.
-//! - [`membership`]: the membership backend: that table, or Redis in cluster mode.
-//! - [`cluster`]: several nodes joined through Redis: adapter driver, shared membership,
-//!   heartbeats.
-//! - [`gate`]: origin, connection cap and connection rate checks before Socket.IO.
-//! - [`limits`]: rate limits per connection and per client IP.
-//! - [`order`]: keeps each socket's handlers in arrival order.
-//! - [`error`]: refusals sent back to clients.
-//! - [`turn`]: time-limited TURN credentials from a shared secret.
-//! - [`metrics`]: `GET /metrics` for Prometheus.
-//! - [`affinity`]: keeps a Socket.IO session's requests on its fly.io machine.
-//! - [`web`]: the embedded web client.
-//! - [`ice`]: the ICE servers handed to the web client.
+//! - `limits`: rate limits; `membership`: the only door to rooms, in memory or in Redis.
+//! - `metrics`: what the server counts, and `GET /metrics`.
+//! - [`turn`]: TURN credentials, and the built-in STUN server and TURN relay.
+//! - `signaling`: one handler per protocol event; `http`: the gate, health, RTC config and
+//!   web client routes.
+//! - `cluster`: one node of several, joined through Redis.
+//! - [`run`]: wires it all and serves until shutdown.
 
-pub mod affinity;
-pub mod args;
-pub mod cluster;
-pub mod config;
-pub mod error;
-pub mod gate;
+mod error;
 pub mod ice;
-pub mod limits;
-pub mod membership;
-pub mod metrics;
-pub mod order;
-pub mod rooms;
-pub mod server;
-pub mod signaling;
+mod protocol;
+
+pub mod config;
+
+mod limits;
+mod membership;
+
+mod metrics;
+
 pub mod turn;
-pub mod web;
+
+mod http;
+mod signaling;
+
+mod cluster;
+
+mod server;
 
 pub use config::Config;
-pub use server::{app, run, serve};
+pub use server::run;

@@ -19,14 +19,14 @@ fn quota(rate: u32, burst: u32) -> Option<Quota> {
 
 /// The quotas every connection gets, from the config.
 #[derive(Debug, Clone, Copy)]
-pub struct Quotas {
+pub(crate) struct Quotas {
     signal: Option<Quota>,
     join: Option<Quota>,
     flood: Option<Quota>,
 }
 
 impl Quotas {
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Self {
             signal: quota(config.signal_rate, config.signal_burst),
             join: quota(config.join_rate, config.join_burst),
@@ -38,7 +38,7 @@ impl Quotas {
 
 /// What a rate limit says about one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Allowed,
     /// Over the limit: drop the event.
     Dropped,
@@ -48,14 +48,14 @@ pub enum Verdict {
 
 /// One connection's buckets.
 #[derive(Debug)]
-pub struct PeerLimits {
+pub(crate) struct PeerLimits {
     signal: Option<DefaultDirectRateLimiter>,
     join: Option<DefaultDirectRateLimiter>,
     flood: Option<DefaultDirectRateLimiter>,
 }
 
 impl PeerLimits {
-    pub fn new(quotas: &Quotas) -> Self {
+    pub(crate) fn new(quotas: &Quotas) -> Self {
         Self {
             signal: quotas.signal.map(RateLimiter::direct),
             join: quotas.join.map(RateLimiter::direct),
@@ -63,11 +63,11 @@ impl PeerLimits {
         }
     }
 
-    pub fn signal(&self) -> Verdict {
+    pub(crate) fn signal(&self) -> Verdict {
         self.verdict(self.signal.as_ref())
     }
 
-    pub fn join(&self) -> Verdict {
+    pub(crate) fn join(&self) -> Verdict {
         self.verdict(self.join.as_ref())
     }
 
@@ -86,7 +86,7 @@ impl PeerLimits {
 
 /// New connections per client IP.
 #[derive(Debug, Clone)]
-pub struct ConnectLimiter {
+pub(crate) struct ConnectLimiter {
     limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     checks: Arc<AtomicU64>,
 }
@@ -95,7 +95,7 @@ pub struct ConnectLimiter {
 const PRUNE_EVERY: u64 = 1024;
 
 impl ConnectLimiter {
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Self {
             limiter: quota(config.connect_rate, config.connect_burst)
                 .map(|q| Arc::new(RateLimiter::keyed(q))),
@@ -104,7 +104,7 @@ impl ConnectLimiter {
     }
 
     /// Whether `ip` may open one more connection now.
-    pub fn allow(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allow(&self, ip: IpAddr) -> bool {
         let Some(limiter) = &self.limiter else {
             return true;
         };
@@ -114,11 +114,6 @@ impl ConnectLimiter {
             limiter.retain_recent();
         }
         limiter.check_key(&ip).is_ok()
-    }
-
-    /// IPs with a partly used bucket.
-    pub fn tracked(&self) -> usize {
-        self.limiter.as_ref().map_or(0, |l| l.len())
     }
 }
 
@@ -167,6 +162,5 @@ mod tests {
         assert!((0..3).all(|_| limiter.allow(a)));
         assert!(!limiter.allow(a));
         assert!(limiter.allow(b), "one IP's flood must not lock out another");
-        assert_eq!(limiter.tracked(), 2);
     }
 }

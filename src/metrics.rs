@@ -1,9 +1,8 @@
-//! `GET /metrics`: what the server is doing, in the Prometheus (OpenMetrics) text format,
-//! optionally behind a bearer token.
+//! What the server counts, and `GET /metrics`, which shows it with the room gauges in the
+//! Prometheus (OpenMetrics) text format, optionally behind a bearer token.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,106 +10,166 @@ use axum::response::{IntoResponse, Response};
 use axum::{Router, routing::get};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, text};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
-use crate::cluster::RedisRooms;
 use crate::config::{Config, Secret};
 use crate::membership::Membership;
-use crate::rooms::Rooms;
-use crate::signaling::{Shared, Stats};
 
 /// Counters split by one label, e.g. relayed messages by event.
-pub type ByLabel = Family<[(&'static str, &'static str); 1], Counter>;
+type ByLabel = Family<[(&'static str, &'static str); 1], Counter>;
 
-/// What Prometheus negotiates for the OpenMetrics text format that the encoder writes.
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Everything the server counts. Shared by the handlers, the gate and `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    /// Sockets connected now.
+    pub(crate) connected: Gauge,
+    /// Events dropped by a rate limit.
+    pub(crate) rate_limited: Counter,
+    /// Connections dropped for flooding.
+    pub(crate) floods: Counter,
+    /// TURN credentials handed out.
+    pub(crate) turn_credentials: Counter,
+    /// Embedded TURN: relay allocations now, and the bytes they carried.
+    pub(crate) turn_allocations: Gauge,
+    pub(crate) turn_relayed_bytes: Counter,
+    turn_refusals: ByLabel,
+    relayed: ByLabel,
+    refusals: ByLabel,
+    failed_emits: ByLabel,
+    connections_refused: ByLabel,
+}
+
+impl Metrics {
+    pub(crate) fn relayed(&self, event: &'static str) {
+        self.relayed.get_or_create(&[("event", event)]).inc();
+    }
+
+    pub(crate) fn refused(&self, reason: &'static str) {
+        self.refusals.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// A TURN request the embedded relay refused.
+    pub(crate) fn turn_refused(&self, reason: &'static str) {
+        self.turn_refusals
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// An HTTP request the gate turned away before Socket.IO.
+    pub(crate) fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// Counts and logs a failed emit of `event`: mostly a client's full outgoing buffer.
+    pub(crate) fn count_failed<E: std::fmt::Debug>(
+        &self,
+        sent: Result<(), E>,
+        event: &'static str,
+    ) {
+        if let Err(error) = sent {
+            self.failed_emits.get_or_create(&[("event", event)]).inc();
+            warn!(event, ?error, "emit failed");
+        }
+    }
+
+    /// A registry for one scrape: every metric, plus the room gauges when `rooms` is known.
+    fn registry(&self, rooms: Option<RoomGauges>) -> Registry {
+        let mut registry = Registry::with_prefix("meshchat");
+        registry.register(
+            "connected_sockets",
+            "Sockets connected now",
+            self.connected.clone(),
+        );
+        registry.register(
+            "relayed",
+            "Signaling messages relayed, by event",
+            self.relayed.clone(),
+        );
+        registry.register(
+            "refusals",
+            "Client requests refused, by reason",
+            self.refusals.clone(),
+        );
+        registry.register(
+            "failed_emits",
+            "Emits that failed (mostly a full client buffer), by event",
+            self.failed_emits.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Socket.IO handshakes and requests refused before Socket.IO, by reason",
+            self.connections_refused.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Events dropped by a rate limit",
+            self.rate_limited.clone(),
+        );
+        registry.register(
+            "floods",
+            "Connections dropped for flooding",
+            self.floods.clone(),
+        );
+        registry.register(
+            "turn_credentials",
+            "TURN credentials issued",
+            self.turn_credentials.clone(),
+        );
+        registry.register(
+            "turn_allocations",
+            "Embedded TURN: relay allocations now",
+            self.turn_allocations.clone(),
+        );
+        registry.register(
+            "turn_relayed_bytes",
+            "Embedded TURN: bytes relayed, both directions",
+            self.turn_relayed_bytes.clone(),
+        );
+        registry.register(
+            "turn_refusals",
+            "Embedded TURN: credentials and allocations refused, by reason",
+            self.turn_refusals.clone(),
+        );
+        if let Some(rooms) = rooms {
+            registry.register_collector(Box::new(rooms));
+        }
+        registry
+    }
+}
 
 /// Room sizes up to this are always listed, even at zero, so their series never vanish.
 const LISTED_ROOM_SIZES: usize = 64;
 
+/// What Prometheus negotiates for the OpenMetrics text format that the encoder writes.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 #[derive(Clone)]
 struct Exporter {
-    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    membership: Membership,
     token: Option<Secret>,
-    /// In cluster mode: the store to read the room counts from before each scrape, and
-    /// where to put them for [`Snapshot`].
-    cluster: Option<(RedisRooms, ClusterCounts)>,
 }
 
-/// Room counts read from Redis for the scrape in progress; `None` when Redis did not
-/// answer, and the room gauges are left out rather than shown stale.
-type ClusterCounts = Arc<Mutex<Option<BTreeMap<usize, usize>>>>;
-
-/// Where the room gauges come from.
-#[derive(Debug)]
-enum RoomCounts {
-    /// This process's own table (a single node).
-    Local(Rooms),
-    /// The whole cluster's counts, kept in Redis by the membership scripts.
-    Cluster(ClusterCounts),
-}
-
-/// The `/metrics` route over the server's counters and membership table.
-pub fn router(config: &Config, shared: &Shared) -> Router {
-    let mut registry = Registry::with_prefix("meshchat");
-    let stats = &shared.stats;
-    registry.register(
-        "relayed",
-        "Signaling messages relayed, by event",
-        stats.relayed_by_event.clone(),
-    );
-    registry.register(
-        "refusals",
-        "Client requests refused, by reason",
-        stats.refused_by_reason.clone(),
-    );
-    registry.register(
-        "failed_emits",
-        "Emits that failed (mostly a full client buffer), by event",
-        stats.failed_emits_by_event.clone(),
-    );
-    registry.register(
-        "connections_refused",
-        "Socket.IO handshakes and requests refused before Socket.IO, by reason",
-        stats.connections_refused.clone(),
-    );
-    let turn_issued = shared
-        .turn
-        .as_ref()
-        .map(|t| t.issued().clone())
-        .unwrap_or_default();
-    registry.register("turn_credentials", "TURN credentials issued", turn_issued);
-    let (rooms, cluster) = match &shared.membership {
-        Membership::Local(_) => (RoomCounts::Local(shared.rooms.clone()), None),
-        Membership::Cluster(store) => {
-            let counts = ClusterCounts::default();
-            (
-                RoomCounts::Cluster(counts.clone()),
-                Some((store.clone(), counts)),
-            )
-        }
-    };
-    registry.register_collector(Box::new(Snapshot {
-        stats: stats.clone(),
-        rooms,
-        max_room_size: config.max_room_size,
-    }));
+/// `GET /metrics`.
+pub(crate) fn router(config: &Config, metrics: Arc<Metrics>, membership: Membership) -> Router {
     let exporter = Exporter {
-        registry: Arc::new(registry),
+        metrics,
+        membership,
         token: config.metrics_token.clone(),
-        cluster,
     };
     Router::new()
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(scrape))
         .with_state(exporter)
 }
 
-async fn metrics(State(exporter): State<Exporter>, headers: HeaderMap) -> Response {
+async fn scrape(State(exporter): State<Exporter>, headers: HeaderMap) -> Response {
     if let Some(token) = &exporter.token
         && !authorized(&headers, token)
     {
@@ -121,16 +180,20 @@ async fn metrics(State(exporter): State<Exporter>, headers: HeaderMap) -> Respon
         )
             .into_response();
     }
-    if let Some((store, counts)) = &exporter.cluster {
-        let read = store
-            .room_sizes()
-            .await
-            .inspect_err(|error| warn!(%error, "metrics: reading room counts from redis failed"))
-            .ok();
-        *lock(counts) = read;
-    }
+    // With Redis, the counts are the whole cluster's; while Redis does not answer they are
+    // left out rather than shown stale.
+    let rooms = match exporter.membership.room_sizes().await {
+        Ok(sizes) => Some(RoomGauges {
+            sizes,
+            listed: exporter.membership.limits().room_size,
+        }),
+        Err(error) => {
+            warn!(%error, "metrics: reading room counts failed");
+            None
+        }
+    };
     let mut body = String::new();
-    if let Err(error) = text::encode(&mut body, &exporter.registry) {
+    if let Err(error) = text::encode(&mut body, &exporter.metrics.registry(rooms)) {
         warn!(?error, "metrics encoding failed");
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
@@ -158,47 +221,28 @@ fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
         && bool::from(given.trim().as_bytes().ct_eq(token.expose().as_bytes()))
 }
 
-/// Values read at scrape time: the gauges and the plain counters of [`Stats`].
+/// The room gauges of one scrape.
 #[derive(Debug)]
-struct Snapshot {
-    stats: Arc<Stats>,
-    rooms: RoomCounts,
-    max_room_size: usize,
+struct RoomGauges {
+    /// Rooms by member count.
+    sizes: BTreeMap<usize, usize>,
+    /// Sizes listed even at zero: 1 to this (the room size cap), at most [`LISTED_ROOM_SIZES`].
+    listed: usize,
 }
 
-fn lock(counts: &ClusterCounts) -> std::sync::MutexGuard<'_, Option<BTreeMap<usize, usize>>> {
-    // Only a map is stored or cloned under this lock, never an await.
-    counts.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Collector for Snapshot {
+impl Collector for RoomGauges {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let connected = self.stats.connected.load(Ordering::Relaxed);
-        gauge(
-            &mut encoder,
-            "connected_sockets",
-            "Sockets connected now.",
-            connected,
-        )?;
-
-        let sizes = match &self.rooms {
-            RoomCounts::Local(rooms) => rooms.sizes(),
-            RoomCounts::Cluster(counts) => match lock(counts).clone() {
-                Some(sizes) => sizes,
-                None => return self.encode_counters(encoder),
-            },
-        };
-        let rooms = sizes.values().sum();
-        gauge(
-            &mut encoder,
+        let rooms = ConstGauge::new(as_i64(self.sizes.values().sum()));
+        rooms.encode(encoder.encode_descriptor(
             "rooms",
             "Rooms with at least one member.",
-            rooms,
-        )?;
-        let mut listed: BTreeMap<usize, usize> = (1..=self.max_room_size.min(LISTED_ROOM_SIZES))
+            None,
+            rooms.metric_type(),
+        )?)?;
+        let mut listed: BTreeMap<usize, usize> = (1..=self.listed.min(LISTED_ROOM_SIZES))
             .map(|size| (size, 0))
             .collect();
-        listed.extend(sizes);
+        listed.extend(&self.sizes);
         let mut family = encoder.encode_descriptor(
             "rooms_by_size",
             "Rooms now, by number of members.",
@@ -209,45 +253,8 @@ impl Collector for Snapshot {
             let labels = [("members", members.to_string())];
             ConstGauge::new(as_i64(count)).encode(family.encode_family(&labels)?)?;
         }
-        self.encode_counters(encoder)
-    }
-}
-
-impl Snapshot {
-    fn encode_counters(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let counters = [
-            (
-                "rate_limited",
-                "Events dropped by a rate limit.",
-                &self.stats.rate_limited,
-            ),
-            (
-                "floods",
-                "Connections dropped for flooding.",
-                &self.stats.floods,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
-            counter.encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                counter.metric_type(),
-            )?)?;
-        }
         Ok(())
     }
-}
-
-fn gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: usize,
-) -> Result<(), std::fmt::Error> {
-    let gauge = ConstGauge::new(as_i64(value));
-    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
 }
 
 fn as_i64(n: usize) -> i64 {
@@ -258,7 +265,6 @@ fn as_i64(n: usize) -> i64 {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
-    use clap::Parser;
 
     #[test]
     fn only_the_exact_bearer_token_is_authorized() {
@@ -284,16 +290,12 @@ mod tests {
 
     #[test]
     fn every_metric_is_listed_on_a_fresh_server() {
-        let config = Config::parse_from(["meshchat", "--max-room-size", "3"]);
-        let shared = Shared::new(&config);
-        let mut registry = Registry::with_prefix("meshchat");
-        registry.register_collector(Box::new(Snapshot {
-            stats: shared.stats.clone(),
-            rooms: RoomCounts::Local(shared.rooms.clone()),
-            max_room_size: 3,
-        }));
+        let rooms = RoomGauges {
+            sizes: BTreeMap::new(),
+            listed: 3,
+        };
         let mut body = String::new();
-        text::encode(&mut body, &registry).unwrap();
+        text::encode(&mut body, &Metrics::default().registry(Some(rooms))).unwrap();
         for line in [
             "meshchat_connected_sockets 0",
             "meshchat_rooms 0",
@@ -301,9 +303,20 @@ mod tests {
             "meshchat_rooms_by_size{members=\"3\"} 0",
             "meshchat_rate_limited_total 0",
             "meshchat_floods_total 0",
+            "meshchat_turn_credentials_total 0",
+            "meshchat_turn_allocations 0",
+            "meshchat_turn_relayed_bytes_total 0",
         ] {
             assert!(body.lines().any(|l| l == line), "{line:?} in\n{body}");
         }
         assert!(!body.contains("members=\"4\""), "{body}");
+    }
+
+    #[test]
+    fn room_gauges_are_left_out_when_the_counts_are_unknown() {
+        let mut body = String::new();
+        text::encode(&mut body, &Metrics::default().registry(None)).unwrap();
+        assert!(!body.contains("meshchat_rooms"), "{body}");
+        assert!(body.contains("meshchat_connected_sockets 0"), "{body}");
     }
 }

@@ -1,260 +1,320 @@
-//! Bad input and abuse: every malformed request gets its refusal and harms nobody else;
-//! room capacity, room-per-socket cap, rate limits, floods, origins, connection caps, slow
+//! Bad input and abuse: malformed requests are refused and harm nobody else; room
+//! capacity, the room-per-socket cap, rate limits, floods, origins, connection caps, slow
 //! consumers and security headers.
 
 mod common;
 
-use common::{Client, Incoming, Server, join_and_stop_reading, pair};
+use common::{Client, Incoming, Server, http, join_and_stop_reading, pair, peer_id_seen_by};
 use meshchat::Config;
 use serde_json::{Value, json};
 
-/// What the offender should see after sending a bad frame.
-#[derive(Debug)]
-enum Expect {
-    /// An ack `{error}` containing this text.
-    Ack(&'static str),
-    /// A `request-error` event (no ack was asked for) containing this text.
-    Event(&'static str),
-    /// Nothing for the offender: it went to the target as a normal relay.
-    Delivered,
+/// Two rooms on one server, every peer id known: `a` and `b` share one, `c` and `d` the
+/// other. `a` sends the requests under test; the other three are bystanders.
+struct Scene {
+    a: Client,
+    b: Client,
+    c: Client,
+    d: Client,
+    a_peer: String,
+    b_peer: String,
+    c_peer: String,
+    d_peer: String,
+    _server: Server,
 }
 
-/// Every malformed shape we can think of, sent by a member of a room of three while a
-/// fourth client sits in another room. For each: the offender gets its refusal and keeps
-/// working (or, for broken framing, only its own connection closes), and no other client
-/// receives anything it should not.
-#[tokio::test]
-async fn malformed_requests_are_refused_and_harm_nobody_else() {
-    let server = Server::start().await;
-    let (mut a, mut b, _room, b_peer) = pair(&server).await;
-    // The id `a` is announced by, as b sees it on a relay.
-    a.emit(
-        "rtc-offer",
-        &[Value::from(b_peer.clone()), json!({"sdp": "hello"})],
-    );
-    let a_peer = b.expect_event("rtc-offer").await[0]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut c = Client::connect(server.addr).await;
-    let mut d = Client::connect(server.addr).await;
-    let other_room = c.create_room().await;
-    d.emit("join-room", &[Value::from(other_room)]);
-    let d_peer = c.expect_event("new-user-joined").await[0]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let c_peer = {
-        c.emit("rtc-offer", &[Value::from(d_peer.clone()), json!({})]);
-        d.expect_event("rtc-offer").await[0]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-
-    let big = "x".repeat(20 * 1024);
-    let huge_room = "r".repeat(15 * 1024);
-    let sid = a.sid.clone();
-    let cases: Vec<(&str, String, Expect)> = vec![
-        (
-            "relay without arguments",
-            r#"["rtc-offer"]"#.into(),
-            Expect::Ack("peer id"),
-        ),
-        (
-            "peer id of the wrong type",
-            r#"["rtc-offer",42,{}]"#.into(),
-            Expect::Ack("peer id"),
-        ),
-        (
-            "peer id null",
-            r#"["rtc-answer",null,{}]"#.into(),
-            Expect::Ack("peer id"),
-        ),
-        (
-            "missing payload",
-            format!(r#"["rtc-offer","{b_peer}"]"#),
-            Expect::Ack("payload"),
-        ),
-        (
-            "offer as a string",
-            format!(r#"["rtc-offer","{b_peer}","sdp"]"#),
-            Expect::Ack("object"),
-        ),
-        (
-            "answer as an array",
-            format!(r#"["rtc-answer","{b_peer}",[1]]"#),
-            Expect::Ack("object"),
-        ),
-        (
-            "answer as a number",
-            format!(r#"["rtc-answer","{b_peer}",7]"#),
-            Expect::Ack("object"),
-        ),
-        (
-            "candidate as a number",
-            format!(r#"["ice-candidate","{b_peer}",7]"#),
-            Expect::Ack("candidate"),
-        ),
-        (
-            "candidate as an array",
-            format!(r#"["ice-candidate","{b_peer}",[]]"#),
-            Expect::Ack("candidate"),
-        ),
-        (
-            "oversized payload",
-            format!(r#"["rtc-offer","{b_peer}",{{"sdp":"{big}"}}]"#),
-            Expect::Ack("larger"),
-        ),
-        (
-            "member of another room",
-            format!(r#"["rtc-offer","{c_peer}",{{}}]"#),
-            Expect::Ack("not in any"),
-        ),
-        (
-            "unknown peer id",
-            r#"["rtc-offer","AAAAAAAAAAAAAAAA",{}]"#.into(),
-            Expect::Ack("not in any"),
-        ),
-        (
-            "socket id instead of peer id",
-            format!(r#"["rtc-offer","{sid}",{{}}]"#),
-            Expect::Ack("not in any"),
-        ),
-        (
-            "huge peer id",
-            format!(r#"["rtc-offer","{huge_room}",{{}}]"#),
-            Expect::Ack("not in any"),
-        ),
-        (
-            "signal yourself",
-            format!(r#"["rtc-offer","{a_peer}",{{}}]"#),
-            Expect::Ack("yourself"),
-        ),
-        (
-            "unknown event",
-            r#"["chat-message","hi"]"#.into(),
-            Expect::Ack("unknown event"),
-        ),
-        (
-            "long unknown event",
-            format!(r#"["{big}"]"#),
-            Expect::Ack("unknown event"),
-        ),
-        (
-            "extra arguments",
-            format!(r#"["ice-candidate","{b_peer}",{{"candidate":""}},1,2]"#),
-            Expect::Delivered,
-        ),
-        (
-            "end of candidates",
-            format!(r#"["ice-candidate","{b_peer}",""]"#),
-            Expect::Delivered,
-        ),
-        (
-            "null candidate",
-            format!(r#"["ice-candidate","{b_peer}",null]"#),
-            Expect::Delivered,
-        ),
-    ];
-    for (name, array, expect) in cases {
-        a.send_raw(&format!("4299{array}"));
-        match expect {
-            Expect::Ack(text) => {
-                let got = a.next().await;
-                let Incoming::Ack(99, args) = &got else {
-                    panic!("{name}: expected an error ack, got {got:?}")
-                };
-                let error = args[0]["error"].as_str().unwrap_or_default();
-                assert!(
-                    error.contains(text),
-                    "{name}: error {error:?} lacks {text:?}"
-                );
-            }
-            Expect::Delivered => {
-                assert_eq!(
-                    a.next().await,
-                    Incoming::Ack(99, vec![json!({"ok": true})]),
-                    "{name}"
-                );
-                b.expect_event("ice-candidate").await;
-            }
-            Expect::Event(_) => unreachable!(),
+impl Scene {
+    async fn new() -> Self {
+        let server = Server::start().await;
+        let (a, mut b, _, b_peer) = pair(&server).await;
+        let a_peer = peer_id_seen_by(&a, &mut b, &b_peer).await;
+        let (c, mut d, _, d_peer) = pair(&server).await;
+        let c_peer = peer_id_seen_by(&c, &mut d, &d_peer).await;
+        Self {
+            a,
+            b,
+            c,
+            d,
+            a_peer,
+            b_peer,
+            c_peer,
+            d_peer,
+            _server: server,
         }
-        // The offender still relays within its room, and b's next event is that relay:
-        // nothing of the bad request reached it.
-        a.emit(
-            "rtc-answer",
-            &[Value::from(b_peer.clone()), json!({"case": name})],
-        );
-        assert_eq!(
-            b.expect_event("rtc-answer").await[1]["case"],
-            name,
-            "{name}: b saw something else first"
-        );
     }
 
-    // Without an ack callback a refusal comes as a `request-error` event.
-    for (name, array, expect) in [
-        (
-            "no ack: missing arguments",
-            r#"["rtc-offer"]"#,
-            Expect::Event("peer id"),
-        ),
-        (
-            "no ack: unknown event",
-            r#"["nope"]"#,
-            Expect::Event("unknown event"),
-        ),
-    ] {
-        a.send_raw(&format!("42{array}"));
-        let Expect::Event(text) = expect else {
-            unreachable!()
-        };
-        let args = a.expect_event("request-error").await;
+    /// Sends `array` (a Socket.IO event array as raw JSON) from `a` with an ack callback;
+    /// returns the ack body, which must be the next thing `a` receives.
+    async fn ack_of(&mut self, case: &str, array: &str) -> Value {
+        self.a.send_raw(&format!("4299{array}"));
+        match self.a.next().await {
+            Incoming::Ack(99, args) => args[0].clone(),
+            other => panic!("{case}: expected ack 99, got {other:?}"),
+        }
+    }
+
+    /// `array` from `a` is refused: its ack is an error saying `says`, and nobody received
+    /// anything (see [`Scene::nothing_reached_anyone`]).
+    async fn assert_refused(&mut self, case: &str, array: &str, says: &str) {
+        let ack = self.ack_of(case, array).await;
+        let error = ack["error"].as_str().unwrap_or_default();
         assert!(
-            args[0]["error"].as_str().unwrap().contains(text),
-            "{name}: {args:?}"
+            error.contains(says),
+            "{case}: ack {ack} does not say {says:?}"
         );
+        self.nothing_reached_anyone(case).await;
     }
 
-    // c and d, in the other room, received nothing at all: their next events are these.
-    c.emit(
-        "rtc-offer",
-        &[Value::from(d_peer.clone()), json!({"n": "last"})],
-    );
-    assert_eq!(d.expect_event("rtc-offer").await[1]["n"], "last");
-    d.emit("rtc-offer", &[Value::from(c_peer), json!({"n": "last"})]);
-    assert_eq!(c.expect_event("rtc-offer").await[1]["n"], "last");
+    /// `a` still relays within its room, and every bystander's next event is a relay sent
+    /// now: nothing sent before reached them.
+    async fn nothing_reached_anyone(&mut self, case: &str) {
+        let marker = json!({ "after": case });
+        self.a.emit(
+            "rtc-answer",
+            &[Value::from(self.b_peer.clone()), marker.clone()],
+        );
+        self.c.emit(
+            "rtc-answer",
+            &[Value::from(self.d_peer.clone()), marker.clone()],
+        );
+        self.d.emit(
+            "rtc-answer",
+            &[Value::from(self.c_peer.clone()), marker.clone()],
+        );
+        for (who, client, from) in [
+            ("b", &mut self.b, &self.a_peer),
+            ("c", &mut self.c, &self.d_peer),
+            ("d", &mut self.d, &self.c_peer),
+        ] {
+            let got = client.expect_any().await;
+            let want = (
+                "rtc-answer".to_owned(),
+                vec![Value::from(from.clone()), marker.clone()],
+            );
+            assert_eq!(got, want, "{case}: {who} received something first");
+        }
+    }
+
+    /// `array` from `a` is relayed to `b` as `[a's peer id, payload]`, and acked `ok`.
+    async fn assert_relayed(&mut self, case: &str, array: &str, payload: Value) {
+        let ack = self.ack_of(case, array).await;
+        assert_eq!(ack, json!({"ok": true}), "{case}");
+        let got = self.b.expect_any().await;
+        let want = (
+            "ice-candidate".to_owned(),
+            vec![Value::from(self.a_peer.clone()), payload],
+        );
+        assert_eq!(got, want, "{case}");
+    }
 }
 
-/// Frames that are not valid Socket.IO packets close the sender's connection (as the
-/// protocol prescribes); the rest of its room is told it left and keeps working.
+/// A relay whose first argument is not a peer id string is refused.
 #[tokio::test]
-async fn broken_framing_closes_only_the_sender() {
-    for frame in [
-        r#"42[1,2]"#,
-        r#"42{"a":1}"#,
-        "42",
-        "4x",
-        "xyz",
-        r#"42["rtc-offer""#,
+async fn a_relay_without_a_peer_id_string_is_refused() {
+    let mut s = Scene::new().await;
+    for (case, array) in [
+        ("no arguments", r#"["rtc-offer"]"#),
+        ("a number", r#"["rtc-offer",42,{}]"#),
+        ("null", r#"["rtc-answer",null,{}]"#),
     ] {
+        s.assert_refused(case, array, "peer id").await;
+    }
+}
+
+/// A relay without its payload is refused.
+#[tokio::test]
+async fn a_relay_without_a_payload_is_refused() {
+    let mut s = Scene::new().await;
+    let array = format!(r#"["rtc-offer","{}"]"#, s.b_peer);
+    s.assert_refused("missing payload", &array, "payload").await;
+}
+
+/// An offer or answer that is not a JSON object is refused.
+#[tokio::test]
+async fn an_offer_or_answer_that_is_not_an_object_is_refused() {
+    let mut s = Scene::new().await;
+    let b = s.b_peer.clone();
+    for (case, array) in [
+        ("offer as a string", format!(r#"["rtc-offer","{b}","sdp"]"#)),
+        ("answer as an array", format!(r#"["rtc-answer","{b}",[1]]"#)),
+        ("answer as a number", format!(r#"["rtc-answer","{b}",7]"#)),
+    ] {
+        s.assert_refused(case, &array, "object").await;
+    }
+}
+
+/// An ICE candidate that is not an object, a string or null is refused.
+#[tokio::test]
+async fn a_candidate_of_another_type_is_refused() {
+    let mut s = Scene::new().await;
+    let b = s.b_peer.clone();
+    for (case, array) in [
+        ("a number", format!(r#"["ice-candidate","{b}",7]"#)),
+        ("an array", format!(r#"["ice-candidate","{b}",[]]"#)),
+    ] {
+        s.assert_refused(case, &array, "candidate").await;
+    }
+}
+
+/// A payload over MAX_SIGNAL_BYTES (16 KiB by default) is refused.
+#[tokio::test]
+async fn a_payload_over_the_signal_size_limit_is_refused() {
+    let mut s = Scene::new().await;
+    let big = "x".repeat(20 * 1024);
+    let array = format!(r#"["rtc-offer","{}",{{"sdp":"{big}"}}]"#, s.b_peer);
+    s.assert_refused("20 KiB offer", &array, "larger").await;
+}
+
+/// A relay to a member of another room is refused, and that member receives nothing.
+#[tokio::test]
+async fn a_relay_to_a_member_of_another_room_is_refused() {
+    let mut s = Scene::new().await;
+    let array = format!(r#"["rtc-offer","{}",{{}}]"#, s.c_peer);
+    s.assert_refused("member of another room", &array, "not in any")
+        .await;
+}
+
+/// A relay to a peer id nobody has is refused.
+#[tokio::test]
+async fn a_relay_to_an_unknown_peer_id_is_refused() {
+    let mut s = Scene::new().await;
+    let huge = "r".repeat(15 * 1024);
+    for (case, array) in [
+        (
+            "well-formed unknown id",
+            r#"["rtc-offer","AAAAAAAAAAAAAAAA",{}]"#.to_owned(),
+        ),
+        ("15 KiB id", format!(r#"["rtc-offer","{huge}",{{}}]"#)),
+    ] {
+        s.assert_refused(case, &array, "not in any").await;
+    }
+}
+
+/// Socket ids are not peer ids: a relay addressed to one is refused, even when that
+/// socket shares a room with the sender.
+#[tokio::test]
+async fn a_relay_addressed_to_a_socket_id_is_refused() {
+    let mut s = Scene::new().await;
+    for (case, sid) in [
+        ("the sender's own socket id", s.a.sid.clone()),
+        ("a room member's socket id", s.b.sid.clone()),
+    ] {
+        let array = format!(r#"["rtc-offer","{sid}",{{}}]"#);
+        s.assert_refused(case, &array, "not in any").await;
+    }
+}
+
+/// A relay to oneself is refused.
+#[tokio::test]
+async fn signalling_yourself_is_refused() {
+    let mut s = Scene::new().await;
+    let array = format!(r#"["rtc-offer","{}",{{}}]"#, s.a_peer);
+    s.assert_refused("own peer id", &array, "yourself").await;
+}
+
+/// An event the protocol does not define is refused.
+#[tokio::test]
+async fn an_unknown_event_is_refused() {
+    let mut s = Scene::new().await;
+    let long = format!(r#"["{}"]"#, "x".repeat(20 * 1024));
+    for (case, array) in [
+        ("chat-message", r#"["chat-message","hi"]"#),
+        ("a 20 KiB event name", long.as_str()),
+    ] {
+        s.assert_refused(case, array, "unknown event").await;
+    }
+}
+
+/// Without an ack callback, a refusal comes as a `request-error` event naming the event
+/// and the reason.
+#[tokio::test]
+async fn without_an_ack_callback_a_refusal_comes_as_a_request_error_event() {
+    let mut s = Scene::new().await;
+    for (case, array, event, says) in [
+        (
+            "missing arguments",
+            r#"["rtc-offer"]"#,
+            "rtc-offer",
+            "peer id",
+        ),
+        ("unknown event", r#"["nope"]"#, "nope", "unknown event"),
+    ] {
+        s.a.send_raw(&format!("42{array}"));
+        let args = s.a.expect_event("request-error").await;
+        assert_eq!(args[0]["event"], event, "{case}: {args:?}");
+        let error = args[0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{case}: {args:?}");
+        s.nothing_reached_anyone(case).await;
+    }
+}
+
+/// Arguments after the payload are ignored: the relay goes through without them.
+#[tokio::test]
+async fn extra_arguments_after_the_payload_are_ignored() {
+    let mut s = Scene::new().await;
+    let array = format!(r#"["ice-candidate","{}",{{"candidate":""}},1,2]"#, s.b_peer);
+    s.assert_relayed("extra arguments", &array, json!({"candidate": ""}))
+        .await;
+}
+
+/// An empty-string candidate, which marks the end of candidates, is relayed.
+#[tokio::test]
+async fn an_end_of_candidates_marker_is_relayed() {
+    let mut s = Scene::new().await;
+    let array = format!(r#"["ice-candidate","{}",""]"#, s.b_peer);
+    s.assert_relayed("empty candidate", &array, json!("")).await;
+}
+
+/// A null candidate (what older clients send at the end of candidates) is relayed.
+#[tokio::test]
+async fn a_null_candidate_is_relayed() {
+    let mut s = Scene::new().await;
+    let array = format!(r#"["ice-candidate","{}",null]"#, s.b_peer);
+    s.assert_relayed("null candidate", &array, Value::Null)
+        .await;
+}
+
+/// Frames that are not valid Socket.IO packets.
+const BROKEN_FRAMES: [&str; 6] = [
+    r#"42[1,2]"#,
+    r#"42{"a":1}"#,
+    "42",
+    "4x",
+    "xyz",
+    r#"42["rtc-offer""#,
+];
+
+/// A frame that is not a valid Socket.IO packet closes the sender's connection, as the
+/// protocol prescribes.
+#[tokio::test]
+async fn a_broken_frame_closes_the_senders_connection() {
+    for frame in BROKEN_FRAMES {
+        let server = Server::start().await;
+        let (_a, mut b, _, _) = pair(&server).await;
+        b.send_raw(frame);
+        let before = b.until_closed().await;
+        assert!(
+            before.is_empty(),
+            "{frame}: got {before:?} before the close"
+        );
+    }
+}
+
+/// After a member's broken frame, the rest of its room is told it left and the room keeps
+/// working.
+#[tokio::test]
+async fn a_broken_frame_harms_no_one_else() {
+    for frame in BROKEN_FRAMES {
         let server = Server::start().await;
         let (mut a, b, room, b_peer) = pair(&server).await;
         b.send_raw(frame);
+        assert_eq!(
+            a.expect_event("user-disconnected").await,
+            vec![Value::from(b_peer)],
+            "{frame}"
+        );
         let c = Client::connect(server.addr).await;
         c.emit("join-room", &[Value::from(room)]);
-        // Whether b was closed or survived, a's room still works and announces c.
-        loop {
-            match a.expect_any().await {
-                (name, args) if name == "user-disconnected" => {
-                    assert_eq!(args[0], Value::from(b_peer.clone()), "{frame}");
-                }
-                (name, _) if name == "new-user-joined" => break,
-                other => panic!("{frame}: unexpected {other:?}"),
-            }
-        }
+        a.expect_event("new-user-joined").await;
     }
 }
 
@@ -263,7 +323,7 @@ async fn broken_framing_closes_only_the_sender() {
 async fn a_full_room_refuses_the_next_joiner() {
     let config = Config {
         max_room_size: 2,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let (a, mut b, room, b_peer) = pair(&server).await;
@@ -276,12 +336,13 @@ async fn a_full_room_refuses_the_next_joiner() {
     assert_eq!(b.expect_event("rtc-offer").await[1]["x"], 1);
 }
 
-/// A socket can be in only so many rooms at once.
+/// A socket can be in only MAX_ROOMS_PER_SOCKET rooms at once; the refused request makes
+/// no room.
 #[tokio::test]
 async fn rooms_per_socket_are_capped() {
     let config = Config {
         max_rooms_per_socket: 2,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let mut a = Client::connect(server.addr).await;
@@ -289,54 +350,113 @@ async fn rooms_per_socket_are_capped() {
     a.create_room().await;
     let ack = a.emit_ack("create-room", &[]).await;
     assert_eq!(ack[0]["error"], "you are in too many rooms");
-    assert_eq!(server.shared.rooms.len(), 2);
+    assert_eq!(server.metrics().await.get("meshchat_rooms", &[]), 2);
 }
 
-/// Events over the rate are dropped and counted; a client that keeps flooding is
-/// disconnected, and its room hears that it left.
+/// Offers, answers and candidates past the signaling rate are refused and not relayed.
 #[tokio::test]
-async fn a_flooding_client_is_rate_limited_then_disconnected() {
+async fn signals_over_the_rate_limit_are_refused_and_not_relayed() {
+    let server = Server::start_with(Config {
+        signal_rate: 5,
+        signal_burst: 10,
+        // High enough that this burst is limited but never treated as a flood.
+        flood_tolerance: 1000,
+        ..common::config()
+    })
+    .await;
+    let (mut a, mut b, room, b_peer) = pair(&server).await;
+    let c = Client::connect(server.addr).await;
+    c.emit("join-room", &[Value::from(room)]);
+    a.expect_event("new-user-joined").await;
+    b.expect_event("new-user-joined").await;
+
+    let ids: Vec<u64> = (0..200)
+        .map(|i| {
+            a.emit_asking_ack(
+                "ice-candidate",
+                &[Value::from(b_peer.clone()), json!({ "i": i })],
+            )
+        })
+        .collect();
+    let mut relayed = 0;
+    for id in ids {
+        let ack = a.expect_ack(id).await;
+        match ack[0]["error"].as_str() {
+            None => {
+                assert_eq!(ack[0], json!({"ok": true}));
+                relayed += 1;
+            }
+            Some(error) => assert_eq!(error, "too many requests: slow down"),
+        }
+    }
+    assert!((10..=15).contains(&relayed), "relayed {relayed} of 200");
+
+    // b received exactly the relayed ones, then c's marker (c has a bucket of its own).
+    c.emit(
+        "rtc-answer",
+        &[Value::from(b_peer), json!({"marker": true})],
+    );
+    let (_, before) = b.until_event("rtc-answer").await;
+    assert_eq!(before.len(), relayed, "{before:?}");
+    assert!(before.iter().all(|(name, _)| name == "ice-candidate"));
+}
+
+/// A client that keeps flooding past the limits is disconnected, and its room hears that
+/// it left.
+#[tokio::test]
+async fn a_client_that_keeps_flooding_is_disconnected() {
     let config = Config {
         signal_rate: 5,
         signal_burst: 10,
         flood_tolerance: 20,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let (mut a, mut b, _room, b_peer) = pair(&server).await;
+    let a_peer = peer_id_seen_by(&a, &mut b, &b_peer).await;
     for i in 0..200 {
         a.emit(
             "ice-candidate",
             &[Value::from(b_peer.clone()), json!({ "i": i })],
         );
     }
-    let mut delivered = 0;
-    let a_peer = loop {
-        match b.expect_any().await {
-            (name, _) if name == "ice-candidate" => delivered += 1,
-            (name, args) if name == "user-disconnected" => break args[0].clone(),
-            other => panic!("unexpected {other:?}"),
-        }
+    let (left, before) = b.until_event("user-disconnected").await;
+    assert_eq!(left, vec![Value::from(a_peer)]);
+    assert!(
+        before.iter().all(|(name, _)| name == "ice-candidate"),
+        "{before:?}"
+    );
+    a.until_closed().await;
+}
+
+/// Unknown events draw on the signaling rate limit too: a stream of them is refused, then
+/// disconnected like any other flood.
+#[tokio::test]
+async fn a_client_that_keeps_sending_unknown_events_is_disconnected() {
+    let config = Config {
+        signal_rate: 5,
+        signal_burst: 10,
+        flood_tolerance: 20,
+        ..common::config()
     };
-    assert!(a_peer.is_string());
-    assert!(
-        (10..=15).contains(&delivered),
-        "delivered {delivered} of 200"
-    );
-    let stats = &server.shared.stats;
-    assert!(
-        stats
-            .rate_limited
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 20
-    );
-    assert_eq!(stats.floods.load(std::sync::atomic::Ordering::Relaxed), 1);
-    loop {
-        match a.next().await {
-            Incoming::Closed | Incoming::Disconnect => break,
-            _ => continue,
-        }
+    let server = Server::start_with(config).await;
+    let mut a = Client::connect(server.addr).await;
+    for _ in 0..10 {
+        let ack = a.emit_ack("no-such-event", &[]).await;
+        assert_eq!(ack[0]["error"], "unknown event");
     }
+    let ack = a.emit_ack("no-such-event", &[]).await;
+    assert_eq!(ack[0]["error"], "too many requests: slow down");
+    for _ in 0..200 {
+        a.emit("no-such-event", &[]);
+    }
+    a.until_closed().await;
+    let metrics = server
+        .metrics_when("a flood counted", |m| {
+            m.get("meshchat_floods_total", &[]) == 1
+        })
+        .await;
+    assert!(metrics.get("meshchat_rate_limited_total", &[]) >= 20);
 }
 
 /// Joins and creates have their own, tighter bucket.
@@ -346,7 +466,7 @@ async fn room_joins_are_rate_limited() {
         join_rate: 1,
         join_burst: 3,
         max_rooms_per_socket: 100,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let mut a = Client::connect(server.addr).await;
@@ -357,51 +477,93 @@ async fn room_joins_are_rate_limited() {
     assert_eq!(ack[0]["error"], "too many requests: slow down");
 }
 
-/// Only allowed origins may open Socket.IO connections, on both transports.
-#[tokio::test]
-async fn foreign_origins_are_refused_on_both_transports() {
-    let config = Config {
-        allowed_origins: vec!["https://chat.example.com".into()],
-        ..Config::defaults()
-    };
-    let server = Server::start_with(config).await;
-    let evil = "https://evil.example";
-    assert_eq!(
-        Client::try_connect(server.addr, Some(evil)).await.err(),
-        Some(403)
-    );
-    assert!(
-        Client::try_connect(server.addr, Some("https://chat.example.com"))
+/// A Socket.IO handshake with `origin`, over websocket or long-polling: its HTTP status.
+async fn handshake_status(server: &Server, websocket: bool, origin: &str) -> u16 {
+    if websocket {
+        match Client::try_connect(server.addr, Some(origin)).await {
+            Ok(_) => 101,
+            Err(status) => status,
+        }
+    } else {
+        let polling = server.url("/socket.io/?EIO=4&transport=polling");
+        let response = http()
+            .get(&polling)
+            .header("origin", origin)
+            .send()
             .await
-            .is_ok()
-    );
-    let same = format!("http://{}", server.addr);
-    assert!(Client::try_connect(server.addr, Some(&same)).await.is_ok());
-
-    let http = reqwest::Client::new();
-    let polling = server.url("/socket.io/?EIO=4&transport=polling");
-    let refused = http
-        .get(&polling)
-        .header("origin", evil)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 403);
-    let allowed = http
-        .get(&polling)
-        .header("origin", "http://localhost:5173")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(allowed.status(), 200);
+            .unwrap();
+        response.status().as_u16()
+    }
 }
 
-/// Past MAX_CONNECTIONS new handshakes get 503; per IP, past the connection rate, 429.
+/// A server that allows one extra origin, `https://chat.example.com`.
+async fn server_allowing_one_origin() -> Server {
+    Server::start_with(Config {
+        allowed_origins: vec!["https://chat.example.com".into()],
+        ..common::config()
+    })
+    .await
+}
+
+/// A foreign origin may not open a Socket.IO connection, on either transport.
 #[tokio::test]
-async fn connection_cap_and_per_ip_rate() {
+async fn a_foreign_origin_is_refused_on_both_transports() {
+    let server = server_allowing_one_origin().await;
+    for websocket in [true, false] {
+        assert_eq!(
+            handshake_status(&server, websocket, "https://evil.example").await,
+            403,
+            "websocket: {websocket}"
+        );
+    }
+}
+
+/// Origins listed in ALLOWED_ORIGINS may connect, on either transport.
+#[tokio::test]
+async fn a_listed_origin_may_connect() {
+    let server = server_allowing_one_origin().await;
+    for (websocket, ok) in [(true, 101), (false, 200)] {
+        assert_eq!(
+            handshake_status(&server, websocket, "https://chat.example.com").await,
+            ok,
+            "websocket: {websocket}"
+        );
+    }
+}
+
+/// The page's own origin may connect, on either transport.
+#[tokio::test]
+async fn the_pages_own_origin_may_connect() {
+    let server = server_allowing_one_origin().await;
+    let own = format!("http://{}", server.addr);
+    for (websocket, ok) in [(true, 101), (false, 200)] {
+        assert_eq!(
+            handshake_status(&server, websocket, &own).await,
+            ok,
+            "websocket: {websocket}"
+        );
+    }
+}
+
+/// Localhost origins (a dev server on another port) may connect, on either transport.
+#[tokio::test]
+async fn a_localhost_origin_may_connect() {
+    let server = server_allowing_one_origin().await;
+    for (websocket, ok) in [(true, 101), (false, 200)] {
+        assert_eq!(
+            handshake_status(&server, websocket, "http://localhost:5173").await,
+            ok,
+            "websocket: {websocket}"
+        );
+    }
+}
+
+/// Past MAX_CONNECTIONS connections, new handshakes get 503.
+#[tokio::test]
+async fn handshakes_past_the_connection_cap_get_503() {
     let server = Server::start_with(Config {
         max_connections: 2,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let _a = Client::connect(server.addr).await;
@@ -410,11 +572,15 @@ async fn connection_cap_and_per_ip_rate() {
         Client::try_connect(server.addr, None).await.err(),
         Some(503)
     );
+}
 
+/// Past the per-IP connection rate, new handshakes get 429.
+#[tokio::test]
+async fn handshakes_past_the_per_ip_connection_rate_get_429() {
     let server = Server::start_with(Config {
         connect_rate: 1,
         connect_burst: 2,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let _a = Client::connect(server.addr).await;
@@ -425,42 +591,48 @@ async fn connection_cap_and_per_ip_rate() {
     );
 }
 
-/// A client that never reads cannot grow server memory: emits to it fail once its buffer
-/// is full (counted, refused to the sender), and it is dropped when its heartbeat goes
-/// unanswered; its room hears that it left.
-#[tokio::test]
-async fn a_client_that_never_reads_is_dropped() {
+/// A server with a small outgoing buffer and a fast heartbeat, and a room where `b` has
+/// stopped reading while `a` sends it 100 candidates. Returns `a` and b's peer id.
+async fn relays_to_a_client_that_never_reads() -> (Server, Client, Value) {
     let server = Server::start_with(Config {
         max_buffer: 16,
         ping_interval_ms: 300,
         ping_timeout_ms: 500,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let mut a = Client::connect(server.addr).await;
     let room = a.create_room().await;
-
     let b_peer = join_and_stop_reading(&server, &mut a, &room).await;
-
     for i in 0..100 {
         a.emit("ice-candidate", &[b_peer.clone(), json!({ "i": i })]);
     }
-    loop {
-        match a.expect_any().await {
-            (name, args) if name == "user-disconnected" => {
-                assert_eq!(args[0], b_peer);
-                break;
-            }
-            (name, _) if name == "request-error" => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    let failed = server
-        .shared
-        .stats
-        .failed_emits
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(failed >= 1);
+    (server, a, b_peer)
+}
+
+/// Once a client's outgoing buffer is full, relays to it fail and the sender is told
+/// that the peer could not be reached.
+#[tokio::test]
+async fn relays_to_a_client_whose_buffer_is_full_are_refused() {
+    let (_server, mut a, _b_peer) = relays_to_a_client_that_never_reads().await;
+    let args = a.expect_event("request-error").await;
+    assert_eq!(
+        args[0],
+        json!({"event": "ice-candidate", "error": "the peer could not be reached"})
+    );
+}
+
+/// A client that never reads is dropped when its heartbeat goes unanswered, even with a
+/// full buffer; its room hears that it left.
+#[tokio::test]
+async fn a_client_that_never_reads_is_dropped() {
+    let (_server, mut a, b_peer) = relays_to_a_client_that_never_reads().await;
+    let (left, before) = a.until_event("user-disconnected").await;
+    assert_eq!(left, vec![b_peer]);
+    assert!(
+        before.iter().all(|(name, _)| name == "request-error"),
+        "{before:?}"
+    );
 }
 
 /// Every response carries the security headers; the CSP allows only our own origin.
@@ -468,7 +640,7 @@ async fn a_client_that_never_reads_is_dropped() {
 async fn pages_carry_security_headers() {
     let server = Server::start().await;
     for path in ["/", "/healthz"] {
-        let res = reqwest::get(server.url(path)).await.unwrap();
+        let res = http().get(server.url(path)).send().await.unwrap();
         let h = res.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
@@ -476,7 +648,7 @@ async fn pages_carry_security_headers() {
             !csp.contains('*') && !csp.contains("unsafe"),
             "{path}: {csp}"
         );
-        assert_eq!(h["x-content-type-options"], "nosniff");
-        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
     }
 }

@@ -4,18 +4,25 @@
 mod common;
 
 use clap::Parser;
-use common::Server;
+use common::{Server, WAIT, http, within};
 use meshchat::Config;
 use serde_json::Value;
 
 async fn on_machine(id: &str) -> Server {
-    Server::start_with(Config::parse_from(["meshchat", "--fly-machine-id", id])).await
+    Server::start_with(Config::parse_from([
+        "meshchat",
+        "--stun-port",
+        "0",
+        "--fly-machine-id",
+        id,
+    ]))
+    .await
 }
 
 /// Opens a long-polling session; returns its URL (with `sid`) and the handshake response.
 async fn handshake(server: &Server, cookie: Option<&str>) -> (String, reqwest::Response) {
     let base = server.url("/socket.io/?EIO=4&transport=polling");
-    let mut request = reqwest::Client::new().get(&base);
+    let mut request = http().get(&base);
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
     }
@@ -30,9 +37,19 @@ async fn session(server: &Server) -> String {
     format!("{base}&sid={}", open["sid"].as_str().unwrap())
 }
 
-/// A handshake pins the browser to this machine with a cookie only Socket.IO sees.
+/// Posts the Socket.IO namespace connect (`40`) to a session with these headers.
+async fn post_connect(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = http().post(url).body("40");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// A long-polling handshake pins the browser to this machine with a cookie only
+/// Socket.IO sees.
 #[tokio::test]
-async fn a_handshake_sets_the_machine_cookie() {
+async fn a_polling_handshake_sets_the_machine_cookie() {
     let server = on_machine("m1").await;
     let (_, response) = handshake(&server, None).await;
     assert_eq!(response.status(), 200);
@@ -41,10 +58,14 @@ async fn a_handshake_sets_the_machine_cookie() {
         cookie,
         "meshchat_machine=m1; Path=/socket.io; HttpOnly; Secure; SameSite=Lax"
     );
+}
 
-    // A websocket-only client's handshake is the upgrade itself.
+/// A websocket-only client's handshake is the upgrade itself, and it gets the cookie too.
+#[tokio::test]
+async fn a_websocket_handshake_sets_the_machine_cookie() {
+    let server = on_machine("m1").await;
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
-    let (_ws, response) = tokio::time::timeout(common::WAIT, tokio_tungstenite::connect_async(url))
+    let (_ws, response) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
         .await
         .unwrap()
         .unwrap();
@@ -57,15 +78,12 @@ async fn a_handshake_sets_the_machine_cookie() {
     );
 }
 
-/// A session's request that reached another machine is replayed to the one that holds
-/// it, and not acted on here; a replayed request is served, never replayed again.
+/// A session's request that carries this machine's cookie is served here.
 #[tokio::test]
-async fn a_session_request_on_the_wrong_machine_is_replayed_to_its_own() {
+async fn a_session_request_pinned_here_is_served() {
     let server = on_machine("m1").await;
     let url = session(&server).await;
-    let http = reqwest::Client::new();
-
-    let here = http
+    let here = http()
         .get(&url)
         .header("cookie", "meshchat_machine=m1")
         .send()
@@ -73,34 +91,72 @@ async fn a_session_request_on_the_wrong_machine_is_replayed_to_its_own() {
         .unwrap();
     assert_eq!(here.status(), 200);
     assert!(here.headers().get("fly-replay").is_none());
+}
 
-    let elsewhere = http
-        .post(&url)
-        .header("cookie", "theme=dark; meshchat_machine=m2")
-        .body("40")
-        .send()
-        .await
-        .unwrap();
+/// A session's request pinned to another machine is answered with a replay to that
+/// machine, and re-pins nothing.
+#[tokio::test]
+async fn a_session_request_pinned_elsewhere_is_replayed_to_its_machine() {
+    let server = on_machine("m1").await;
+    let url = session(&server).await;
+    let elsewhere = post_connect(&url, &[("cookie", "theme=dark; meshchat_machine=m2")]).await;
     assert_eq!(elsewhere.status(), 409);
     assert_eq!(elsewhere.headers()["fly-replay"], "instance=m2");
     assert!(elsewhere.headers().get("set-cookie").is_none());
+}
 
-    let replayed = http
-        .post(&url)
-        .header("cookie", "meshchat_machine=m2")
-        .header("fly-replay-src", "instance=m2;region=ams;t=1")
-        .body("40")
-        .send()
-        .await
-        .unwrap();
+/// A request fly already replayed here is served, never replayed again.
+#[tokio::test]
+async fn a_replayed_request_is_served_and_not_replayed_again() {
+    let server = on_machine("m1").await;
+    let url = session(&server).await;
+    let replayed = post_connect(
+        &url,
+        &[
+            ("cookie", "meshchat_machine=m2"),
+            ("fly-replay-src", "instance=m2;region=ams;t=1"),
+        ],
+    )
+    .await;
     assert_eq!(replayed.status(), 200);
     assert!(replayed.headers().get("fly-replay").is_none());
+}
 
-    // Only the replayed "40" reached Socket.IO: one namespace connect, acked once.
-    let polled = http.get(&url).send().await.unwrap().text().await.unwrap();
-    let packets: Vec<&str> = polled.split('\x1e').collect();
-    assert_eq!(packets.len(), 1, "{polled}");
-    assert!(packets[0].starts_with("40{"), "{polled}");
+/// A request sent on to another machine is not acted on here: of two namespace connects,
+/// the one replayed away and the one served, Socket.IO acks only one.
+#[tokio::test]
+async fn a_request_replayed_elsewhere_is_not_acted_on_here() {
+    let server = on_machine("m1").await;
+    let url = session(&server).await;
+    let elsewhere = post_connect(&url, &[("cookie", "meshchat_machine=m2")]).await;
+    assert_eq!(elsewhere.status(), 409);
+    let replayed = post_connect(
+        &url,
+        &[
+            ("cookie", "meshchat_machine=m2"),
+            ("fly-replay-src", "instance=m2;region=ams;t=1"),
+        ],
+    )
+    .await;
+    assert_eq!(replayed.status(), 200);
+
+    // Poll until the connect ack comes: besides heartbeats (`2`), it is all there is.
+    let packets = within("the connect ack", async {
+        let mut packets = Vec::new();
+        while packets.is_empty() {
+            let polled = http().get(&url).send().await.unwrap().text().await.unwrap();
+            packets.extend(
+                polled
+                    .split('\x1e')
+                    .filter(|p| *p != "2")
+                    .map(str::to_owned),
+            );
+        }
+        packets
+    })
+    .await;
+    assert_eq!(packets.len(), 1, "{packets:?}");
+    assert!(packets[0].starts_with("40{"), "{packets:?}");
 }
 
 /// A new session from a browser pinned elsewhere prefers that machine, so all its tabs
@@ -111,31 +167,42 @@ async fn a_new_session_prefers_the_browsers_machine() {
     let (_, response) = handshake(&server, Some("meshchat_machine=m2")).await;
     assert_eq!(response.status(), 409);
     assert_eq!(response.headers()["fly-replay"], "prefer_instance=m2");
-    // A malformed cookie is ignored: served here and re-pinned.
-    let (_, response) = handshake(&server, Some("meshchat_machine=m2!")).await;
-    assert_eq!(response.status(), 200);
-    let (_, response) = handshake(&server, Some("meshchat_machine=a b")).await;
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .starts_with("meshchat_machine=m1;")
-    );
 }
 
-/// Off fly (no machine id), and on every other path, nothing changes.
+/// A malformed machine cookie is ignored: the session is served here and re-pinned.
 #[tokio::test]
-async fn nothing_changes_off_fly_or_outside_socket_io() {
+async fn a_malformed_machine_cookie_is_ignored_and_replaced() {
+    let server = on_machine("m1").await;
+    for cookie in ["meshchat_machine=m2!", "meshchat_machine=a b"] {
+        let (_, response) = handshake(&server, Some(cookie)).await;
+        assert_eq!(response.status(), 200, "{cookie}");
+        assert!(
+            response.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .starts_with("meshchat_machine=m1;"),
+            "{cookie}"
+        );
+    }
+}
+
+/// Off fly (no machine id), a handshake sets no cookie and a pinned one is never
+/// replayed.
+#[tokio::test]
+async fn off_fly_nothing_is_pinned_or_replayed() {
     let server = Server::start().await;
     let (_, response) = handshake(&server, Some("meshchat_machine=m2")).await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("set-cookie").is_none());
     assert!(response.headers().get("fly-replay").is_none());
+}
 
+/// Outside Socket.IO, requests are never pinned or replayed.
+#[tokio::test]
+async fn paths_outside_socket_io_are_never_pinned_or_replayed() {
     let server = on_machine("m1").await;
     for path in ["/healthz", "/metrics", "/"] {
-        let response = reqwest::Client::new()
+        let response = http()
             .get(server.url(path))
             .header("cookie", "meshchat_machine=m2")
             .send()

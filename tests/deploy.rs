@@ -1,5 +1,5 @@
 //! The deployment files checked against the code: fly.toml's port, health check, limits
-//! and shutdown against `Config::defaults()` and the running binary, and the Dockerfile's
+//! and shutdown against `common::config()` and the running binary, and the Dockerfile's
 //! build against the build command CI runs.
 
 mod common;
@@ -37,46 +37,91 @@ fn seconds(v: &Value) -> u64 {
     }
 }
 
-/// fly routes to the default port, balances on connections with the hard limit at
-/// MAX_CONNECTIONS, and forces HTTPS.
+/// fly's `[http_service]`.
+fn fly_service() -> toml::Table {
+    fly()["http_service"].as_table().unwrap().clone()
+}
+
+/// fly routes to the port the server listens on by default.
 #[test]
-fn fly_service_matches_the_defaults() {
-    let defaults = Config::defaults();
-    let fly = fly();
-    let service = fly["http_service"].as_table().unwrap();
+fn fly_routes_to_the_default_port() {
     assert_eq!(
-        service["internal_port"].as_integer(),
-        Some(i64::from(defaults.port))
+        fly_service()["internal_port"].as_integer(),
+        Some(i64::from(common::config().port))
     );
-    assert_eq!(service["force_https"].as_bool(), Some(true));
+}
+
+/// fly forces HTTPS.
+#[test]
+fn fly_forces_https() {
+    assert_eq!(fly_service()["force_https"].as_bool(), Some(true));
+}
+
+/// fly balances on connections, with the hard limit at MAX_CONNECTIONS and the soft limit
+/// below it.
+#[test]
+fn fly_balances_on_connections_up_to_max_connections() {
+    let service = fly_service();
     let concurrency = service["concurrency"].as_table().unwrap();
     assert_eq!(concurrency["type"].as_str(), Some("connections"));
     let hard = concurrency["hard_limit"].as_integer().unwrap();
     let soft = concurrency["soft_limit"].as_integer().unwrap();
-    assert_eq!(hard, i64::try_from(defaults.max_connections).unwrap());
+    let max_connections = common::config().max_connections;
+    assert_eq!(hard, i64::try_from(max_connections).unwrap());
     assert!(0 < soft && soft < hard, "soft {soft}, hard {hard}");
 }
 
-/// Every variable fly.toml sets is one meshchat reads, and TRUST_PROXY is on: behind
-/// fly's proxy, per-IP limits need the client address from Fly-Client-IP.
+/// fly.toml's `[env]`.
+fn fly_env() -> toml::Table {
+    fly()["env"].as_table().unwrap().clone()
+}
+
+/// Every variable fly.toml sets is one meshchat reads.
 #[test]
-fn fly_env_names_real_settings() {
+fn fly_env_names_only_real_settings() {
     let known: Vec<String> = Config::command()
         .get_arguments()
         .filter_map(|a| a.get_env())
         .map(|e| e.to_string_lossy().into_owned())
         .chain(["RUST_LOG".to_owned()])
         .collect();
-    let fly = fly();
-    let env = fly["env"].as_table().unwrap();
-    for name in env.keys() {
+    for name in fly_env().keys() {
         assert!(known.contains(name), "fly.toml sets unknown {name}");
     }
-    assert_eq!(env["TRUST_PROXY"].as_str(), Some("true"));
-    // Secrets go through `fly secrets set`, never into the file.
+}
+
+/// TRUST_PROXY is on: behind fly's proxy, per-IP limits need the client address from
+/// Fly-Client-IP.
+#[test]
+fn fly_trusts_its_proxy_for_client_addresses() {
+    assert_eq!(fly_env()["TRUST_PROXY"].as_str(), Some("true"));
+}
+
+/// Secrets go through `fly secrets set`, never into the file.
+#[test]
+fn fly_toml_holds_no_secrets() {
+    let env = fly_env();
     for secret in ["TURN_SECRET", "METRICS_TOKEN", "REDIS_URL"] {
         assert!(!env.contains_key(secret), "{secret} in fly.toml");
     }
+}
+
+/// fly publishes the STUN server's UDP port, the same outside and in, and meshchat binds
+/// it where fly delivers UDP.
+#[test]
+fn fly_publishes_the_stun_port_over_udp() {
+    let stun = i64::from(Config::defaults().stun_port);
+    let services = fly()["services"].as_array().unwrap().clone();
+    let udp: Vec<&Value> = services
+        .iter()
+        .filter(|s| s["protocol"].as_str() == Some("udp"))
+        .collect();
+    assert_eq!(udp.len(), 1, "{services:?}");
+    assert_eq!(udp[0]["internal_port"].as_integer(), Some(stun));
+    let ports = udp[0]["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0]["port"].as_integer(), Some(stun));
+    assert_eq!(fly_env()["UDP_HOST"].as_str(), Some("fly-global-services"));
 }
 
 /// fly's health check asks for a path the server answers with 200.
@@ -90,27 +135,38 @@ async fn fly_health_check_path_answers() {
         assert_eq!(check["method"].as_str(), Some("GET"));
         let path = check["path"].as_str().unwrap();
         assert_eq!(path, "/healthz");
-        let response = reqwest::get(server.url(path)).await.unwrap();
+        let response = common::http().get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200);
     }
 }
 
-/// The binary shuts down cleanly on fly's kill signal, and fly waits longer than the
-/// graceful shutdown may take before killing it.
-#[tokio::test]
-async fn fly_kill_signal_stops_the_binary_gracefully_in_time() {
-    let fly = fly();
-    let signal = fly["kill_signal"].as_str().unwrap();
-    assert_eq!(signal, "SIGTERM");
-    let kill_timeout = seconds(&fly["kill_timeout"]);
+/// fly stops a machine with SIGTERM, which the binary handles as a graceful shutdown.
+#[test]
+fn fly_stops_machines_with_sigterm() {
+    assert_eq!(fly()["kill_signal"].as_str(), Some("SIGTERM"));
+}
+
+/// fly waits longer than a graceful shutdown may take before killing the machine.
+#[test]
+fn fly_waits_longer_than_the_graceful_shutdown() {
+    let kill_timeout = seconds(&fly()["kill_timeout"]);
     assert!(
-        kill_timeout > Config::defaults().shutdown_timeout_secs,
+        kill_timeout > common::config().shutdown_timeout_secs,
         "kill_timeout {kill_timeout}s must exceed SHUTDOWN_TIMEOUT_SECS"
     );
+}
+
+/// The binary exits successfully on fly's kill signal, within fly's kill_timeout.
+#[tokio::test]
+async fn the_binary_exits_cleanly_on_flys_kill_signal_in_time() {
+    let fly = fly();
+    let signal = fly["kill_signal"].as_str().unwrap();
+    let kill_timeout = seconds(&fly["kill_timeout"]);
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshchat"))
         .env("HOST", "127.0.0.1")
         .env("PORT", "0")
+        .env("STUN_PORT", "0")
         .env("LOG_FORMAT", "text")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -199,41 +255,78 @@ fn build_command() -> String {
     line.trim().trim_start_matches("exec ").to_owned()
 }
 
-/// The image is built by the same command CI runs, with dependencies cooked with the same
-/// flags (or the cached layer would be useless), and CI really runs it.
-#[test]
-fn dockerfile_builds_with_the_ci_build_command() {
+/// The builder stage's RUN instructions, in order.
+fn builder_runs() -> Vec<String> {
     let stages = stages(&read("Dockerfile"));
     let (_, builder) = stages
         .iter()
         .find(|(name, _)| name == "builder")
         .expect("a stage named builder");
-    let runs: Vec<&str> = builder
+    builder
         .iter()
         .filter(|(k, _)| k == "RUN")
-        .map(|(_, r)| r.as_str())
-        .collect();
-    assert_eq!(runs.last().copied(), Some(BUILD_SCRIPT), "{runs:?}");
+        .map(|(_, r)| r.clone())
+        .collect()
+}
 
+/// The dependency cook in the builder stage.
+fn cook(runs: &[String]) -> &str {
+    runs.iter()
+        .find(|r| r.starts_with("cargo chef cook"))
+        .expect("dependencies cooked in their own layer")
+}
+
+/// The image's binary is built by the release build script, as the builder's last step.
+#[test]
+fn the_image_is_built_by_the_release_build_script() {
+    let runs = builder_runs();
+    assert_eq!(
+        runs.last().map(String::as_str),
+        Some(BUILD_SCRIPT),
+        "{runs:?}"
+    );
+}
+
+/// The release build script builds with `cargo build --release`.
+#[test]
+fn the_release_build_script_builds_in_release_mode() {
     let command = build_command();
     assert!(command.starts_with("cargo build --release"), "{command}");
+}
+
+/// Dependencies are cooked with every flag of the release build, or the cached layer
+/// would be useless.
+#[test]
+fn dependencies_are_cooked_with_the_release_build_flags() {
+    let command = build_command();
     let flags: Vec<&str> = command["cargo build".len()..].split_whitespace().collect();
-    let cook = runs
-        .iter()
-        .find(|r| r.starts_with("cargo chef cook"))
-        .expect("dependencies cooked in their own layer");
+    let runs = builder_runs();
+    let cook = cook(&runs);
     let cook_flags: Vec<&str> = cook.split_whitespace().collect();
     for flag in &flags {
         assert!(cook_flags.contains(flag), "cook lacks {flag}: {cook}");
     }
-    // Dependencies are cooked before the sources arrive.
+}
+
+/// Dependencies are cooked before the sources arrive, so a source change keeps the
+/// dependency layer.
+#[test]
+fn dependencies_are_cooked_before_the_sources_are_copied() {
+    let stages = stages(&read("Dockerfile"));
+    let (_, builder) = stages.iter().find(|(name, _)| name == "builder").unwrap();
+    let runs = builder_runs();
+    let cook = cook(&runs);
     let cook_at = builder.iter().position(|(_, r)| r == cook).unwrap();
     let copy_all = builder
         .iter()
         .position(|(k, r)| k == "COPY" && r == ". .")
-        .unwrap();
+        .expect("the sources are copied with COPY . .");
     assert!(cook_at < copy_all);
+}
 
+/// CI runs the release build script, through scripts/test.sh.
+#[test]
+fn ci_runs_the_release_build_script() {
     let ci = read("scripts/test.sh");
     assert!(
         ci.lines().any(|l| l.trim() == BUILD_SCRIPT),
@@ -242,57 +335,83 @@ fn dockerfile_builds_with_the_ci_build_command() {
     assert!(read(".ci/run").contains("scripts/test.sh"));
 }
 
-/// The runtime image: the release binary, a non-root user, listening on all interfaces on
-/// the default port.
-#[test]
-fn dockerfile_runtime_stage_runs_the_binary_as_non_root() {
+/// The instructions of the runtime (last) stage with this keyword.
+fn runtime(keyword: &str) -> Vec<String> {
     let stages = stages(&read("Dockerfile"));
     let (_, runtime) = stages.last().unwrap();
-    let get = |keyword: &str| -> Vec<&str> {
-        runtime
-            .iter()
-            .filter(|(k, _)| k == keyword)
-            .map(|(_, r)| r.as_str())
-            .collect()
-    };
-    let copies = get("COPY");
+    runtime
+        .iter()
+        .filter(|(k, _)| k == keyword)
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+/// The runtime image holds the release binary from the builder, and runs it.
+#[test]
+fn the_runtime_image_runs_the_release_binary() {
+    let copies = runtime("COPY");
     assert!(
         copies.iter().any(|c| c.starts_with("--from=builder")
             && c.contains("/app/target/release/meshchat ")
             && c.ends_with("/usr/local/bin/meshchat")),
         "{copies:?}"
     );
-    let user = get("USER");
-    let user = user.last().expect("a USER instruction");
+    assert_eq!(runtime("ENTRYPOINT"), [r#"["/usr/local/bin/meshchat"]"#]);
+}
+
+/// The runtime image runs as a non-root user.
+#[test]
+fn the_runtime_image_runs_as_non_root() {
+    let users = runtime("USER");
+    let user = users.last().expect("a USER instruction");
     let uid = user.split(':').next().unwrap();
     assert!(!matches!(uid, "0" | "root" | ""), "runs as {user}");
-    let env: Vec<String> = get("ENV")
+}
+
+/// The runtime image listens on all interfaces on the default port, and exposes it.
+#[test]
+fn the_runtime_image_listens_on_all_interfaces_on_the_default_port() {
+    let env: Vec<String> = runtime("ENV")
         .iter()
         .flat_map(|e| e.split_whitespace().map(str::to_owned))
         .collect();
-    let port = Config::defaults().port;
+    let port = common::config().port;
     assert!(env.contains(&"HOST=0.0.0.0".to_owned()), "{env:?}");
     assert!(env.contains(&format!("PORT={port}")), "{env:?}");
-    assert_eq!(get("EXPOSE"), [port.to_string()]);
-    assert_eq!(get("ENTRYPOINT"), [r#"["/usr/local/bin/meshchat"]"#]);
+    let exposed: Vec<String> = runtime("EXPOSE")
+        .iter()
+        .flat_map(|e| e.split_whitespace().map(str::to_owned))
+        .collect();
+    let stun = Config::defaults().stun_port;
+    assert_eq!(exposed, [port.to_string(), format!("{stun}/udp")]);
 }
 
-/// The build context leaves out build outputs and installed packages but keeps everything
-/// the build reads.
-#[test]
-fn dockerignore_keeps_what_the_build_needs() {
-    let patterns: Vec<String> = read(".dockerignore")
+/// The `.dockerignore` patterns, normalised to plain paths.
+fn dockerignore() -> Vec<String> {
+    read(".dockerignore")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| l.trim_end_matches('/').trim_start_matches("**/").to_owned())
-        .collect();
+        .collect()
+}
+
+/// The build context leaves out build outputs, installed packages and git history.
+#[test]
+fn the_build_context_leaves_out_outputs_and_installed_packages() {
+    let patterns = dockerignore();
     for excluded in ["target", "node_modules", ".git"] {
         assert!(
             patterns.iter().any(|p| p == excluded),
             "{excluded} not ignored"
         );
     }
+}
+
+/// The build context keeps everything the build reads.
+#[test]
+fn the_build_context_keeps_what_the_build_reads() {
+    let patterns = dockerignore();
     for needed in [
         "Cargo.toml",
         "Cargo.lock",

@@ -2,47 +2,78 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
-
 use clap::Parser;
-use common::{Client, Server, join_and_stop_reading, pair};
+use common::{Client, Metrics, Server, http, join_and_stop_reading, pair};
 use meshchat::Config;
 use serde_json::{Value, json};
 
-/// The scraped page, checked to be in the OpenMetrics text format.
-async fn scrape(server: &Server) -> String {
-    let response = reqwest::get(server.url("/metrics")).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"].to_str().unwrap();
-    assert!(content_type.starts_with("application/openmetrics-text"));
-    let body = response.text().await.unwrap();
-    assert!(body.ends_with("# EOF\n"), "{body}");
-    body
-}
-
-/// The value of one series (name with its labels, exactly as exposed).
-fn value(body: &str, series: &str) -> Option<u64> {
-    body.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.parse().unwrap())
-}
-
-fn get(body: &str, series: &str) -> u64 {
-    value(body, series).unwrap_or_else(|| panic!("no {series} in\n{body}"))
-}
-
-/// Sockets, rooms, room sizes, relays by event and refusals by reason match the traffic,
-/// and the gauges go down when a client leaves.
+/// A fresh server lists its gauges at zero.
 #[tokio::test]
-async fn traffic_shows_up_in_the_metrics() {
+async fn a_fresh_server_reports_no_sockets_and_no_rooms() {
     let server = Server::start().await;
-    let body = scrape(&server).await;
-    assert_eq!(get(&body, "meshchat_connected_sockets"), 0);
-    assert_eq!(get(&body, "meshchat_rooms"), 0);
+    let m = server.metrics().await;
+    assert_eq!(m.get("meshchat_connected_sockets", &[]), 0);
+    assert_eq!(m.get("meshchat_rooms", &[]), 0);
+}
 
-    let (mut a, mut b, _room, b_peer) = pair(&server).await;
+/// Three clients: `a` and `b` in one room, `c` alone in another; `b`'s peer id.
+async fn two_rooms(server: &Server) -> (Client, Client, Client, String) {
+    let (a, b, _room, b_peer) = pair(server).await;
     let mut c = Client::connect(server.addr).await;
     c.create_room().await;
+    (a, b, c, b_peer)
+}
+
+/// `meshchat_connected_sockets` counts open connections, and goes down when one closes.
+#[tokio::test]
+async fn connected_sockets_follow_connections() {
+    let server = Server::start().await;
+    let (mut a, b, _c, _) = two_rooms(&server).await;
+    assert_eq!(
+        server
+            .metrics()
+            .await
+            .get("meshchat_connected_sockets", &[]),
+        3
+    );
+    b.disconnect();
+    a.expect_event("user-disconnected").await;
+    assert_eq!(
+        server
+            .metrics()
+            .await
+            .get("meshchat_connected_sockets", &[]),
+        2
+    );
+}
+
+/// `meshchat_rooms` and `meshchat_rooms_by_size` follow membership, sizes listed even at
+/// zero, and move when a member leaves.
+#[tokio::test]
+async fn room_gauges_follow_membership() {
+    let server = Server::start().await;
+    let (mut a, b, _c, _) = two_rooms(&server).await;
+    let m = server.metrics().await;
+    assert_eq!(m.get("meshchat_rooms", &[]), 2, "{m:?}");
+    for (members, rooms) in [("1", 1), ("2", 1), ("3", 0)] {
+        let got = m.get("meshchat_rooms_by_size", &[("members", members)]);
+        assert_eq!(got, rooms, "rooms of {members} in\n{m:?}");
+    }
+
+    b.disconnect();
+    a.expect_event("user-disconnected").await;
+    let m = server.metrics().await;
+    for (members, rooms) in [("1", 2), ("2", 0)] {
+        let got = m.get("meshchat_rooms_by_size", &[("members", members)]);
+        assert_eq!(got, rooms, "rooms of {members} after a leave in\n{m:?}");
+    }
+}
+
+/// Relays are counted by event; an event never relayed has no series.
+#[tokio::test]
+async fn relays_are_counted_by_event() {
+    let server = Server::start().await;
+    let (a, mut b, _room, b_peer) = pair(&server).await;
     for i in 0..2 {
         a.emit(
             "rtc-offer",
@@ -52,52 +83,62 @@ async fn traffic_shows_up_in_the_metrics() {
     }
     a.emit("ice-candidate", &[Value::from(b_peer.clone()), json!("")]);
     b.expect_event("ice-candidate").await;
-    // c shares no room with b; the ack says the request was handled.
+
+    let m = server.metrics().await;
+    let relayed = |event| m.value("meshchat_relayed_total", &[("event", event)]);
+    assert_eq!(relayed("rtc-offer"), Some(2), "{m:?}");
+    assert_eq!(relayed("ice-candidate"), Some(1), "{m:?}");
+    assert_eq!(relayed("rtc-answer"), None, "{m:?}");
+}
+
+/// Refused requests are counted by reason.
+#[tokio::test]
+async fn refusals_are_counted_by_reason() {
+    let server = Server::start().await;
+    let (_a, _b, mut c, b_peer) = two_rooms(&server).await;
+    // c shares no room with b; each ack says the request was handled.
     let refused = c
-        .emit_ack("rtc-offer", &[Value::from(b_peer.clone()), json!({})])
+        .emit_ack("rtc-offer", &[Value::from(b_peer), json!({})])
         .await;
     assert!(refused[0]["error"].is_string());
     c.emit_ack("no-such-event", &[]).await;
     c.emit_ack("rtc-answer", &[]).await;
 
-    let body = scrape(&server).await;
-    for (series, want) in [
-        ("meshchat_connected_sockets", 3),
-        ("meshchat_rooms", 2),
-        ("meshchat_rooms_by_size{members=\"1\"}", 1),
-        ("meshchat_rooms_by_size{members=\"2\"}", 1),
-        ("meshchat_rooms_by_size{members=\"3\"}", 0),
-        ("meshchat_relayed_total{event=\"rtc-offer\"}", 2),
-        ("meshchat_relayed_total{event=\"ice-candidate\"}", 1),
-        ("meshchat_refusals_total{reason=\"not_in_your_rooms\"}", 1),
-        ("meshchat_refusals_total{reason=\"unknown_event\"}", 1),
-        ("meshchat_refusals_total{reason=\"missing_peer_id\"}", 1),
-        ("meshchat_rate_limited_total", 0),
-        ("meshchat_floods_total", 0),
-    ] {
-        assert_eq!(get(&body, series), want, "{series} in\n{body}");
+    let m = server.metrics().await;
+    for reason in ["not_in_your_rooms", "unknown_event", "missing_peer_id"] {
+        let got = m.get("meshchat_refusals_total", &[("reason", reason)]);
+        assert_eq!(got, 1, "{reason} in\n{m:?}");
     }
-    assert_eq!(
-        value(&body, "meshchat_relayed_total{event=\"rtc-answer\"}"),
-        None
-    );
-
-    b.disconnect();
-    a.expect_event("user-disconnected").await;
-    let body = scrape(&server).await;
-    assert_eq!(get(&body, "meshchat_connected_sockets"), 2);
-    assert_eq!(get(&body, "meshchat_rooms_by_size{members=\"1\"}"), 2);
-    assert_eq!(get(&body, "meshchat_rooms_by_size{members=\"2\"}"), 0);
 }
 
-/// Rate-limited events, floods and handshakes refused by the gate are counted.
+/// Ordinary traffic (joins, relays, refusals) counts no rate-limited event and no flood.
 #[tokio::test]
-async fn rate_limits_floods_and_gate_refusals_are_counted() {
+async fn ordinary_traffic_counts_no_rate_limit_and_no_flood() {
+    let server = Server::start().await;
+    let (a, mut b, mut c, b_peer) = two_rooms(&server).await;
+    for _ in 0..3 {
+        a.emit("rtc-offer", &[Value::from(b_peer.clone()), json!({})]);
+        b.expect_event("rtc-offer").await;
+    }
+    a.emit("ice-candidate", &[Value::from(b_peer.clone()), json!("")]);
+    b.expect_event("ice-candidate").await;
+    c.emit_ack("rtc-offer", &[Value::from(b_peer), json!({})])
+        .await;
+    c.emit_ack("no-such-event", &[]).await;
+    c.emit_ack("rtc-answer", &[]).await;
+    let m = server.metrics().await;
+    assert_eq!(m.get("meshchat_rate_limited_total", &[]), 0, "{m:?}");
+    assert_eq!(m.get("meshchat_floods_total", &[]), 0, "{m:?}");
+}
+
+/// A server with a tight signaling rate where `a` sent 200 candidates to `b` at once and
+/// was dropped for flooding; returns once `b` has heard that `a` left.
+async fn after_a_flood() -> Server {
     let server = Server::start_with(Config {
         signal_rate: 5,
         signal_burst: 10,
         flood_tolerance: 20,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let (a, mut b, _room, b_peer) = pair(&server).await;
@@ -107,47 +148,118 @@ async fn rate_limits_floods_and_gate_refusals_are_counted() {
             &[Value::from(b_peer.clone()), json!({ "i": i })],
         );
     }
-    loop {
-        let (name, _) = b.expect_any().await;
-        if name == "user-disconnected" {
-            break;
-        }
-    }
+    b.until_event("user-disconnected").await;
+    server
+}
+
+/// Events dropped by a rate limit are counted, and as refusals for that reason.
+#[tokio::test]
+async fn rate_limited_events_are_counted() {
+    let server = after_a_flood().await;
+    let m = server.metrics().await;
+    let limited = m.get("meshchat_rate_limited_total", &[]);
+    assert!(limited >= 20, "{m:?}");
+    assert_eq!(
+        m.get("meshchat_refusals_total", &[("reason", "rate_limited")]),
+        limited,
+        "{m:?}"
+    );
+}
+
+/// Events dropped by a rate limit do not count as relayed.
+#[tokio::test]
+async fn rate_limited_events_are_not_counted_as_relayed() {
+    let server = after_a_flood().await;
+    let m = server.metrics().await;
+    let relayed = m.get("meshchat_relayed_total", &[("event", "ice-candidate")]);
+    assert!((10..=15).contains(&relayed), "{m:?}");
+}
+
+/// A connection dropped for flooding is counted once.
+#[tokio::test]
+async fn a_flood_is_counted() {
+    let server = after_a_flood().await;
+    assert_eq!(server.metrics().await.get("meshchat_floods_total", &[]), 1);
+}
+
+/// A handshake refused for its Origin is counted by that reason.
+#[tokio::test]
+async fn handshakes_refused_for_their_origin_are_counted() {
+    let server = Server::start().await;
     assert_eq!(
         Client::try_connect(server.addr, Some("https://evil.example"))
             .await
             .err(),
         Some(403)
     );
-
-    let body = scrape(&server).await;
-    let limited = server.shared.stats.rate_limited.load(Ordering::Relaxed);
-    assert!(limited >= 20, "{limited}");
-    assert_eq!(get(&body, "meshchat_rate_limited_total"), limited);
+    let m = server.metrics().await;
     assert_eq!(
-        get(&body, "meshchat_refusals_total{reason=\"rate_limited\"}"),
-        limited
-    );
-    assert_eq!(get(&body, "meshchat_floods_total"), 1);
-    assert_eq!(
-        get(
-            &body,
-            "meshchat_connections_refused_total{reason=\"origin\"}"
+        m.get(
+            "meshchat_connections_refused_total",
+            &[("reason", "origin")]
         ),
-        1
+        1,
+        "{m:?}"
     );
-    let relayed = get(&body, "meshchat_relayed_total{event=\"ice-candidate\"}");
-    assert!((10..=15).contains(&relayed), "{relayed}");
 }
 
-/// Emits that fail because a client stopped reading are counted by event.
+/// A handshake refused because the server is full is counted by that reason.
 #[tokio::test]
-async fn failed_emits_are_counted_by_event() {
+async fn handshakes_refused_for_a_full_server_are_counted() {
+    let server = Server::start_with(Config {
+        max_connections: 1,
+        ..common::config()
+    })
+    .await;
+    let _a = Client::connect(server.addr).await;
+    assert_eq!(
+        Client::try_connect(server.addr, None).await.err(),
+        Some(503)
+    );
+    let m = server.metrics().await;
+    assert_eq!(
+        m.get(
+            "meshchat_connections_refused_total",
+            &[("reason", "server_full")]
+        ),
+        1,
+        "{m:?}"
+    );
+}
+
+/// A handshake refused for the client's connection rate is counted by that reason.
+#[tokio::test]
+async fn handshakes_refused_for_the_connection_rate_are_counted() {
+    let server = Server::start_with(Config {
+        connect_rate: 1,
+        connect_burst: 1,
+        ..common::config()
+    })
+    .await;
+    let _a = Client::connect(server.addr).await;
+    assert_eq!(
+        Client::try_connect(server.addr, None).await.err(),
+        Some(429)
+    );
+    let m = server.metrics().await;
+    assert_eq!(
+        m.get(
+            "meshchat_connections_refused_total",
+            &[("reason", "connect_rate")]
+        ),
+        1,
+        "{m:?}"
+    );
+}
+
+/// A server where `b` stopped reading while `a` sent it 100 candidates; returns once `a`
+/// has heard that `b` was dropped.
+async fn after_relays_to_a_client_that_never_reads() -> Server {
     let server = Server::start_with(Config {
         max_buffer: 16,
         ping_interval_ms: 300,
         ping_timeout_ms: 500,
-        ..Config::defaults()
+        ..common::config()
     })
     .await;
     let mut a = Client::connect(server.addr).await;
@@ -156,87 +268,124 @@ async fn failed_emits_are_counted_by_event() {
     for i in 0..100 {
         a.emit("ice-candidate", &[b_peer.clone(), json!({ "i": i })]);
     }
-    loop {
-        let (name, _) = a.expect_any().await;
-        if name == "user-disconnected" {
-            break;
-        }
-    }
-    let body = scrape(&server).await;
-    let failed = get(
-        &body,
-        "meshchat_failed_emits_total{event=\"ice-candidate\"}",
-    );
-    assert!(failed >= 1, "{body}");
+    a.until_event("user-disconnected").await;
+    server
+}
+
+/// Emits that fail because a client stopped reading are counted under their event, and
+/// only there.
+#[tokio::test]
+async fn failed_emits_are_counted_by_event() {
+    let server = after_relays_to_a_client_that_never_reads().await;
+    let m = server.metrics().await;
+    let failed = m.get("meshchat_failed_emits_total", &[("event", "ice-candidate")]);
+    assert!(failed >= 1, "{m:?}");
+    assert_eq!(m.sum("meshchat_failed_emits_total"), failed, "{m:?}");
+}
+
+/// Each relay that could not be delivered counts as an `undeliverable` refusal.
+#[tokio::test]
+async fn undeliverable_relays_are_counted_as_refusals() {
+    let server = after_relays_to_a_client_that_never_reads().await;
+    let m = server.metrics().await;
     assert_eq!(
-        failed,
-        server.shared.stats.failed_emits.load(Ordering::Relaxed)
-    );
-    assert_eq!(
-        get(&body, "meshchat_refusals_total{reason=\"undeliverable\"}"),
-        failed
+        m.get("meshchat_refusals_total", &[("reason", "undeliverable")]),
+        m.get("meshchat_failed_emits_total", &[("event", "ice-candidate")]),
+        "{m:?}"
     );
 }
 
-/// With METRICS_TOKEN set, only requests bearing it get the metrics. The Origin gate of
-/// Socket.IO does not apply to `/metrics`.
-#[tokio::test]
-async fn the_metrics_token_is_required_when_set() {
-    let server = Server::start_with(Config::parse_from([
+/// A server whose metrics need the bearer token `s3cret-token`.
+async fn server_with_a_metrics_token() -> Server {
+    Server::start_with(Config::parse_from([
         "meshchat",
+        "--stun-port",
+        "0",
         "--metrics-token",
         "s3cret-token",
     ]))
-    .await;
-    let http = reqwest::Client::new();
-    let url = server.url("/metrics");
+    .await
+}
+
+/// With METRICS_TOKEN set, a request without the right bearer token gets 401 and no
+/// metrics.
+#[tokio::test]
+async fn without_the_metrics_token_metrics_are_refused() {
+    let server = server_with_a_metrics_token().await;
     for auth in [None, Some("Bearer wrong"), Some("s3cret-token")] {
-        let mut request = http.get(&url);
+        let mut request = http().get(server.url("/metrics"));
         if let Some(auth) = auth {
             request = request.header("authorization", auth);
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 401, "{auth:?}");
-        assert_eq!(response.headers()["www-authenticate"], "Bearer");
-        assert!(!response.text().await.unwrap().contains("meshchat_"));
+        assert_eq!(response.headers()["www-authenticate"], "Bearer", "{auth:?}");
+        assert!(
+            !response.text().await.unwrap().contains("meshchat_"),
+            "{auth:?}"
+        );
     }
-    let response = http
-        .get(&url)
+}
+
+/// With METRICS_TOKEN set, the right bearer token gets the metrics, whatever the request's
+/// Origin: the Socket.IO Origin gate does not apply to `/metrics`.
+#[tokio::test]
+async fn the_metrics_token_gets_the_metrics_whatever_the_origin() {
+    let server = server_with_a_metrics_token().await;
+    let response = http()
+        .get(server.url("/metrics"))
         .header("authorization", "Bearer s3cret-token")
         .header("origin", "https://evil.example")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("meshchat_connected_sockets 0")
-    );
+    let m = Metrics::parse(&response.text().await.unwrap());
+    assert_eq!(m.get("meshchat_connected_sockets", &[]), 0);
 }
 
-/// Every TURN credential minted is counted.
+/// Every TURN credential handed out (one per `GET /api/rtc-config`) is counted.
 #[tokio::test]
 async fn turn_credentials_issued_are_counted() {
     let server = Server::start_with(Config::parse_from([
         "meshchat",
+        "--stun-port",
+        "0",
         "--turn-secret",
         "s",
         "--turn-urls",
         "turn:turn.example:3478",
     ]))
     .await;
-    assert_eq!(
-        get(&scrape(&server).await, "meshchat_turn_credentials_total"),
-        0
-    );
-    let turn = server.shared.turn.as_ref().unwrap();
-    turn.mint();
-    turn.mint();
-    assert_eq!(
-        get(&scrape(&server).await, "meshchat_turn_credentials_total"),
-        2
-    );
+    let issued = |m: Metrics| m.get("meshchat_turn_credentials_total", &[]);
+    assert_eq!(issued(server.metrics().await), 0);
+    for _ in 0..2 {
+        let config = http()
+            .get(server.url("/api/rtc-config"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(config.status(), 200);
+        let config: Value = serde_json::from_str(&config.text().await.unwrap()).unwrap();
+        assert!(config["iceServers"][0]["username"].is_string(), "{config}");
+    }
+    assert_eq!(issued(server.metrics().await), 2);
+}
+
+/// The test harness's `/metrics` reader finds a sample by name and labels in any order,
+/// and a label set must match exactly.
+#[test]
+fn the_metrics_reader_finds_samples_by_name_and_labels() {
+    let page = "# TYPE x counter\n\
+        x_total 3\n\
+        y{a=\"1\",b=\"q\\\"}\"} 4\n\
+        y{b=\"z\",a=\"1\"} 5\n\
+        # EOF\n";
+    let m = Metrics::parse(page);
+    assert_eq!(m.value("x_total", &[]), Some(3));
+    assert_eq!(m.value("x", &[]), None);
+    assert_eq!(m.get("y", &[("a", "1"), ("b", "q\"}")]), 4);
+    assert_eq!(m.get("y", &[("a", "1"), ("b", "z")]), 5);
+    assert_eq!(m.value("y", &[("a", "1")]), None);
+    assert_eq!(m.sum("y"), 9);
 }

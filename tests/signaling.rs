@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Client, Incoming, Server, WAIT, pair};
+use common::{Client, Incoming, Server, WAIT, http, pair, peer_id_seen_by, within};
 use meshchat::Config;
 use serde_json::{Value, json};
 
-/// A relay reaches only its target, from the sender's peer id, with the payload unchanged.
+/// A relay reaches its target and no other member of the room.
 #[tokio::test]
-async fn relay_reaches_only_its_target_with_the_payload_unchanged() {
+async fn a_relay_reaches_only_its_target() {
     let server = Server::start().await;
     let (mut a, mut b, room, b_peer) = pair(&server).await;
     let mut c = Client::connect(server.addr).await;
@@ -20,60 +18,94 @@ async fn relay_reaches_only_its_target_with_the_payload_unchanged() {
     let c_peer = a.expect_event("new-user-joined").await[0].clone();
     assert_eq!(b.expect_event("new-user-joined").await[0], c_peer);
 
-    // Field order and number formatting survive: the raw JSON is forwarded as it came.
-    let offer = r#"{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n","z":1.50,"a":[]}"#;
-    a.send_raw(&format!(r#"42["rtc-offer","{b_peer}",{offer}]"#));
-    let got = b.expect_event("rtc-offer").await;
-    let a_peer = got[0].as_str().unwrap().to_owned();
-    assert_ne!(a_peer, a.sid, "the announced id must not be the socket id");
-    assert_eq!(got[1], serde_json::from_str::<Value>(offer).unwrap());
-
+    a.emit("rtc-offer", &[Value::from(b_peer), json!({"sdp": "for b"})]);
+    assert_eq!(b.expect_event("rtc-offer").await[1]["sdp"], "for b");
     // c gets nothing: its first event is the next relay addressed to it.
-    a.emit(
+    a.emit("rtc-offer", &[c_peer, json!({"sdp": "for c"})]);
+    assert_eq!(c.expect_event("rtc-offer").await[1]["sdp"], "for c");
+}
+
+/// A relay names its sender by the peer id the room was told on join, never by the
+/// sender's socket id.
+#[tokio::test]
+async fn a_relay_names_its_sender_by_the_announced_peer_id() {
+    let server = Server::start().await;
+    let (mut a, mut b, _room, b_peer) = pair(&server).await;
+    assert_ne!(b_peer, b.sid, "the announced id must not be the socket id");
+    let a_peer = peer_id_seen_by(&a, &mut b, &b_peer).await;
+    b.emit(
         "ice-candidate",
-        &[c_peer.clone(), json!({"candidate": "", "sdpMid": "0"})],
+        &[Value::from(a_peer), json!({"candidate": "", "sdpMid": "0"})],
     );
     assert_eq!(
-        c.expect_event("ice-candidate").await,
-        vec![Value::from(a_peer), json!({"candidate": "", "sdpMid": "0"})]
+        a.expect_event("ice-candidate").await,
+        vec![Value::from(b_peer), json!({"candidate": "", "sdpMid": "0"})]
     );
 }
 
-/// The raw bytes of the relayed payload are the bytes that were sent.
+/// The relayed payload is the bytes that were sent: escapes, number formatting and key
+/// order survive, because the JSON is forwarded as it came and never rebuilt.
 #[tokio::test]
-async fn relayed_payload_bytes_are_not_reencoded() {
+async fn relayed_payloads_are_forwarded_byte_for_byte() {
     let server = Server::start().await;
     let (a, mut b, _room, b_peer) = pair(&server).await;
-    let payload = r#"{"sdp":"a=x\u00e9","n":1e3,"k":{"b":1,"a":2}}"#;
-    a.send_raw(&format!(r#"42["rtc-answer","{b_peer}",{payload}]"#));
-    let got = b.expect_event("rtc-answer").await;
-    assert_eq!(got[1]["sdp"], "a=x\u{e9}");
-    // Escapes, exponents and key order survive only if the JSON is not rebuilt.
-    let frames = b.raw_frames.lock().unwrap();
-    let frame = frames.last().unwrap();
-    assert!(
-        frame.ends_with(&format!(",{payload}]")),
-        "payload was re-encoded: {frame}"
-    );
+    for (event, payload) in [
+        (
+            "rtc-offer",
+            r#"{"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n","z":1.50,"a":[]}"#,
+        ),
+        (
+            "rtc-answer",
+            r#"{"sdp":"a=x\u00e9","n":1e3,"k":{"b":1,"a":2}}"#,
+        ),
+    ] {
+        a.send_raw(&format!(r#"42["{event}","{b_peer}",{payload}]"#));
+        let got = b.expect_event(event).await;
+        assert_eq!(got[1], serde_json::from_str::<Value>(payload).unwrap());
+        let frames = b.raw_frames.lock().unwrap();
+        let frame = frames.last().unwrap();
+        assert!(
+            frame.ends_with(&format!(",{payload}]")),
+            "{event} was re-encoded: {frame}"
+        );
+    }
 }
 
-/// A forged long-polling request that uses an announced id as the session id is refused,
-/// and nothing is delivered.
+/// A long-polling POST that uses an announced peer id as its session id is refused, and
+/// nothing of it is delivered.
 #[tokio::test]
-async fn forged_polling_request_with_an_announced_id_is_refused() {
+async fn posting_as_another_peer_with_its_announced_id_is_refused() {
     let server = Server::start().await;
     let (a, mut b, _room, b_peer) = pair(&server).await;
     // The id `b` is announced by is all an attacker in the room learns about it.
-    let http = reqwest::Client::new();
     let forged = format!(r#"42["rtc-offer","{b_peer}",{{"type":"offer","sdp":"forged"}}]"#);
-    let post = http
+    let post = http()
         .post(server.url(&format!("/socket.io/?EIO=4&transport=polling&sid={b_peer}")))
-        .body(forged.clone())
+        .body(forged)
         .send()
         .await
         .unwrap();
     assert_eq!(post.status(), 400, "a forged POST must be refused");
-    let get = http
+
+    // Barrier: b's first event after the forgery is a's genuine relay.
+    a.emit(
+        "rtc-offer",
+        &[Value::from(b_peer), json!({"sdp": "genuine"})],
+    );
+    assert_eq!(b.expect_event("rtc-offer").await[1]["sdp"], "genuine");
+}
+
+/// A long-polling GET that uses an announced peer id as its session id is refused: nobody
+/// can read another peer's queue, which still reaches its owner.
+#[tokio::test]
+async fn polling_another_peers_queue_with_its_announced_id_is_refused() {
+    let server = Server::start().await;
+    let (a, mut b, _room, b_peer) = pair(&server).await;
+    a.emit(
+        "rtc-offer",
+        &[Value::from(b_peer.clone()), json!({"sdp": "queued"})],
+    );
+    let get = http()
         .get(server.url(&format!("/socket.io/?EIO=4&transport=polling&sid={b_peer}")))
         .send()
         .await
@@ -83,14 +115,7 @@ async fn forged_polling_request_with_an_announced_id_is_refused() {
         400,
         "polling someone else's queue must be refused"
     );
-
-    // Barrier: b's first event after the forgery is a's genuine relay.
-    a.emit(
-        "rtc-offer",
-        &[Value::from(b_peer), json!({"sdp": "genuine"})],
-    );
-    let got = b.expect_event("rtc-offer").await;
-    assert_eq!(got[1]["sdp"], "genuine");
+    assert_eq!(b.expect_event("rtc-offer").await[1]["sdp"], "queued");
 }
 
 /// A client that stops answering heartbeats is announced as gone.
@@ -99,7 +124,7 @@ async fn ping_timeout_announces_user_disconnected() {
     let config = Config {
         ping_interval_ms: 200,
         ping_timeout_ms: 200,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let (mut a, b, _room, b_peer) = pair(&server).await;
@@ -116,7 +141,7 @@ async fn killed_transport_announces_user_disconnected_before_the_heartbeat() {
     let config = Config {
         ping_interval_ms: 60_000,
         ping_timeout_ms: 60_000,
-        ..Config::defaults()
+        ..common::config()
     };
     let server = Server::start_with(config).await;
     let (mut a, b, _room, b_peer) = pair(&server).await;
@@ -128,40 +153,54 @@ async fn killed_transport_announces_user_disconnected_before_the_heartbeat() {
     );
 }
 
-/// A clean Socket.IO disconnect is announced, and the room keeps working for the others.
+/// A clean Socket.IO disconnect is announced to every other member of the room.
 #[tokio::test]
-async fn client_disconnect_is_announced_and_the_room_keeps_working() {
+async fn a_clean_disconnect_is_announced_to_every_other_member() {
     let server = Server::start().await;
-    let (mut a, mut b, room, b_peer) = pair(&server).await;
+    let (mut a, b, room, b_peer) = pair(&server).await;
+    let mut c = Client::connect(server.addr).await;
+    c.emit("join-room", &[Value::from(room)]);
+    a.expect_event("new-user-joined").await;
+
+    b.disconnect();
+    for (who, member) in [("a", &mut a), ("c", &mut c)] {
+        assert_eq!(
+            member.expect_event("user-disconnected").await,
+            vec![Value::from(b_peer.clone())],
+            "{who}"
+        );
+    }
+}
+
+/// After a member leaves, the others still relay to each other.
+#[tokio::test]
+async fn the_room_keeps_working_after_a_member_leaves() {
+    let server = Server::start().await;
+    let (mut a, b, room, _b_peer) = pair(&server).await;
     let mut c = Client::connect(server.addr).await;
     c.emit("join-room", &[Value::from(room)]);
     let c_peer = a.expect_event("new-user-joined").await[0].clone();
-    b.expect_event("new-user-joined").await;
 
     b.disconnect();
-    assert_eq!(
-        a.expect_event("user-disconnected").await,
-        vec![Value::from(b_peer.clone())]
-    );
-    assert_eq!(
-        c.expect_event("user-disconnected").await,
-        vec![Value::from(b_peer)]
-    );
+    a.expect_event("user-disconnected").await;
+    c.expect_event("user-disconnected").await;
     a.emit("rtc-offer", &[c_peer, json!({"sdp": "still here"})]);
     assert_eq!(c.expect_event("rtc-offer").await[1]["sdp"], "still here");
 }
 
-/// When the last member leaves, the room is gone: joining its id makes a new room, and the
-/// server holds no room state.
+/// When the last member leaves, the room is gone: `/metrics` counts no room, and joining
+/// its id makes a new room.
 #[tokio::test]
 async fn an_emptied_room_is_forgotten() {
     let server = Server::start().await;
     let (mut a, b, room, _) = pair(&server).await;
-    assert_eq!(server.shared.rooms.len(), 1);
+    assert_eq!(server.metrics().await.get("meshchat_rooms", &[]), 1);
     b.disconnect();
     a.expect_event("user-disconnected").await;
     a.disconnect();
-    wait_until(|| server.shared.rooms.is_empty()).await;
+    server
+        .metrics_when("no rooms", |m| m.get("meshchat_rooms", &[]) == 0)
+        .await;
 
     let mut d = Client::connect(server.addr).await;
     let ack = d.emit_ack("join-room", &[Value::from(room.clone())]).await;
@@ -226,46 +265,58 @@ async fn an_oversized_engine_io_message_closes_only_that_connection() {
     a.expect_event("new-user-joined").await;
 }
 
-/// On shutdown every client is disconnected and `run` returns within the timeout.
-#[tokio::test]
-async fn graceful_shutdown_disconnects_clients_and_returns() {
-    let config = Config {
+/// A server with a 5 s shutdown timeout and a room of two.
+async fn server_with_a_room() -> (Server, Client, Client) {
+    let server = Server::start_with(Config {
         shutdown_timeout_secs: 5,
-        ..Config::defaults()
-    };
-    let server = Server::start_with(config).await;
-    let (mut a, _b, _room, _) = pair(&server).await;
+        ..common::config()
+    })
+    .await;
+    let (a, b, _room, _) = pair(&server).await;
+    (server, a, b)
+}
+
+/// On shutdown, `run` returns `Ok` within the shutdown timeout, clients or not.
+#[tokio::test]
+async fn graceful_shutdown_returns_within_the_timeout() {
+    let (server, _a, _b) = server_with_a_room().await;
     let stopped = tokio::time::timeout(WAIT, server.shutdown()).await;
     assert!(
         matches!(stopped, Ok(Ok(()))),
         "run did not return cleanly: {stopped:?}"
     );
-    loop {
-        match a.next().await {
-            Incoming::Disconnect | Incoming::Closed => break,
-            Incoming::Event(name, _) if name == "user-disconnected" => continue,
-            other => panic!("unexpected {other:?} during shutdown"),
+}
+
+/// On shutdown every client is disconnected (at most hearing first that the others
+/// left).
+#[tokio::test]
+async fn graceful_shutdown_disconnects_every_client() {
+    let (server, mut a, mut b) = server_with_a_room().await;
+    let shutdown = tokio::spawn(server.shutdown());
+    for (who, client) in [("a", &mut a), ("b", &mut b)] {
+        for before in client.until_closed().await {
+            assert!(
+                matches!(&before, Incoming::Event(name, _) if name == "user-disconnected"),
+                "{who}: unexpected {before:?} during shutdown"
+            );
         }
     }
+    within("run returning", shutdown).await.unwrap().unwrap();
 }
 
-/// `/healthz` answers 200 and the web client is served at `/`.
+/// `/healthz` answers 200.
 #[tokio::test]
-async fn healthz_and_index_are_served() {
+async fn healthz_answers_200() {
     let server = Server::start().await;
-    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    let health = http().get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let index = reqwest::get(server.url("/")).await.unwrap();
+}
+
+/// The web client is served at `/`.
+#[tokio::test]
+async fn the_web_client_is_served_at_the_root() {
+    let server = Server::start().await;
+    let index = http().get(server.url("/")).send().await.unwrap();
     assert_eq!(index.status(), 200);
     assert!(index.text().await.unwrap().contains("<html"));
-}
-
-async fn wait_until(cond: impl Fn() -> bool) {
-    tokio::time::timeout(WAIT, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("condition not reached in time");
 }

@@ -1,6 +1,8 @@
 //! TURN credentials minted by meshchat, checked by a real coturn (`turnserver`, Debian
 //! package `coturn`) on loopback, with coturn's own TURN client `turnutils_uclient`.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -8,9 +10,12 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use meshchat::Config;
-use meshchat::turn::{IceServer, TurnIssuer, credential};
+use meshchat::ice::{IceServer, Urls};
+use meshchat::turn::{TurnIssuer, credential};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+use common::uclient::{self, Allocation, free_port};
 
 const SECRET: &str = "loopback-test-secret";
 /// Starting coturn or one client run may take this long before the test fails.
@@ -99,26 +104,14 @@ impl Coturn {
         TurnIssuer::from_config(&config).unwrap()
     }
 
-    /// Runs `turnutils_uclient` over TCP in client-to-client mode: two allocations with
-    /// these credentials, one message relayed each way between them.
+    /// This coturn's URL, as the operator lists it in `TURN_URLS`.
+    fn urls(&self) -> Vec<String> {
+        vec![format!("turn:127.0.0.1:{}?transport=tcp", self.port)]
+    }
+
+    /// A `turnutils_uclient` run over TCP with these credentials.
     async fn allocate(&self, username: &str, password: &str) -> Allocation {
-        let run = Command::new("turnutils_uclient")
-            .args(["-v", "-t", "-y", "-c", "-n", "1", "-m", "1", "-z", "5"])
-            .args(["-u", username, "-w", password, "-p", &self.port.to_string()])
-            .arg("127.0.0.1")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(WAIT, run)
-            .await
-            .expect("turnutils_uclient timed out")
-            .expect("turnutils_uclient not found: it comes with the Debian package coturn");
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        Allocation {
-            success: out.status.success(),
-            text,
-        }
+        uclient::allocate(self.port, username, password, true).await
     }
 
     fn log(&self) -> String {
@@ -126,50 +119,13 @@ impl Coturn {
     }
 }
 
-struct Allocation {
-    success: bool,
-    text: String,
-}
-
-impl Allocation {
-    /// Messages `turnutils_uclient` sent and received through the relays, from its summary
-    /// line `start_mclient: tot_send_msgs=2, tot_recv_msgs=2`.
-    fn relayed(&self) -> Option<(u64, u64)> {
-        let line = self
-            .text
-            .lines()
-            .rev()
-            .find(|l| l.contains("tot_send_msgs=") && !l.contains("msz="))?;
-        let number = |key: &str| -> Option<u64> {
-            let rest = &line[line.find(key)? + key.len()..];
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        };
-        Some((number("tot_send_msgs=")?, number("tot_recv_msgs=")?))
-    }
-
-    fn assert_refused(&self, coturn: &Coturn) {
-        assert!(
-            !self.success && self.text.contains("Cannot complete Allocation"),
-            "coturn should refuse the allocation:\n{}\n--- coturn:\n{}",
-            self.text,
-            coturn.log()
-        );
-        assert!(!self.text.contains("Received relay addr"), "{}", self.text);
-    }
-}
-
-fn free_port() -> u16 {
-    // coturn listens on TCP and UDP: find a port free for both.
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+fn assert_refused(run: &Allocation, coturn: &Coturn) {
+    assert!(
+        run.was_refused(),
+        "coturn should refuse the allocation:\n{}\n--- coturn:\n{}",
+        run.text,
+        coturn.log()
+    );
 }
 
 /// Credentials we mint get a relay allocation from coturn, and data flows through it.
@@ -179,23 +135,26 @@ async fn minted_credentials_are_accepted_for_an_allocation() {
     let issuer = coturn.issuer();
     let IceServer {
         urls,
-        username,
-        credential,
-    } = issuer.mint();
+        username: Some(username),
+        credential: Some(credential),
+    } = issuer.mint(coturn.urls())
+    else {
+        panic!("minted credentials have a username and a password");
+    };
     assert_eq!(
         urls,
-        [format!("turn:127.0.0.1:{}?transport=tcp", coturn.port)]
+        Urls::Many(vec![format!(
+            "turn:127.0.0.1:{}?transport=tcp",
+            coturn.port
+        )])
     );
     let run = coturn.allocate(&username, &credential).await;
     assert!(
-        run.success && run.text.contains("Received relay addr: 127.0.0.1:"),
-        "allocation failed:\n{}\n--- coturn:\n{}",
+        run.relayed_everything(),
+        "allocation or relaying failed:\n{}\n--- coturn:\n{}",
         run.text,
         coturn.log()
     );
-    let (sent, received) = run.relayed().expect("no summary line");
-    assert!(sent > 0 && received == sent, "{}", run.text);
-    assert_eq!(issuer.issued().get(), 1);
 }
 
 /// Credentials whose expiry has passed are refused.
@@ -204,11 +163,14 @@ async fn expired_credentials_are_refused() {
     let coturn = Coturn::start().await;
     let issuer = coturn.issuer();
     let day_and_a_bit_ago = SystemTime::now() - Duration::from_secs(86_400 + 120);
-    let old = issuer.mint_at(day_and_a_bit_ago);
-    coturn
-        .allocate(&old.username, &old.credential)
-        .await
-        .assert_refused(&coturn);
+    let old = issuer.mint_at(coturn.urls(), day_and_a_bit_ago);
+    let run = coturn
+        .allocate(
+            old.username.as_deref().unwrap(),
+            old.credential.as_deref().unwrap(),
+        )
+        .await;
+    assert_refused(&run, &coturn);
 }
 
 /// A password from another secret, or a username whose expiry was pushed back without
@@ -216,18 +178,15 @@ async fn expired_credentials_are_refused() {
 #[tokio::test]
 async fn forged_credentials_are_refused() {
     let coturn = Coturn::start().await;
-    let real = coturn.issuer().mint();
+    let real = coturn.issuer().mint(coturn.urls());
+    let (username, password) = (real.username.unwrap(), real.credential.unwrap());
 
-    let wrong_secret = credential(b"not-the-secret", &real.username);
-    coturn
-        .allocate(&real.username, &wrong_secret)
-        .await
-        .assert_refused(&coturn);
+    let wrong_secret = credential(b"not-the-secret", &username);
+    let run = coturn.allocate(&username, &wrong_secret).await;
+    assert_refused(&run, &coturn);
 
-    let (expiry, id) = real.username.split_once(':').unwrap();
+    let (expiry, id) = username.split_once(':').unwrap();
     let extended = format!("{}:{id}", expiry.parse::<u64>().unwrap() + 86_400);
-    coturn
-        .allocate(&extended, &real.credential)
-        .await
-        .assert_refused(&coturn);
+    let run = coturn.allocate(&extended, &password).await;
+    assert_refused(&run, &coturn);
 }

@@ -1,12 +1,16 @@
-// Wires the page together: fetches the RTC configuration, enters a room, builds the mesh
-// and keeps the page's text in step with what happens.
-import { Signaling } from './signaling.js';
-import { Mesh } from './mesh.js';
+// Wires the page together: what the signaling connection, the peer connections and the
+// chat over them report goes to the page, and what the user does goes back to them.
+import { Signaling, SocketEvent } from './signaling.js';
+import { Peers, PeerState } from './peers.js';
+import { Chat, MAX_TEXT_LENGTH } from './chat.js';
+import { ChatEvent, PeerEvent, SignalingEvent, UserEvent } from './events.js';
 import { UI } from './ui.js';
 import { cleanName, fallbackName, loadName, saveName } from './names.js';
 import { lastRoom, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
 
 const TURN_HINT = 'If you are on different networks, this server may need a TURN server (see ICE_SERVERS in the README).';
+// A peer's hello, which names it, brings the "connected" line; should none come, the line
+// comes this long after the channel opened, without the name.
 const CONNECTED_LINE_DELAY_MS = 3000;
 
 /** The RTCConfiguration the operator set; no ICE servers if it cannot be had. */
@@ -23,179 +27,240 @@ async function loadRtcConfig() {
 }
 
 async function main() {
-  const ui = new UI();
-  const signaling = new Signaling();
-  const mesh = new Mesh(signaling, {});
-  let myName = loadName();
-  let left = false;
-  const announced = new Set(); // peers whose "connected" line is out
-  // Unnamed peers are called after their page's client id, which survives reconnects.
-  const nameOf = (peerId) => {
-    const peer = mesh.peers.find((p) => p.id === peerId);
-    return peer?.name || fallbackName(peer?.client ?? peerId);
-  };
-
-  ui.setOwnName(myName);
-  mesh.setName(myName);
-  document.body.dataset.signaling = 'connecting';
-
+  const app = createApp();
   const requested = roomIdFromUrl();
-  const previous = lastRoom();
-  if (!requested && previous) ui.offerLastRoom(shareLink(previous));
+  showStart(app, requested);
+  followConnection(app);
+  followRoom(app);
+  followPeers(app);
+  followMembers(app);
+  followUser(app);
+  await enterRoom(app, requested);
+}
 
-  function updateComposer() {
-    if (left) return ui.setComposer(false, 'You left the room.');
-    const open = mesh.openCount;
-    const waiting = mesh.peers.filter((p) => p.state === 'connecting').length;
-    const failed = mesh.peers.filter((p) => p.state === 'failed').length;
-    if (open > 0) return ui.setComposer(true, waiting > 0 ? `Still connecting to ${waiting} more.` : '');
-    if (!signaling.roomId) return ui.setComposer(false, 'You can write once you are in a room and someone has connected.');
-    if (waiting > 0) return ui.setComposer(false, `Connecting to ${waiting} ${waiting === 1 ? 'person' : 'people'}… you can write once a connection is open.`);
-    if (failed > 0) return ui.setComposer(false, 'No connection could be made to anyone in the room, so there is nobody to send to.');
-    ui.setComposer(false, 'Nobody else is here yet. Share the invite link; you can write once someone connects.');
-  }
+/** The page's parts, and the little state their handlers share. */
+function createApp() {
+  const signaling = new Signaling();
+  const peers = new Peers(signaling);
+  return {
+    ui: new UI(),
+    signaling,
+    peers,
+    chat: new Chat(peers, signaling),
+    myName: loadName(),
+    left: false, // the user pressed Leave: the page stays, out of the room
+    announced: new Set(), // peers whose "connected" line is out
+    turnRefused: false, // the line saying why the relay server refused us is out
+  };
+}
 
-  // ---- signaling ----
-  signaling.addEventListener('online', (e) => {
+/** Our name, and a way back to the last room when the address names none. */
+function showStart({ ui, chat, myName }, requested) {
+  ui.setOwnName(myName);
+  chat.setName(myName);
+  document.body.dataset.signaling = 'connecting';
+  const last = lastRoom();
+  if (!requested && last) ui.offerLastRoom(shareLink(last));
+}
+
+/** The connection to the server coming and going. */
+function followConnection(app) {
+  const { ui, signaling, peers } = app;
+  signaling.addEventListener(SignalingEvent.ONLINE, (e) => {
     document.body.dataset.signaling = 'online';
     ui.setStatus('Connected to the server.');
     if (e.detail.rejoin) {
       ui.addSystem('Reconnected to the server; rejoining the room.');
       // ICE server credentials may be short-lived: take fresh ones for the new connections.
-      loadRtcConfig().then((config) => mesh.setRtcConfig(config));
+      loadRtcConfig().then((config) => peers.setRtcConfig(config));
     }
   });
-  signaling.addEventListener('offline', () => {
+  signaling.addEventListener(SignalingEvent.OFFLINE, () => {
     document.body.dataset.signaling = 'offline';
-    if (left) return;
+    if (app.left) return;
     ui.setStatus('Lost the server; reconnecting…');
     ui.addSystem('Lost the connection to the server. Open chats keep working; reconnecting…', { problem: true });
   });
-  signaling.addEventListener('room', (e) => {
-    const { roomId, created, requested: asked, rejoin } = e.detail;
-    const link = shareLink(roomId);
-    showRoomInAddressBar(roomId);
-    rememberRoom(roomId);
-    ui.setRoom(link);
-    document.body.dataset.roomId = roomId;
-    ui.setStatus(created ? 'You are in a new room.' : 'You are in the room.');
-    if (created && asked && asked !== roomId) {
-      ui.showNotice(rejoin
-        ? 'The room was gone when we reconnected (the server may have restarted), so here is a new one. Share its link again.'
-        : 'That room no longer exists (everyone left it), so here is a new one. Share its link to invite people.');
-    } else if (!rejoin) {
-      ui.hideNotice();
-    }
-    if (!rejoin) ui.addSystem(created ? 'Room created. Share the invite link to bring people in.' : 'You joined the room; its members are connecting to you.');
-    updateComposer();
-  });
-  signaling.addEventListener('room-full', (e) => {
+}
+
+/** The room we are in, and the requests about rooms that the server turned down. */
+function followRoom(app) {
+  const { ui, signaling } = app;
+  signaling.addEventListener(SignalingEvent.ROOM, (e) => showRoom(app, e.detail));
+  signaling.addEventListener(SignalingEvent.ROOM_FULL, () => {
     ui.showNotice('That room is full: it already has as many members as this server allows.', [
       { text: 'Start a new room', onClick: () => { ui.hideNotice(); signaling.createRoom(); } },
     ]);
     ui.setStatus('The room is full.');
-    document.body.dataset.roomFull = e.detail.roomId;
   });
-  signaling.addEventListener('refused', (e) => {
+  signaling.addEventListener(SignalingEvent.REFUSED, (e) => {
     const { event, error } = e.detail;
-    // Relays to a peer that has just left are refused in normal races: not worth a line.
-    if (event === 'join-room' || event === 'create-room') {
+    if (event === SocketEvent.JOIN_ROOM || event === SocketEvent.CREATE_ROOM) {
       if (/full/.test(error)) return; // explained by room-full
-      ui.addSystem(`The server refused to ${event === 'join-room' ? 'join the room' : 'create a room'}: ${error}.`, { problem: true });
+      ui.addSystem(`The server refused to ${event === SocketEvent.JOIN_ROOM ? 'join the room' : 'create a room'}: ${error}.`, { problem: true });
     } else {
+      // Relays to a peer that has just left are refused in normal races: not worth a line.
       console.warn(`meshchat: server refused ${event}: ${error}`);
     }
   });
+}
 
-  // ---- mesh ----
-  mesh.addEventListener('peer-added', (e) => {
-    const { peerId, initiator, replacing } = e.detail;
-    if (replacing) return; // we came back: the old connection works until this one opens
-    ui.setMember(peerId, { name: fallbackName(peerId), state: 'connecting' });
+/** Puts the room in the address bar and the invite link, and says how we got there. */
+function showRoom(app, { roomId, created, requested, rejoin }) {
+  const { ui } = app;
+  const link = shareLink(roomId);
+  showRoomInAddressBar(roomId);
+  rememberRoom(roomId);
+  ui.setRoom(link);
+  document.body.dataset.roomId = roomId;
+  ui.setStatus(created ? 'You are in a new room.' : 'You are in the room.');
+  if (created && requested && requested !== roomId) {
+    ui.showNotice(rejoin
+      ? 'The room was gone when we reconnected (the server may have restarted), so here is a new one. Share its link again.'
+      : 'That room no longer exists (everyone left it), so here is a new one. Share its link to invite people.');
+  } else if (!rejoin) {
+    ui.hideNotice();
+  }
+  if (!rejoin) ui.addSystem(created ? 'Room created. Share the invite link to bring people in.' : 'You joined the room; its members are connecting to you.');
+  updateComposer(app);
+}
+
+/** Each connection to a peer: connecting, open, interrupted, failed. */
+function followPeers(app) {
+  const { ui, peers } = app;
+  peers.addEventListener(PeerEvent.ADDED, (e) => {
+    const { peerId, initiator, replacement } = e.detail;
+    if (replacement) return; // we came back: the old connection works until this one opens
+    ui.setMember(peerId, { name: fallbackName(peerId), state: PeerState.CONNECTING });
     ui.addSystem(initiator ? 'Someone joined; connecting…' : 'Connecting to a member…');
-    updateComposer();
+    updateComposer(app);
   });
-  mesh.addEventListener('peer-state', (e) => {
+  peers.addEventListener(PeerEvent.STATE, (e) => {
     ui.setMember(e.detail.peerId, { state: e.detail.state });
-    updateComposer();
+    updateComposer(app);
   });
-  mesh.addEventListener('peer-open', (e) => {
-    const { peerId } = e.detail;
-    // Say "connected" with the peer's name, which its hello brings right after opening.
-    setTimeout(() => announceConnected(peerId), CONNECTED_LINE_DELAY_MS);
+  peers.addEventListener(PeerEvent.OPEN, (e) => {
+    setTimeout(() => announceConnected(app, e.detail.peerId), CONNECTED_LINE_DELAY_MS);
   });
-  mesh.addEventListener('peer-name', (e) => {
-    const { peerId, name, previous, hello } = e.detail;
-    const shown = nameOf(peerId);
+  peers.addEventListener(PeerEvent.FAILED, (e) => {
+    ui.addSystem(`Could not connect to ${nameOf(app, e.detail.peerId)}. ${TURN_HINT}`, { problem: true });
+  });
+  peers.addEventListener(PeerEvent.TURN_REFUSED, (e) => explainTurnRefusal(app, e.detail));
+}
+
+/** Says once per page why the relay (TURN) server cannot be used. */
+function explainTurnRefusal(app, { code, text }) {
+  if (app.turnRefused) return;
+  app.turnRefused = true;
+  const detail = text ? `${code} ${text}` : `${code}`;
+  app.ui.addSystem(
+    `The relay (TURN) server refused this page (${detail}): its credentials may have expired or be wrong. Reload the page to get new ones.`,
+    { problem: true },
+  );
+}
+
+/** The members behind the connections: their names, comebacks, leaving and messages. */
+function followMembers(app) {
+  const { ui, chat } = app;
+  chat.addEventListener(ChatEvent.NAMED, (e) => {
+    const { peerId, name, oldName, hello } = e.detail;
+    const shown = nameOf(app, peerId);
     ui.setMember(peerId, { name: shown });
-    if (hello) announceConnected(peerId);
-    else if (name !== previous) ui.addSystem(`${previous || 'A member without a name'} is now called ${shown}.`);
+    if (hello) announceConnected(app, peerId);
+    else if (name !== oldName) ui.addSystem(`${oldName || 'A member without a name'} is now called ${shown}.`);
   });
-  mesh.addEventListener('peer-replaced', (e) => {
+  chat.addEventListener(ChatEvent.REJOINED, (e) => {
     const { peerId, oldId } = e.detail;
     ui.removeMember(oldId);
-    announced.delete(oldId);
-    announced.add(peerId);
-    ui.setMember(peerId, { name: nameOf(peerId) });
-    ui.addSystem(`${nameOf(peerId)} reconnected.`);
-    updateComposer();
+    app.announced.delete(oldId);
+    app.announced.add(peerId);
+    ui.setMember(peerId, { name: nameOf(app, peerId) });
+    ui.addSystem(`${nameOf(app, peerId)} reconnected.`);
+    updateComposer(app);
   });
-  mesh.addEventListener('peer-failed', (e) => {
-    ui.addSystem(`Could not connect to ${nameOf(e.detail.peerId)}. ${TURN_HINT}`, { problem: true });
-  });
-  mesh.addEventListener('peer-removed', (e) => {
+  chat.addEventListener(ChatEvent.LEFT, (e) => {
     const { peerId, name, client } = e.detail;
     ui.removeMember(peerId);
-    announced.delete(peerId);
-    if (!left) ui.addSystem(`${name || fallbackName(client ?? peerId)} left.`);
-    updateComposer();
+    app.announced.delete(peerId);
+    if (!app.left) ui.addSystem(`${name || fallbackName(client ?? peerId)} left.`);
+    updateComposer(app);
   });
-  mesh.addEventListener('message', (e) => {
+  chat.addEventListener(ChatEvent.MESSAGE, (e) => {
     const { peerId, text, at } = e.detail;
-    ui.addMessage({ author: nameOf(peerId), text, at, own: false });
+    ui.addMessage({ author: nameOf(app, peerId), text, at, own: false });
   });
+}
 
-  function announceConnected(peerId) {
-    if (announced.has(peerId) || !mesh.peers.some((p) => p.id === peerId && p.opened)) return;
-    announced.add(peerId);
-    ui.addSystem(`Connected to ${nameOf(peerId)}.`);
-  }
-
-  // ---- the user ----
-  ui.addEventListener('send', (e) => {
-    const text = e.detail.text.slice(0, 2000);
-    if (mesh.sendText(text) === 0) return updateComposer();
-    ui.addMessage({ author: myName, text, at: new Date(), own: true });
+/** What the user does: send, rename, leave, close the page. */
+function followUser(app) {
+  const { ui, chat, peers } = app;
+  ui.addEventListener(UserEvent.SEND, (e) => {
+    const text = e.detail.text.slice(0, MAX_TEXT_LENGTH);
+    if (chat.sendText(text) === 0) return updateComposer(app);
+    ui.addMessage({ author: app.myName, text, at: new Date(), own: true });
     ui.clearMessage();
   });
-  ui.addEventListener('name', (e) => {
-    myName = cleanName(e.detail.name);
-    saveName(myName);
-    ui.setOwnName(myName);
-    mesh.setName(myName);
-    ui.addSystem(myName ? `You are now called ${myName}.` : 'You are anonymous now.');
+  ui.addEventListener(UserEvent.RENAME, (e) => {
+    app.myName = cleanName(e.detail.name);
+    saveName(app.myName);
+    ui.setOwnName(app.myName);
+    chat.setName(app.myName);
+    ui.addSystem(app.myName ? `You are now called ${app.myName}.` : 'You are anonymous now.');
   });
-  ui.addEventListener('leave', () => {
-    left = true;
-    mesh.closeAll();
-    signaling.close();
-    ui.clearMembers();
-    ui.disableRoomControls();
-    updateComposer();
-    ui.setStatus('You left the room.');
-    ui.addSystem('You left the room.');
-    const actions = [{ text: 'Start a new room', href: '/' }];
-    if (signaling.roomId) actions.unshift({ text: 'Rejoin the room', href: shareLink(signaling.roomId) });
-    ui.showNotice('You left the room. The others no longer see you.', actions);
-  });
-
+  ui.addEventListener(UserEvent.LEAVE, () => leaveRoom(app));
   // Closing our connections as the page goes tells peers at once, instead of after
   // their ICE checks time out.
-  addEventListener('pagehide', () => mesh.closeAll());
+  addEventListener('pagehide', () => peers.closeAll());
+}
 
-  updateComposer();
-  mesh.setRtcConfig(await loadRtcConfig());
-  signaling.start(requested);
+/** Closes every connection and offers a way back in. */
+function leaveRoom(app) {
+  const { ui, peers, signaling } = app;
+  app.left = true;
+  peers.closeAll();
+  signaling.close();
+  ui.clearMembers();
+  ui.disableRoomControls();
+  updateComposer(app);
+  ui.setStatus('You left the room.');
+  ui.addSystem('You left the room.');
+  const actions = [{ text: 'Start a new room', href: '/' }];
+  if (signaling.roomId) actions.unshift({ text: 'Rejoin the room', href: shareLink(signaling.roomId) });
+  ui.showNotice('You left the room. The others no longer see you.', actions);
+}
+
+/** Connects once the ICE servers are known, and enters `requested` or a new room. */
+async function enterRoom(app, requested) {
+  updateComposer(app);
+  app.peers.setRtcConfig(await loadRtcConfig());
+  app.signaling.start(requested);
+}
+
+/** Enables the message box when someone can receive, or says why not. */
+function updateComposer({ ui, signaling, peers, left }) {
+  if (left) return ui.setComposer(false, 'You left the room.');
+  const open = peers.openCount;
+  const waiting = peers.list.filter((p) => p.state === PeerState.CONNECTING).length;
+  const failed = peers.list.filter((p) => p.state === PeerState.FAILED).length;
+  if (open > 0) return ui.setComposer(true, waiting > 0 ? `Still connecting to ${waiting} more.` : '');
+  if (!signaling.roomId) return ui.setComposer(false, 'You can write once you are in a room and someone has connected.');
+  if (waiting > 0) return ui.setComposer(false, `Connecting to ${waiting} ${waiting === 1 ? 'person' : 'people'}… you can write once a connection is open.`);
+  if (failed > 0) return ui.setComposer(false, 'No connection could be made to anyone in the room, so there is nobody to send to.');
+  ui.setComposer(false, 'Nobody else is here yet. Share the invite link; you can write once someone connects.');
+}
+
+/** Says "connected" once per peer, and only once its channel has opened. */
+function announceConnected(app, peerId) {
+  if (app.announced.has(peerId) || !app.peers.get(peerId)?.opened) return;
+  app.announced.add(peerId);
+  app.ui.addSystem(`Connected to ${nameOf(app, peerId)}.`);
+}
+
+/** How a member is shown. Unnamed ones are called after their page's client id, which
+ * survives reconnects. */
+function nameOf({ chat }, peerId) {
+  const member = chat.member(peerId);
+  return member?.name || fallbackName(member?.client ?? peerId);
 }
 
 main();

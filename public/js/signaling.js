@@ -1,20 +1,23 @@
 // The signaling connection: Socket.IO to our server, rooms, and the relayed WebRTC messages.
-// It turns the protocol's events into DOM events and rejoins the room after a reconnect.
+// It turns the protocol's events into SignalingEvents and rejoins the room after a reconnect.
 import { io } from '/vendor/socket.io.esm.min.js';
+import { SignalingEvent } from './events.js';
 
-export const OFFER = 'rtc-offer';
-export const ANSWER = 'rtc-answer';
-export const CANDIDATE = 'ice-candidate';
+/** The Socket.IO events of our server (PROTOCOL.md), named as it names them. */
+export const SocketEvent = Object.freeze({
+  CREATE_ROOM: 'create-room',
+  JOIN_ROOM: 'join-room',
+  ROOM_CREATED: 'room-created',
+  ROOM_FULL: 'room-full',
+  REQUEST_ERROR: 'request-error',
+  NEW_USER_JOINED: 'new-user-joined',
+  USER_DISCONNECTED: 'user-disconnected',
+  OFFER: 'rtc-offer',
+  ANSWER: 'rtc-answer',
+  CANDIDATE: 'ice-candidate',
+});
 
-/**
- * Events (CustomEvent, data in `detail`):
- * - `online`, `offline` {reason}: the signaling connection came up or went down;
- * - `room` {roomId, created, requested, rejoin}: we are in `roomId`; `created` means a new
- *   room, so when `requested` differs the link was stale;
- * - `room-full` {roomId}, `refused` {event, error}: a request was turned down;
- * - `peer-joined` {peerId}, `peer-left` {peerId};
- * - `signal` {kind, from, payload} for offers, answers and candidates.
- */
+/** Emits the SignalingEvents of events.js. */
 export class Signaling extends EventTarget {
   #socket;
   #roomId = null;
@@ -27,40 +30,37 @@ export class Signaling extends EventTarget {
     // Same origin, default path: the page is served by the signaling server itself.
     this.#socket = io({ autoConnect: false });
     const s = this.#socket;
+    // `connect` and `disconnect` are the Socket.IO client's own events, not our server's.
     s.on('connect', () => this.#onConnect());
     s.on('disconnect', (reason) => {
-      this.#emit('offline', { reason });
+      this.#emit(SignalingEvent.OFFLINE, {});
       // The client retries by itself after anything but a server-side disconnect (a
       // restart, or a flood); retry that too, once and not at once.
       if (reason === 'io server disconnect' && !this.#closed) {
         setTimeout(() => this.#closed || s.connect(), 2000 + Math.random() * 3000);
       }
     });
-    s.on('room-created', (roomId) => {
+    s.on(SocketEvent.ROOM_CREATED, (roomId) => {
       if (typeof roomId !== 'string') return;
       const requested = this.#requested;
       const rejoin = this.#roomId !== null;
       this.#roomId = roomId;
-      this.#emit('room', { roomId, created: true, requested, rejoin });
+      this.#emit(SignalingEvent.ROOM, { roomId, created: true, requested, rejoin });
     });
-    s.on('room-full', (roomId) => this.#emit('room-full', { roomId: String(roomId) }));
-    s.on('request-error', (body) => this.#emit('refused', {
+    s.on(SocketEvent.ROOM_FULL, (roomId) => this.#emit(SignalingEvent.ROOM_FULL, { roomId: String(roomId) }));
+    s.on(SocketEvent.REQUEST_ERROR, (body) => this.#emit(SignalingEvent.REFUSED, {
       event: String(body?.event ?? ''),
       error: String(body?.error ?? 'refused'),
     }));
-    s.on('new-user-joined', (peerId) => isId(peerId) && this.#emit('peer-joined', { peerId }));
-    s.on('user-disconnected', (peerId) => isId(peerId) && this.#emit('peer-left', { peerId }));
-    for (const kind of [OFFER, ANSWER, CANDIDATE]) {
-      s.on(kind, (from, payload) => isId(from) && this.#emit('signal', { kind, from, payload }));
+    s.on(SocketEvent.NEW_USER_JOINED, (peerId) => isId(peerId) && this.#emit(SignalingEvent.PEER_JOINED, { peerId }));
+    s.on(SocketEvent.USER_DISCONNECTED, (peerId) => isId(peerId) && this.#emit(SignalingEvent.PEER_LEFT, { peerId }));
+    for (const kind of [SocketEvent.OFFER, SocketEvent.ANSWER, SocketEvent.CANDIDATE]) {
+      s.on(kind, (from, payload) => isId(from) && this.#emit(SignalingEvent.SIGNAL, { kind, from, payload }));
     }
   }
 
   get roomId() {
     return this.#roomId;
-  }
-
-  get connected() {
-    return this.#socket.connected;
   }
 
   /** Connects and enters `roomId`, or a new room when it is null. */
@@ -73,7 +73,7 @@ export class Signaling extends EventTarget {
   createRoom() {
     this.#requested = null;
     this.#roomId = null;
-    this.#socket.emit('create-room', (ack) => this.#checkAck('create-room', ack));
+    this.#socket.emit(SocketEvent.CREATE_ROOM, (ack) => this.#checkAck(SocketEvent.CREATE_ROOM, ack));
   }
 
   /** Relays an offer, answer or candidate to `peerId`. Dropped while offline: peer ids
@@ -91,27 +91,27 @@ export class Signaling extends EventTarget {
   #onConnect() {
     const rejoin = this.#everConnected;
     this.#everConnected = true;
-    this.#emit('online', { rejoin });
+    this.#emit(SignalingEvent.ONLINE, { rejoin });
     // After a reconnect the server knows us under a new peer id: entering the same room
     // again makes its members offer to us, and the mesh heals.
     const roomId = this.#roomId ?? this.#requested;
     if (roomId) {
       this.#requested = roomId;
-      this.#socket.emit('join-room', roomId, (ack) => {
-        if (this.#checkAck('join-room', ack) && ack.created === false) {
+      this.#socket.emit(SocketEvent.JOIN_ROOM, roomId, (ack) => {
+        if (this.#checkAck(SocketEvent.JOIN_ROOM, ack) && ack.created === false) {
           this.#roomId = ack.roomId;
-          this.#emit('room', { roomId: ack.roomId, created: false, requested: roomId, rejoin });
+          this.#emit(SignalingEvent.ROOM, { roomId: ack.roomId, created: false, requested: roomId, rejoin });
         }
       });
     } else {
-      this.#socket.emit('create-room', (ack) => this.#checkAck('create-room', ack));
+      this.#socket.emit(SocketEvent.CREATE_ROOM, (ack) => this.#checkAck(SocketEvent.CREATE_ROOM, ack));
     }
   }
 
   /** True for a success ack; reports an `{error}` ack. */
   #checkAck(event, ack) {
     if (ack && typeof ack.error === 'string') {
-      this.#emit('refused', { event, error: ack.error });
+      this.#emit(SignalingEvent.REFUSED, { event, error: ack.error });
       return false;
     }
     return Boolean(ack && typeof ack.roomId === 'string');

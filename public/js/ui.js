@@ -1,63 +1,84 @@
 // The page: renders the conversation, the member list and the controls, and reports what
 // the user does. All text from peers and the server goes in as text, never as HTML.
+import { UserEvent } from './events.js';
+import { PeerState } from './peers.js';
 
 const STATE_LABELS = {
-  connecting: 'connecting…',
-  open: 'connected',
-  interrupted: 'connection interrupted',
-  failed: 'could not connect',
+  [PeerState.CONNECTING]: 'connecting…',
+  [PeerState.OPEN]: 'connected',
+  [PeerState.INTERRUPTED]: 'connection interrupted',
+  [PeerState.FAILED]: 'could not connect',
 };
 
+/** Emits the UserEvents of events.js. */
 export class UI extends EventTarget {
+  #doc;
+  #status;
+  #notice;
+  #noticeText;
+  #noticeActions;
+  #log;
+  #messageInput;
+  #sendButton;
+  #hint;
+  #memberList;
+  #memberCount;
+  #selfName;
+  #nameInput;
+  #linkInput;
+  #shareButton;
+  #shareResult;
+  #leaveButton;
+  #lastRoom;
+  #lastRoomLink;
+
   constructor(doc = document) {
     super();
     const $ = (id) => doc.getElementById(id);
-    this.doc = doc;
-    this.status = $('status');
-    this.notice = $('notice');
-    this.noticeText = $('notice-text');
-    this.noticeActions = $('notice-actions');
-    this.log = $('log');
-    this.composer = $('composer');
-    this.message = $('message');
-    this.send = $('send');
-    this.hint = $('message-hint');
-    this.members = $('members');
-    this.count = $('member-count');
-    this.selfName = $('self-name');
-    this.nameForm = $('name-form');
-    this.name = $('name');
-    this.link = $('link');
-    this.share = $('share');
-    this.shareResult = $('share-result');
-    this.leave = $('leave');
-    this.lastRoom = $('last-room');
-    this.lastRoomLink = $('last-room-link');
+    this.#doc = doc;
+    this.#status = $('status');
+    this.#notice = $('notice');
+    this.#noticeText = $('notice-text');
+    this.#noticeActions = $('notice-actions');
+    this.#log = $('log');
+    this.#messageInput = $('message');
+    this.#sendButton = $('send');
+    this.#hint = $('message-hint');
+    this.#memberList = $('members');
+    this.#memberCount = $('member-count');
+    this.#selfName = $('self-name');
+    this.#nameInput = $('name');
+    this.#linkInput = $('link');
+    this.#shareButton = $('share');
+    this.#shareResult = $('share-result');
+    this.#leaveButton = $('leave');
+    this.#lastRoom = $('last-room');
+    this.#lastRoomLink = $('last-room-link');
 
-    this.composer.addEventListener('submit', (e) => {
+    $('composer').addEventListener('submit', (e) => {
       e.preventDefault();
-      const text = this.message.value;
-      if (!text.trim() || this.message.disabled) return;
-      this.#emit('send', { text });
+      const text = this.#messageInput.value;
+      if (!text.trim() || this.#messageInput.disabled) return;
+      this.#emit(UserEvent.SEND, { text });
     });
-    this.nameForm.addEventListener('submit', (e) => {
+    $('name-form').addEventListener('submit', (e) => {
       e.preventDefault();
-      this.#emit('name', { name: this.name.value });
+      this.#emit(UserEvent.RENAME, { name: this.#nameInput.value });
     });
-    this.share.addEventListener('click', () => this.#copyLink());
-    this.leave.addEventListener('click', () => this.#emit('leave', {}));
-    this.link.addEventListener('focus', () => this.link.select());
+    this.#shareButton.addEventListener('click', () => this.#copyLink());
+    this.#leaveButton.addEventListener('click', () => this.#emit(UserEvent.LEAVE, {}));
+    this.#linkInput.addEventListener('focus', () => this.#linkInput.select());
   }
 
   setStatus(text) {
-    this.status.textContent = text;
+    this.#status.textContent = text;
   }
 
   /** Shows an explanation with optional links: [{text, href}] or buttons: [{text, onClick}]. */
   showNotice(text, actions = []) {
-    this.noticeText.textContent = text;
-    this.noticeActions.replaceChildren(...actions.map((a) => {
-      const el = this.doc.createElement(a.href ? 'a' : 'button');
+    this.#noticeText.textContent = text;
+    this.#noticeActions.replaceChildren(...actions.map((a) => {
+      const el = this.#doc.createElement(a.href ? 'a' : 'button');
       el.textContent = a.text;
       if (a.href) el.href = a.href;
       else {
@@ -66,45 +87,45 @@ export class UI extends EventTarget {
       }
       return el;
     }));
-    this.notice.hidden = false;
+    this.#notice.hidden = false;
   }
 
   hideNotice() {
-    this.notice.hidden = true;
+    this.#notice.hidden = true;
   }
 
   setRoom(link) {
-    this.link.value = link;
-    this.share.disabled = false;
-    this.leave.disabled = false;
-    this.doc.body.dataset.roomLink = link;
+    this.#linkInput.value = link;
+    this.#shareButton.disabled = false;
+    this.#leaveButton.disabled = false;
+    this.#doc.body.dataset.roomLink = link;
   }
 
   /** Offers the last room this browser was in (when it is not the current one). */
   offerLastRoom(link) {
-    this.lastRoomLink.href = link;
-    this.lastRoom.hidden = false;
+    this.#lastRoomLink.href = link;
+    this.#lastRoom.hidden = false;
   }
 
   setOwnName(name) {
-    this.name.value = name;
-    this.selfName.textContent = name ? `${name} (you)` : 'You';
+    this.#nameInput.value = name;
+    this.#selfName.textContent = name ? `${name} (you)` : 'You';
   }
 
   /** Appends a chat message; `own` marks ours. */
   addMessage({ author, text, at, own }) {
-    const li = this.doc.createElement('li');
+    const li = this.#doc.createElement('li');
     li.className = own ? 'message own' : 'message';
-    const meta = this.doc.createElement('p');
+    const meta = this.#doc.createElement('p');
     meta.className = 'meta';
-    const who = this.doc.createElement('span');
+    const who = this.#doc.createElement('span');
     who.className = 'author';
     who.textContent = own ? (author ? `${author} (you)` : 'You') : author;
-    const time = this.doc.createElement('time');
+    const time = this.#doc.createElement('time');
     time.dateTime = at.toISOString();
     time.textContent = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     meta.append(who, time);
-    const body = this.doc.createElement('p');
+    const body = this.#doc.createElement('p');
     body.className = 'text';
     body.textContent = text;
     li.append(meta, body);
@@ -113,7 +134,7 @@ export class UI extends EventTarget {
 
   /** Appends a system line; `problem` marks failures. */
   addSystem(text, { problem = false } = {}) {
-    const li = this.doc.createElement('li');
+    const li = this.#doc.createElement('li');
     li.className = problem ? 'system problem' : 'system';
     li.textContent = text;
     this.#append(li);
@@ -123,67 +144,67 @@ export class UI extends EventTarget {
   setMember(peerId, { name, state }) {
     let li = this.#member(peerId);
     if (!li) {
-      li = this.doc.createElement('li');
+      li = this.#doc.createElement('li');
       li.className = 'member';
       li.dataset.peerId = peerId;
-      const n = this.doc.createElement('span');
+      const n = this.#doc.createElement('span');
       n.className = 'member-name';
-      const s = this.doc.createElement('span');
+      const s = this.#doc.createElement('span');
       s.className = 'member-state';
       li.append(n, s);
-      this.members.append(li);
+      this.#memberList.append(li);
     }
     if (name !== undefined) li.querySelector('.member-name').textContent = name;
     if (state !== undefined) {
       li.dataset.state = state;
       li.querySelector('.member-state').textContent = STATE_LABELS[state] ?? state;
     }
-    this.#count();
+    this.#updateCount();
   }
 
   removeMember(peerId) {
     this.#member(peerId)?.remove();
-    this.#count();
+    this.#updateCount();
   }
 
   clearMembers() {
-    for (const li of this.members.querySelectorAll('li[data-peer-id]')) li.remove();
-    this.#count();
+    for (const li of this.#memberList.querySelectorAll('li[data-peer-id]')) li.remove();
+    this.#updateCount();
   }
 
   /** Enables the message box, or disables it and says why. */
   setComposer(enabled, hint) {
-    this.message.disabled = !enabled;
-    this.send.disabled = !enabled;
-    this.hint.textContent = hint;
+    this.#messageInput.disabled = !enabled;
+    this.#sendButton.disabled = !enabled;
+    this.#hint.textContent = hint;
   }
 
   clearMessage() {
-    this.message.value = '';
-    this.message.focus();
+    this.#messageInput.value = '';
+    this.#messageInput.focus();
   }
 
   disableRoomControls() {
-    this.share.disabled = true;
-    this.leave.disabled = true;
+    this.#shareButton.disabled = true;
+    this.#leaveButton.disabled = true;
   }
 
   #member(peerId) {
-    return [...this.members.querySelectorAll('li[data-peer-id]')].find((li) => li.dataset.peerId === peerId);
+    return [...this.#memberList.querySelectorAll('li[data-peer-id]')].find((li) => li.dataset.peerId === peerId);
   }
 
-  #count() {
-    this.count.textContent = String(this.members.children.length);
+  #updateCount() {
+    this.#memberCount.textContent = String(this.#memberList.children.length);
   }
 
   #append(li) {
-    const atBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 40;
-    this.log.append(li);
-    if (atBottom) this.log.scrollTop = this.log.scrollHeight;
+    const atBottom = this.#log.scrollHeight - this.#log.scrollTop - this.#log.clientHeight < 40;
+    this.#log.append(li);
+    if (atBottom) this.#log.scrollTop = this.#log.scrollHeight;
   }
 
   async #copyLink() {
-    const link = this.link.value;
+    const link = this.#linkInput.value;
     let copied = false;
     try {
       await navigator.clipboard.writeText(link);
@@ -191,15 +212,15 @@ export class UI extends EventTarget {
     } catch {
       // No clipboard API or no permission (plain http on another host): copy the
       // selected link field the old way.
-      this.link.focus();
-      this.link.select();
+      this.#linkInput.focus();
+      this.#linkInput.select();
       try {
-        copied = this.doc.execCommand('copy');
+        copied = this.#doc.execCommand('copy');
       } catch {
         copied = false;
       }
     }
-    this.shareResult.textContent = copied
+    this.#shareResult.textContent = copied
       ? 'Invite link copied. Send it to the people you want to chat with.'
       : 'Could not copy automatically: the invite link is selected in the box, copy it from there.';
   }

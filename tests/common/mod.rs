@@ -1,6 +1,10 @@
-//! Test harness: starts the real server on 127.0.0.1:0 and speaks Engine.IO v4 /
-//! Socket.IO v5 over a real websocket, with control over heartbeats and the transport.
+//! Test harness: starts the real server through `meshchat::run` on 127.0.0.1:0, speaks
+//! Engine.IO v4 / Socket.IO v5 over a real websocket with control over heartbeats and the
+//! transport, and reads `GET /metrics` as a scraper would.
 #![allow(dead_code)]
+
+mod metrics;
+pub mod uclient;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,40 +14,61 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use meshchat::Config;
-use meshchat::signaling::Shared;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
+pub use metrics::Metrics;
+
 /// How long any single wait in a test may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A server running in this process.
+/// Fails the test if `future` takes longer than [`WAIT`].
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// An HTTP client whose every request gives up after [`WAIT`].
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(WAIT)
+        .build()
+        .expect("an HTTP client with a timeout")
+}
+
+/// The defaults, with the built-in STUN server off: tests run side by side, and port 3478
+/// may be taken on the machine (by coturn, say). STUN tests give it a free port.
+pub fn config() -> Config {
+    Config {
+        stun_port: 0,
+        ..Config::defaults()
+    }
+}
+
+/// A server running in this process, started exactly as the binary starts it.
 pub struct Server {
     pub addr: SocketAddr,
-    pub shared: Shared,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Server {
     pub async fn start() -> Self {
-        Self::start_with(Config::defaults()).await
+        Self::start_with(config()).await
     }
 
     pub async fn start_with(config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let (router, io, shared) = meshchat::app(&config);
-        let timeout = config.shutdown_timeout();
-        let task = tokio::spawn(meshchat::serve(listener, router, io, timeout, async move {
+        let task = tokio::spawn(meshchat::run(listener, config, async move {
             let _ = stopped.await;
         }));
         Self {
             addr,
-            shared,
             stop: Some(stop),
             task,
         }
@@ -59,6 +84,38 @@ impl Server {
             let _ = stop.send(());
         }
         (&mut self.task).await.unwrap()
+    }
+
+    /// Scrapes `GET /metrics`, checking that the page is OpenMetrics text.
+    pub async fn metrics(&self) -> Metrics {
+        let response = http().get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET /metrics");
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
+        let page = response.text().await.unwrap();
+        assert!(page.ends_with("# EOF\n"), "{page}");
+        Metrics::parse(&page)
+    }
+
+    /// Scrapes `/metrics` until `until` holds (the server updates some numbers after the
+    /// event a client sees), failing the test after [`WAIT`].
+    pub async fn metrics_when(&self, what: &str, until: impl Fn(&Metrics) -> bool) -> Metrics {
+        let mut last = None;
+        let reached = tokio::time::timeout(WAIT, async {
+            loop {
+                let metrics = self.metrics().await;
+                if until(&metrics) {
+                    return metrics;
+                }
+                last = Some(metrics);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        reached.unwrap_or_else(|_| panic!("metrics never showed {what}; last page:\n{last:?}"))
     }
 }
 
@@ -178,9 +235,21 @@ impl Client {
     /// Sends an event with an ack callback and waits for the ack's arguments (events that
     /// arrive meanwhile are kept for `next`).
     pub async fn emit_ack(&mut self, event: &str, args: &[Value]) -> Vec<Value> {
+        let id = self.emit_asking_ack(event, args);
+        self.expect_ack(id).await
+    }
+
+    /// Sends an event with an ack callback and returns the ack id, without waiting.
+    pub fn emit_asking_ack(&mut self, event: &str, args: &[Value]) -> u64 {
         let id = self.next_ack;
         self.next_ack += 1;
         self.send_raw(&format!("42{id}{}", packet_array(event, args)));
+        id
+    }
+
+    /// Waits for the ack `id` and returns its arguments (events that arrive meanwhile are
+    /// kept for `next`).
+    pub async fn expect_ack(&mut self, id: u64) -> Vec<Value> {
         let mut held = VecDeque::new();
         let reply = loop {
             match self.next().await {
@@ -241,6 +310,32 @@ impl Client {
         }
     }
 
+    /// Waits for the event `name`, skipping acks; returns its arguments and every other
+    /// event that came first, in order.
+    pub async fn until_event(&mut self, name: &str) -> (Vec<Value>, Vec<(String, Vec<Value>)>) {
+        let mut before = Vec::new();
+        loop {
+            match self.next().await {
+                Incoming::Event(got, args) if got == name => return (args, before),
+                Incoming::Event(got, args) => before.push((got, args)),
+                Incoming::Ack(..) => continue,
+                other => panic!("expected event {name}, got {other:?} after {before:?}"),
+            }
+        }
+    }
+
+    /// Waits until the server disconnects this client or closes its transport; returns
+    /// what it sent before.
+    pub async fn until_closed(&mut self) -> Vec<Incoming> {
+        let mut before = Vec::new();
+        loop {
+            match self.next().await {
+                Incoming::Disconnect | Incoming::Closed => return before,
+                other => before.push(other),
+            }
+        }
+    }
+
     /// Stops answering heartbeats while keeping the connection open.
     pub fn stop_answering_pings(&self) {
         self.answer_pings.store(false, Ordering::SeqCst);
@@ -259,7 +354,7 @@ impl Client {
 
     /// Creates a room and returns its id.
     pub async fn create_room(&mut self) -> String {
-        self.emit(meshchat::signaling::event::CREATE_ROOM, &[]);
+        self.emit("create-room", &[]);
         let args = self.expect_event("room-created").await;
         args[0].as_str().unwrap().to_owned()
     }
@@ -319,7 +414,7 @@ pub async fn pair(server: &Server) -> (Client, Client, String, String) {
 /// Joins `room` as a long-polling client that then never polls again, so everything sent
 /// to it piles up in its outgoing buffer. Returns its peer id, as announced to `member`.
 pub async fn join_and_stop_reading(server: &Server, member: &mut Client, room: &str) -> Value {
-    let http = reqwest::Client::new();
+    let http = http();
     let base = server.url("/socket.io/?EIO=4&transport=polling");
     let open = http.get(&base).send().await.unwrap().text().await.unwrap();
     let open: Value = serde_json::from_str(&open[1..]).unwrap();
@@ -332,4 +427,16 @@ pub async fn join_and_stop_reading(server: &Server, member: &mut Client, room: &
         .await
         .unwrap();
     member.expect_event("new-user-joined").await[0].clone()
+}
+
+/// The peer id `from` is announced by, as `to` (a member of one of its rooms, known as
+/// `to_peer`) sees it on a relay: an `rtc-offer` with the payload `{"probe": true}`.
+pub async fn peer_id_seen_by(from: &Client, to: &mut Client, to_peer: &str) -> String {
+    from.emit(
+        "rtc-offer",
+        &[Value::from(to_peer), serde_json::json!({"probe": true})],
+    );
+    let args = to.expect_event("rtc-offer").await;
+    assert_eq!(args[1], serde_json::json!({"probe": true}));
+    args[0].as_str().unwrap().to_owned()
 }

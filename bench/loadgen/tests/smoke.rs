@@ -19,20 +19,15 @@ async fn start_server() -> (SocketAddr, oneshot::Sender<()>) {
         "0",
         "--join-rate",
         "0",
+        "--stun-port",
+        "0",
     ]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let (router, io, _) = meshchat::app(&config);
-    tokio::spawn(meshchat::serve(
-        listener,
-        router,
-        io,
-        config.shutdown_timeout(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    tokio::spawn(meshchat::run(listener, config, async move {
+        let _ = stopped.await;
+    }));
     (addr, stop)
 }
 

@@ -25,12 +25,14 @@ export async function launch() {
 }
 
 /**
- * Opens `url` in a fresh context of `browser`. The returned page has `problems`: requests
+ * Opens `url` in a fresh context of `browser`, after `prepare(context)` if given. The returned page has `problems`: requests
  * to other origins, console errors, the client's own warnings and uncaught exceptions, all
  * of which tests expect empty.
  */
-export async function openPage(browser, url, { origin, viewport } = {}) {
+export async function openPage(browser, url, { origin, viewport, prepare } = {}) {
   const context = await browser.newContext({ viewport: viewport ?? { width: 1000, height: 700 } });
+  // A test's own routes and init scripts, in place before the page loads.
+  await prepare?.(context);
   const page = await context.newPage();
   const expected = origin ?? new URL(url).origin;
   page.problems = [];

@@ -19,6 +19,9 @@ export async function startServer(env = {}, binary = BINARY) {
       ...process.env,
       HOST: '127.0.0.1',
       PORT: '0',
+      // Servers run side by side in a test, and port 3478 may be taken on the machine:
+      // the built-in STUN server is off unless a test gives it a port.
+      STUN_PORT: '0',
       LOG_FORMAT: 'json',
       RUST_LOG: process.env.RUST_LOG ?? 'info',
       ...env,

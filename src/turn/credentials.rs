@@ -1,68 +1,40 @@
-//! Time-limited TURN credentials in the TURN REST API format that coturn checks with
-//! `use-auth-secret`: derived from a shared secret, so nothing is stored on either side.
+//! Time-limited TURN credentials in the TURN REST API format (what coturn checks with
+//! `use-auth-secret`): derived from a shared secret, so nothing is stored on either side.
 
-use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
-use prometheus_client::metrics::counter::Counter;
-use serde::Serialize;
 use sha1::Sha1;
 
 use crate::config::{Config, Secret};
+use crate::ice::{IceServer, Urls};
 
-/// Mints credentials for the configured TURN servers and counts them.
+/// Mints credentials from `TURN_SECRET`.
 #[derive(Debug)]
 pub struct TurnIssuer {
     secret: Secret,
-    urls: Vec<String>,
     ttl: Duration,
-    issued: Counter,
-}
-
-/// One entry of `RTCConfiguration.iceServers`, as the browser takes it.
-#[derive(Clone, PartialEq, Eq, Serialize)]
-pub struct IceServer {
-    pub urls: Vec<String>,
-    pub username: String,
-    pub credential: String,
-}
-
-impl fmt::Debug for IceServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The credential is as good as a password until it expires.
-        f.debug_struct("IceServer")
-            .field("urls", &self.urls)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
 }
 
 impl TurnIssuer {
-    /// `None` when no TURN server is configured (the config requires secret and URLs
-    /// together).
+    /// `None` without `TURN_SECRET`.
     pub fn from_config(config: &Config) -> Option<Self> {
-        let secret = config.turn_secret.clone()?;
-        if config.turn_urls.is_empty() {
-            return None;
-        }
         Some(Self {
-            secret,
-            urls: config.turn_urls.clone(),
+            secret: config.turn_secret.clone()?,
             ttl: config.turn_ttl(),
-            issued: Counter::default(),
         })
     }
 
-    /// Fresh credentials for one client, valid for the configured lifetime from now.
-    pub fn mint(&self) -> IceServer {
-        self.mint_at(SystemTime::now())
+    /// Fresh credentials for one client and the TURN servers at `urls`, valid for the
+    /// configured lifetime from now.
+    pub fn mint(&self, urls: Vec<String>) -> IceServer {
+        self.mint_at(urls, SystemTime::now())
     }
 
     /// Credentials as if minted at `now`: they expire `ttl` after it.
-    pub fn mint_at(&self, now: SystemTime) -> IceServer {
+    pub fn mint_at(&self, urls: Vec<String>, now: SystemTime) -> IceServer {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let expiry = (now + self.ttl).as_secs();
         // A random part per client: the expiry alone would give everyone minted in the
@@ -70,18 +42,19 @@ impl TurnIssuer {
         let id = nanoid::nanoid!(16, &nanoid::alphabet::SAFE);
         let username = format!("{expiry}:{id}");
         let credential = credential(self.secret.expose().as_bytes(), &username);
-        self.issued.inc();
         IceServer {
-            urls: self.urls.clone(),
-            username,
-            credential,
+            urls: Urls::Many(urls),
+            username: Some(username),
+            credential: Some(credential),
         }
     }
+}
 
-    /// The count of credentials minted, for `/metrics`.
-    pub fn issued(&self) -> &Counter {
-        &self.issued
-    }
+/// When credentials whose username is `username` expire, or `None` if it is not one of ours.
+pub fn expiry(username: &str) -> Option<SystemTime> {
+    let (seconds, _id) = username.split_once(':')?;
+    let seconds = seconds.parse::<u64>().ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
 /// The TURN REST API password of `username`: base64 of HMAC-SHA1 keyed with the secret.
@@ -103,11 +76,15 @@ mod tests {
             "--turn-secret",
             "s3cret",
             "--turn-urls",
-            "turn:t.example:3478,turns:t.example:5349",
+            "turn:t.example:3478",
             "--turn-ttl",
             ttl,
         ]);
         TurnIssuer::from_config(&config).unwrap()
+    }
+
+    fn urls() -> Vec<String> {
+        vec!["turn:t.example:3478".into(), "turns:t.example:5349".into()]
     }
 
     #[test]
@@ -123,24 +100,42 @@ mod tests {
     fn usernames_carry_the_expiry_and_a_fresh_id() {
         let t = turn("3600");
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let a = t.mint_at(now);
-        let b = t.mint_at(now);
-        let (expiry, id) = a.username.split_once(':').unwrap();
-        assert_eq!(expiry, "1800003600");
+        let a = t.mint_at(urls(), now);
+        let b = t.mint_at(urls(), now);
+        let username = a.username.as_deref().unwrap();
+        let (seconds, id) = username.split_once(':').unwrap();
+        assert_eq!(seconds, "1800003600");
+        assert_eq!(expiry(username), Some(now + Duration::from_secs(3600)));
         assert_eq!(id.len(), 16);
         assert_ne!(a.username, b.username);
-        assert_eq!(a.credential, credential(b"s3cret", &a.username));
-        assert_eq!(a.urls, ["turn:t.example:3478", "turns:t.example:5349"]);
-        assert_eq!(t.issued().get(), 2);
+        assert_eq!(a.credential.unwrap(), credential(b"s3cret", username));
+        assert_eq!(a.urls, Urls::Many(urls()));
     }
 
     #[test]
     fn debug_output_hides_the_secret_and_the_credential() {
         let t = turn("60");
-        let server = t.mint();
+        let server = t.mint(urls());
         let shown = format!("{t:?} {server:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(!shown.contains(&server.credential), "{shown}");
+        assert!(
+            !shown.contains(server.credential.as_deref().unwrap()),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn only_our_usernames_have_an_expiry() {
+        for bad in [
+            "",
+            "1800003600",
+            "x:abc",
+            "-5:abc",
+            ":abc",
+            "99999999999999999999:a",
+        ] {
+            assert_eq!(expiry(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,41 +1,56 @@
 //! Parsing and validation of event arguments: pure functions over the raw packet text,
 //! fuzzed with proptest. Nothing here panics, whatever a client sends.
 
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 
-use crate::error::Refusal;
-use crate::rooms::{PeerId, RoomId};
+use super::{PeerId, Refusal, RoomId};
 
-/// The event's arguments (after its name) as raw JSON. The packet text was already parsed
-/// as a JSON array by socketioxide; anything else yields no arguments.
-pub fn event_args(packet: &str) -> Vec<&RawValue> {
-    let mut all: Vec<&RawValue> = serde_json::from_str(packet).unwrap_or_default();
-    if !all.is_empty() {
-        all.remove(0);
+/// An event packet: its name and its arguments, as raw JSON.
+#[derive(Debug, Default)]
+pub(crate) struct Packet<'a> {
+    /// Empty when the packet has none (socketioxide routes only packets that do).
+    pub(crate) name: Cow<'a, str>,
+    pub(crate) args: Vec<&'a RawValue>,
+}
+
+/// Splits the packet text, which socketioxide already parsed as a JSON array whose first
+/// element is the event name; anything else yields an empty packet.
+pub(crate) fn packet(text: &str) -> Packet<'_> {
+    let mut all: Vec<&RawValue> = serde_json::from_str(text).unwrap_or_default();
+    if all.is_empty() {
+        return Packet::default();
     }
-    all
+    let name = all.remove(0).get();
+    // Borrowed unless the client escaped characters of the name.
+    let name = serde_json::from_str::<&str>(name)
+        .map(Cow::Borrowed)
+        .or_else(|_| serde_json::from_str::<String>(name).map(Cow::Owned))
+        .unwrap_or_default();
+    Packet { name, args: all }
 }
 
 /// The room id of a `join-room`: `None` when missing, not a string or malformed.
-pub fn room_id(args: &[&RawValue]) -> Option<RoomId> {
+pub(crate) fn room_id(args: &[&RawValue]) -> Option<RoomId> {
     let id: String = serde_json::from_str(args.first()?.get()).ok()?;
     RoomId::parse(&id)
 }
 
-/// A well-formed relay request: who it is for and the payload to forward untouched.
+/// A well-formed signaling message: who it is for and the payload to pass on untouched.
 #[derive(Debug)]
-pub struct Relay<'a> {
-    pub target: PeerId,
-    pub payload: &'a RawValue,
+pub(crate) struct Signaled<'a> {
+    pub(crate) target: PeerId,
+    pub(crate) payload: &'a RawValue,
 }
 
 /// Checks the arguments of `rtc-offer`, `rtc-answer` or `ice-candidate` (`candidate` says
 /// which shape the payload may have). Membership is checked by the caller.
-pub fn relay<'a>(
+pub(crate) fn signaled<'a>(
     args: &[&'a RawValue],
     candidate: bool,
     max_bytes: usize,
-) -> Result<Relay<'a>, Refusal> {
+) -> Result<Signaled<'a>, Refusal> {
     let target: String = args
         .first()
         .and_then(|r| serde_json::from_str(r.get()).ok())
@@ -57,7 +72,7 @@ pub fn relay<'a>(
     }
     // A malformed id cannot name anyone in the sender's rooms; say no more than that.
     let target = PeerId::parse(&target).ok_or(Refusal::NotInYourRooms)?;
-    Ok(Relay { target, payload })
+    Ok(Signaled { target, payload })
 }
 
 #[cfg(test)]
@@ -65,9 +80,19 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn relay_of(packet: &str, candidate: bool, max: usize) -> Result<(String, String), Refusal> {
-        let args = event_args(packet);
-        relay(&args, candidate, max).map(|r| (r.target.to_string(), r.payload.get().to_owned()))
+    fn relay_of(text: &str, candidate: bool, max: usize) -> Result<(String, String), Refusal> {
+        let args = packet(text).args;
+        signaled(&args, candidate, max).map(|r| (r.target.to_string(), r.payload.get().to_owned()))
+    }
+
+    #[test]
+    fn the_event_name_is_read_even_when_escaped() {
+        assert_eq!(packet(r#"["rtc-offer",1]"#).name, "rtc-offer");
+        assert_eq!(packet(r#"["rtc\u002doffer"]"#).name, "rtc-offer");
+        assert_eq!(packet(r#"["rtc-offer",1]"#).args.len(), 1);
+        for nameless in ["[]", "[1]", "{}", "not json"] {
+            assert_eq!(packet(nameless).name, "", "{nameless}");
+        }
     }
 
     #[test]
@@ -154,10 +179,10 @@ mod tests {
 
         /// Arbitrary text never panics and yields nothing out of bounds.
         #[test]
-        fn arbitrary_text_is_handled(packet in ".{0,200}", max in 0usize..64, candidate: bool) {
-            let args = event_args(&packet);
+        fn arbitrary_text_is_handled(text in ".{0,200}", max in 0usize..64, candidate: bool) {
+            let args = packet(&text).args;
             let _ = room_id(&args);
-            if let Ok(r) = relay(&args, candidate, max) {
+            if let Ok(r) = signaled(&args, candidate, max) {
                 prop_assert!(r.payload.get().len() <= max);
             }
         }
@@ -170,15 +195,15 @@ mod tests {
             max in 0usize..200,
             candidate: bool,
         ) {
-            let mut packet = vec![serde_json::Value::from("rtc-offer")];
-            packet.extend(args.iter().cloned());
-            let text = serde_json::Value::Array(packet).to_string();
-            let raw = event_args(&text);
+            let mut all = vec![serde_json::Value::from("rtc-offer")];
+            all.extend(args.iter().cloned());
+            let text = serde_json::Value::Array(all).to_string();
+            let raw = packet(&text).args;
             prop_assert_eq!(raw.len(), args.len());
             if let Some(room) = room_id(&raw) {
                 prop_assert_eq!(Some(room.as_str()), args[0].as_str());
             }
-            if let Ok(r) = relay(&raw, candidate, max) {
+            if let Ok(r) = signaled(&raw, candidate, max) {
                 prop_assert_eq!(Some(r.target.as_str()), args[0].as_str());
                 // Byte for byte the text the client sent for the second argument.
                 prop_assert_eq!(r.payload.get(), args[1].to_string());

@@ -1,18 +1,6 @@
-//! Room membership kept in Redis, so every node sees every member: joins find rooms whose
-//! members are all elsewhere, and the capacity and same-room checks hold across nodes.
-//!
-//! Keys (under the configured prefix): `room:<roomId>` is the set of its peer ids (Redis
-//! drops an empty set, so a room is forgotten when its last member leaves);
-//! `peer:<peerId>` is the set of that peer's rooms; `node:<nodeId>:peers` the peers held by
-//! a node, so a survivor can remove a dead node's peers; `node:<nodeId>:alive` the node's
-//! heartbeat, expiring when it stops; `nodes` the nodes seen; `room_sizes` a hash from a
-//! member count to how many rooms have that many members, for `/metrics`. Every change
-//! that must be atomic (create, join with its capacity check, leave, the dead-node sweep,
-//! re-registration) is one Lua script, so two nodes can never both fill the last seat of
-//! a room or both announce a dead node's peers; each script also moves every room it
-//! resizes between the counts of `room_sizes`, so those always match the room sets
-//! without anything scanning them. Nothing lists rooms: ids stay known only to those
-//! given them.
+//! Membership kept in Redis, shared by every node: joins find rooms whose members are all
+//! on other nodes, and the capacity and same-room checks hold across nodes. Every change
+//! that must be atomic is one Lua script (key layout: README, "Several nodes").
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,8 +10,9 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio::sync::RwLock;
 
-use super::driver::{RedisFailure, bounded};
-use crate::rooms::{Join, PeerId, RoomId};
+use super::{Join, Left, Limits};
+use crate::error::{Result, bounded};
+use crate::protocol::{PeerId, RoomId};
 
 /// Prepended to every script that changes a room's size: moves one room from the count
 /// of rooms with `from` members to that with `to` members in the hash `h` (0: none, so an
@@ -36,6 +25,8 @@ local function resize(h, from, to)
 end
 ";
 
+/// KEYS: the new room, the peer's rooms, the node's peers, the room sizes; ARGV: peer,
+/// room. 0: the id is taken, 1: created.
 const CREATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SADD', KEYS[1], ARGV[1])
@@ -45,7 +36,9 @@ resize(KEYS[4], 0, 1)
 return 1
 ";
 
-/// -1: no such room, -2: already a member, -3: full, otherwise the other members' count.
+/// KEYS: the room, the peer's rooms, the node's peers, the room sizes; ARGV: peer, room,
+/// most members. -1: no such room, -2: already a member, -3: full, otherwise the number
+/// of other members.
 const JOIN: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -2 end
@@ -73,7 +66,9 @@ return 1
 
 /// The heartbeat, run every interval by every node. Refreshes this node's key, then
 /// removes the peers of every node whose key expired from their rooms, atomically, so
-/// exactly one survivor gets them. Returns: whether this node's key had expired or
+/// exactly one survivor gets them. No KEYS (the nodes' keys are found in the `nodes` set);
+/// ARGV: key prefix, this node, heartbeat TTL (ms), how long a swept mark lasts (ms).
+/// Returns: whether this node's key had expired or
 /// vanished (1/0), whether another node swept this node (1/0), then pairs of a removed
 /// peer and one of its rooms.
 const TICK: &str = r"
@@ -102,7 +97,8 @@ end
 return out
 ";
 
-/// ARGV: key prefix, node, then pairs of peer and room to put back.
+/// Puts this node's memberships back after Redis lost them. No KEYS; ARGV: key prefix,
+/// node, then pairs of peer and room.
 const REGISTER: &str = r"
 local p, me = ARGV[1], ARGV[2]
 for i = 3, #ARGV, 2 do
@@ -121,32 +117,33 @@ fn resizing(body: &str) -> Script {
 }
 
 /// Peers with the rooms they left.
-pub type Leaves = Vec<(PeerId, Vec<RoomId>)>;
+pub(crate) type Leaves = Vec<(PeerId, Vec<RoomId>)>;
 
 /// What one heartbeat found.
 #[derive(Debug, Default)]
-pub struct Tick {
+pub(crate) struct Tick {
     /// This node's heartbeat key was gone: Redis lost its data, or this is the first beat.
-    pub was_unknown: bool,
+    pub(crate) was_unknown: bool,
     /// Another node declared this one dead and announced its peers as gone.
-    pub was_swept: bool,
+    pub(crate) was_swept: bool,
     /// Peers of dead nodes removed by this beat, with the rooms they were removed from.
-    pub gone: BTreeMap<PeerId, Vec<RoomId>>,
+    pub(crate) gone: BTreeMap<PeerId, Vec<RoomId>>,
 }
 
 /// The Redis-backed membership store. Cheap to clone.
 #[derive(Clone)]
-pub struct RedisRooms {
+pub(crate) struct RedisRooms {
     conn: ConnectionManager,
     prefix: Arc<str>,
     node: Arc<str>,
     timeout: Duration,
     scripts: Arc<Scripts>,
-    /// This node's own peers and their rooms, to register again after Redis lost them.
-    mine: Arc<Mutex<HashMap<PeerId, HashSet<RoomId>>>>,
+    /// This node's own peers and their rooms: what a relay's sender is in, and what to
+    /// register again after Redis lost it.
+    own: Arc<Mutex<HashMap<PeerId, HashSet<RoomId>>>>,
     /// Taken shared by every membership change and exclusively by re-registration, so a
     /// peer that leaves while its node registers again is never put back.
-    changes: Arc<RwLock<()>>,
+    registration: Arc<RwLock<()>>,
     /// Leaves that could not reach Redis, retried by the heartbeat.
     pending_leaves: Arc<Mutex<Leaves>>,
 }
@@ -168,7 +165,12 @@ impl std::fmt::Debug for RedisRooms {
 }
 
 impl RedisRooms {
-    pub fn new(conn: ConnectionManager, prefix: &str, node: &str, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        conn: ConnectionManager,
+        prefix: &str,
+        node: &str,
+        timeout: Duration,
+    ) -> Self {
         Self {
             conn,
             prefix: prefix.into(),
@@ -181,8 +183,8 @@ impl RedisRooms {
                 tick: resizing(TICK),
                 register: resizing(REGISTER),
             }),
-            mine: Arc::default(),
-            changes: Arc::default(),
+            own: Arc::default(),
+            registration: Arc::default(),
             pending_leaves: Arc::default(),
         }
     }
@@ -203,14 +205,23 @@ impl RedisRooms {
         format!("{}room_sizes", self.prefix)
     }
 
-    fn mine(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, HashSet<RoomId>>> {
+    fn own(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, HashSet<RoomId>>> {
         // Only map operations happen under this lock, never an await.
-        self.mine.lock().unwrap_or_else(|p| p.into_inner())
+        self.own.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `peer` may enter one more room. Its rooms are all on this node, and its
+    /// requests are handled one at a time, so the local count is exact.
+    fn has_room_for(&self, peer: &PeerId, limits: Limits) -> bool {
+        self.own().get(peer).map_or(0, HashSet::len) < limits.rooms_per_peer
     }
 
     /// Makes a new room with a fresh random id and `peer` as its only member.
-    pub async fn create(&self, peer: &PeerId) -> Result<RoomId, RedisFailure> {
-        let _change = self.changes.read().await;
+    pub(crate) async fn create(&self, peer: &PeerId, limits: Limits) -> Result<Join> {
+        if !self.has_room_for(peer, limits) {
+            return Ok(Join::TooManyRooms);
+        }
+        let _change = self.registration.read().await;
         let mut conn = self.conn.clone();
         loop {
             let room = RoomId::random();
@@ -223,23 +234,21 @@ impl RedisRooms {
                 .arg(room.as_str());
             let created: i64 = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
             if created == 1 {
-                self.mine()
+                self.own()
                     .entry(peer.clone())
                     .or_default()
                     .insert(room.clone());
-                return Ok(room);
+                return Ok(Join::Created(room));
             }
         }
     }
 
-    /// Adds `peer` to `room` if the room exists and has fewer than `max` members.
-    pub async fn join_existing(
-        &self,
-        room: &RoomId,
-        peer: &PeerId,
-        max: usize,
-    ) -> Result<Join, RedisFailure> {
-        let _change = self.changes.read().await;
+    /// Adds `peer` to `room` if the room exists and both caps allow it.
+    pub(crate) async fn join(&self, room: &RoomId, peer: &PeerId, limits: Limits) -> Result<Join> {
+        if !self.has_room_for(peer, limits) {
+            return Ok(Join::TooManyRooms);
+        }
+        let _change = self.registration.read().await;
         let mut conn = self.conn.clone();
         let mut call = self.scripts.join.prepare_invoke();
         call.key(self.room_key(room))
@@ -248,14 +257,14 @@ impl RedisRooms {
             .key(self.sizes_key())
             .arg(peer.as_str())
             .arg(room.as_str())
-            .arg(max);
+            .arg(limits.room_size);
         let n: i64 = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
         Ok(match n {
             -1 => Join::NoSuchRoom,
             -2 => Join::AlreadyMember,
             -3 => Join::Full,
             others => {
-                self.mine()
+                self.own()
                     .entry(peer.clone())
                     .or_default()
                     .insert(room.clone());
@@ -266,16 +275,26 @@ impl RedisRooms {
         })
     }
 
-    /// Removes `peer` from all of `rooms`. When Redis cannot be reached the leave is kept
-    /// and retried by the heartbeat, so a departed peer never stays a member.
-    pub async fn leave_all(&self, rooms: &[RoomId], peer: &PeerId) -> Result<(), RedisFailure> {
-        let _change = self.changes.read().await;
-        self.mine().remove(peer);
-        let result = self.leave_in_redis(rooms, peer).await;
-        if result.is_err() {
-            self.pending_leaves().push((peer.clone(), rooms.to_vec()));
+    /// Removes `peer` from every room it is in. When Redis cannot be reached the leave is
+    /// kept and retried by the heartbeat, so a departed peer never stays a member.
+    pub(crate) async fn leave_all(&self, peer: &PeerId) -> Left {
+        let _change = self.registration.read().await;
+        let rooms: Vec<RoomId> = self
+            .own()
+            .remove(peer)
+            .map(|rooms| rooms.into_iter().collect())
+            .unwrap_or_default();
+        if rooms.is_empty() {
+            return Left {
+                rooms,
+                deferred: None,
+            };
         }
-        result
+        let deferred = self.leave_in_redis(&rooms, peer).await.err();
+        if deferred.is_some() {
+            self.pending_leaves().push((peer.clone(), rooms.clone()));
+        }
+        Left { rooms, deferred }
     }
 
     fn pending_leaves(&self) -> std::sync::MutexGuard<'_, Leaves> {
@@ -284,7 +303,7 @@ impl RedisRooms {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn leave_in_redis(&self, rooms: &[RoomId], peer: &PeerId) -> Result<(), RedisFailure> {
+    async fn leave_in_redis(&self, rooms: &[RoomId], peer: &PeerId) -> Result<()> {
         let mut conn = self.conn.clone();
         let mut call = self.scripts.leave.prepare_invoke();
         call.key(self.peer_key(peer))
@@ -301,7 +320,7 @@ impl RedisRooms {
 
     /// Retries the leaves that failed; returns those that went through now, so their
     /// rooms can be told.
-    pub async fn retry_leaves(&self) -> Leaves {
+    pub(crate) async fn retry_leaves(&self) -> Leaves {
         let pending = std::mem::take(&mut *self.pending_leaves());
         let mut done = Vec::new();
         for (peer, rooms) in pending {
@@ -314,19 +333,18 @@ impl RedisRooms {
         done
     }
 
-    /// Whether `target` is a member of any of `rooms`: one round trip.
-    pub async fn any_has_member(
-        &self,
-        rooms: &[RoomId],
-        target: &PeerId,
-    ) -> Result<bool, RedisFailure> {
+    /// Whether `target` is in one of the rooms of `sender`, a peer of this node: one round
+    /// trip, since the sender's side is known here.
+    pub(crate) async fn share_a_room(&self, sender: &PeerId, target: &PeerId) -> Result<bool> {
         let mut pipe = redis::pipe();
-        for room in rooms {
+        let mut rooms = 0;
+        for room in self.own().get(sender).into_iter().flatten() {
             pipe.cmd("SISMEMBER")
                 .arg(self.room_key(room))
                 .arg(target.as_str());
+            rooms += 1;
         }
-        if rooms.is_empty() {
+        if rooms == 0 {
             return Ok(false);
         }
         let mut conn = self.conn.clone();
@@ -334,8 +352,9 @@ impl RedisRooms {
         Ok(found.into_iter().any(|f| f))
     }
 
-    /// Members of `room` (for tests and diagnostics).
-    pub async fn members(&self, room: &RoomId) -> Result<Vec<String>, RedisFailure> {
+    /// Members of `room`.
+    #[cfg(test)]
+    pub(crate) async fn members(&self, room: &RoomId) -> Result<Vec<String>> {
         let mut conn = self.conn.clone();
         bounded(
             self.timeout,
@@ -348,7 +367,7 @@ impl RedisRooms {
 
     /// Rooms in the whole cluster by member count: one read of a hash with at most one
     /// field per room size in use, kept by the scripts above.
-    pub async fn room_sizes(&self) -> Result<BTreeMap<usize, usize>, RedisFailure> {
+    pub(crate) async fn room_sizes(&self) -> Result<BTreeMap<usize, usize>> {
         let mut conn = self.conn.clone();
         let counts: HashMap<String, i64> = bounded(
             self.timeout,
@@ -368,7 +387,7 @@ impl RedisRooms {
     }
 
     /// One heartbeat: refresh this node's key (expiring after `ttl`) and sweep dead nodes.
-    pub async fn tick(&self, ttl: Duration) -> Result<Tick, RedisFailure> {
+    pub(crate) async fn tick(&self, ttl: Duration) -> Result<Tick> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut conn = self.conn.clone();
         let mut call = self.scripts.tick.prepare_invoke();
@@ -392,10 +411,10 @@ impl RedisRooms {
     }
 
     /// Writes every membership of this node's peers back to Redis, after Redis lost them.
-    pub async fn register_again(&self) -> Result<usize, RedisFailure> {
-        let _all = self.changes.write().await;
+    pub(crate) async fn register_again(&self) -> Result<usize> {
+        let _all = self.registration.write().await;
         let pairs: Vec<(PeerId, RoomId)> = self
-            .mine()
+            .own()
             .iter()
             .flat_map(|(peer, rooms)| rooms.iter().map(|r| (peer.clone(), r.clone())))
             .collect();
@@ -410,7 +429,7 @@ impl RedisRooms {
     }
 
     /// This node's peers, for disconnecting them after the cluster declared it dead.
-    pub fn local_peers(&self) -> Vec<PeerId> {
-        self.mine().keys().cloned().collect()
+    pub(crate) fn local_peers(&self) -> Vec<PeerId> {
+        self.own().keys().cloned().collect()
     }
 }

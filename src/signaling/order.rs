@@ -1,10 +1,6 @@
-//! Per-socket ordering of event handlers.
-//!
-//! socketioxide spawns every incoming event's handler as its own task, so on a
-//! multi-threaded runtime two events from one socket can finish in either order. The
-//! reference client drops an ICE candidate that overtakes its offer, so each socket's
-//! handlers run one after another: a handler takes a [`Ticket`] synchronously while the
-//! packet is decoded (in arrival order) and waits for its turn before doing anything.
+//! Keeps each socket's handlers in arrival order: socketioxide runs every event's handler
+//! as its own task, and a candidate that overtakes its offer breaks the reference client.
+//! A handler takes a [`Ticket`] while its packet is decoded and waits for its turn.
 
 use std::sync::Mutex;
 
@@ -12,13 +8,13 @@ use tokio::sync::oneshot;
 
 /// The queue of one socket's handlers: each waits for the one taken before it.
 #[derive(Debug, Default)]
-pub struct Sequencer {
+pub(crate) struct Sequencer {
     tail: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl Sequencer {
     /// Takes the next place in line. Must be called in arrival order (from an extractor).
-    pub fn ticket(&self) -> Ticket {
+    pub(crate) fn ticket(&self) -> Ticket {
         let (done, next) = oneshot::channel();
         // The lock is never held across an await, so a std mutex is fine.
         let prev = self
@@ -35,19 +31,19 @@ impl Sequencer {
 
 /// A place in a socket's line of handlers.
 #[derive(Debug)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     prev: Option<oneshot::Receiver<()>>,
     done: Option<oneshot::Sender<()>>,
 }
 
 impl Ticket {
     /// Waits until every handler that took a ticket earlier has finished.
-    pub async fn turn(mut self) -> Turn {
+    pub(crate) async fn wait(mut self) -> Running {
         if let Some(prev) = self.prev.take() {
             // An error only means the predecessor's turn ended without a send: it is done.
             let _ = prev.await;
         }
-        Turn {
+        Running {
             _done: self.done.take(),
         }
     }
@@ -70,7 +66,7 @@ impl Drop for Ticket {
 
 /// Held while a handler runs; the next handler in line starts when it is dropped.
 #[derive(Debug)]
-pub struct Turn {
+pub(crate) struct Running {
     _done: Option<oneshot::Sender<()>>,
 }
 
@@ -89,7 +85,7 @@ mod tests {
             let ticket = seq.ticket();
             let log = log.clone();
             tasks.push(tokio::spawn(async move {
-                let _turn = ticket.turn().await;
+                let _running = ticket.wait().await;
                 // Earlier handlers are slower, so without the sequencer they would finish last.
                 tokio::time::sleep(Duration::from_micros(50 * (50 - i))).await;
                 log.lock().unwrap().push(i);
@@ -107,16 +103,16 @@ mod tests {
         let first = seq.ticket();
         let dropped = seq.ticket();
         let third = seq.ticket();
-        let first_turn = first.turn().await;
+        let first_running = first.wait().await;
         drop(dropped);
-        let mut third_turn = Box::pin(third.turn());
-        let early = tokio::time::timeout(Duration::from_millis(100), &mut third_turn).await;
+        let mut third_running = Box::pin(third.wait());
+        let early = tokio::time::timeout(Duration::from_millis(100), &mut third_running).await;
         assert!(
             early.is_err(),
             "the third handler ran while the first still held its turn"
         );
-        drop(first_turn);
-        tokio::time::timeout(Duration::from_secs(5), third_turn)
+        drop(first_running);
+        tokio::time::timeout(Duration::from_secs(5), third_running)
             .await
             .expect("the third handler never got its turn");
     }

@@ -1,14 +1,16 @@
-//! The Redis membership store against a real redis-server: atomic capacity across nodes,
-//! dead-node sweeps, re-registration after Redis lost its data, and the cluster-wide room
-//! counts behind `/metrics` through all of these.
+//! The Redis membership store against a real redis-server (`scripts/test.sh` installs it):
+//! atomic capacity across nodes, dead-node sweeps, re-registration after Redis lost its
+//! data, and the cluster-wide room counts behind `/metrics` through all of these.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use meshchat::cluster::{RedisRooms, driver};
-use meshchat::rooms::{Join, PeerId, RoomId};
+use super::redis::RedisRooms;
+use super::test_support::{LIMITS, created};
+use super::{Join, Limits};
+use crate::protocol::{PeerId, RoomId};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const WAIT: Duration = Duration::from_secs(10);
@@ -54,9 +56,7 @@ impl Redis {
 
     /// The store of one node.
     async fn node(&self, name: &str) -> RedisRooms {
-        let conn = driver::command_connection(&self.client, TIMEOUT)
-            .await
-            .unwrap();
+        let conn = crate::cluster::command_connection(&self.client, TIMEOUT).unwrap();
         RedisRooms::new(conn, "test:", name, TIMEOUT)
     }
 
@@ -85,11 +85,11 @@ impl Drop for Redis {
 async fn capacity_holds_when_nodes_race_for_the_last_seats() {
     let redis = Redis::start().await;
     let (a, b) = (redis.node("a").await, redis.node("b").await);
-    let room = a.create(&PeerId::random()).await.unwrap();
+    let room = created(a.create(&PeerId::random(), LIMITS).await.unwrap());
     let joins = (0..20).map(|i| {
         let node = if i % 2 == 0 { a.clone() } else { b.clone() };
         let room = room.clone();
-        tokio::spawn(async move { node.join_existing(&room, &PeerId::random(), 8).await })
+        tokio::spawn(async move { node.join(&room, &PeerId::random(), LIMITS).await })
     });
     let mut joined = 0;
     let mut full = 0;
@@ -126,30 +126,28 @@ async fn room_counts_follow_joins_leaves_and_sweeps() {
     );
     assert_eq!(sizes(&a).await, []);
     let [p, q, r, s, u] = std::array::from_fn(|_| PeerId::random());
-    let one = a.create(&p).await.unwrap();
+    let one = created(a.create(&p, LIMITS).await.unwrap());
     assert_eq!(sizes(&b).await, [(1, 1)]);
-    b.join_existing(&one, &q, 8).await.unwrap();
-    let two = c.create(&r).await.unwrap();
-    b.join_existing(&two, &s, 8).await.unwrap();
-    a.join_existing(&two, &u, 8).await.unwrap();
+    b.join(&one, &q, LIMITS).await.unwrap();
+    let two = created(c.create(&r, LIMITS).await.unwrap());
+    b.join(&two, &s, LIMITS).await.unwrap();
+    a.join(&two, &u, LIMITS).await.unwrap();
     for node in [&a, &b, &c] {
         assert_eq!(sizes(node).await, [(2, 1), (3, 1)]);
     }
     // Refused joins change nothing.
+    assert_eq!(b.join(&two, &s, LIMITS).await.unwrap(), Join::AlreadyMember);
+    let three = Limits {
+        room_size: 3,
+        ..LIMITS
+    };
     assert_eq!(
-        b.join_existing(&two, &s, 8).await.unwrap(),
-        Join::AlreadyMember
-    );
-    assert_eq!(
-        a.join_existing(&two, &PeerId::random(), 3).await.unwrap(),
+        a.join(&two, &PeerId::random(), three).await.unwrap(),
         Join::Full
     );
     assert_eq!(sizes(&c).await, [(2, 1), (3, 1)]);
 
-    // Leaving a room one is not in changes nothing either.
-    c.leave_all(std::slice::from_ref(&one), &r).await.unwrap();
-    assert_eq!(sizes(&c).await, [(2, 1), (3, 1)]);
-    a.leave_all(std::slice::from_ref(&two), &u).await.unwrap();
+    assert!(a.leave_all(&u).await.deferred.is_none());
     assert_eq!(sizes(&c).await, [(2, 2)]);
 
     // b (holding q and s) stops beating: its peers are swept from both rooms.
@@ -170,9 +168,13 @@ async fn room_counts_follow_joins_leaves_and_sweeps() {
     assert_eq!(tokio::time::timeout(WAIT, sweep).await.unwrap(), 2);
     assert_eq!(sizes(&a).await, [(1, 2)]);
     assert_eq!(sizes(&b).await, [(1, 2)], "the swept node reads them too");
+    // The swept node's clients then leave rooms Redis no longer has them in: no change.
+    b.leave_all(&q).await;
+    b.leave_all(&s).await;
+    assert_eq!(sizes(&b).await, [(1, 2)]);
 
-    a.leave_all(std::slice::from_ref(&one), &p).await.unwrap();
-    c.leave_all(std::slice::from_ref(&two), &r).await.unwrap();
+    a.leave_all(&p).await;
+    c.leave_all(&r).await;
     assert_eq!(sizes(&a).await, []);
     let mut conn = redis
         .client
@@ -195,29 +197,30 @@ async fn membership_is_shared_and_rooms_vanish_when_empty() {
     let (p, q, r) = (PeerId::random(), PeerId::random(), PeerId::random());
     let unknown = RoomId::parse("nosuchroom").unwrap();
     assert_eq!(
-        b.join_existing(&unknown, &q, 8).await.unwrap(),
+        b.join(&unknown, &q, LIMITS).await.unwrap(),
         Join::NoSuchRoom
     );
-    let room = a.create(&p).await.unwrap();
+    let room = created(a.create(&p, LIMITS).await.unwrap());
     assert_eq!(
-        b.join_existing(&room, &q, 8).await.unwrap(),
+        b.join(&room, &q, LIMITS).await.unwrap(),
         Join::Joined { others: 1 }
     );
     assert_eq!(
-        b.join_existing(&room, &q, 8).await.unwrap(),
+        b.join(&room, &q, LIMITS).await.unwrap(),
         Join::AlreadyMember
     );
-    let mine = std::slice::from_ref(&room);
-    assert!(a.any_has_member(mine, &q).await.unwrap());
-    assert!(!a.any_has_member(mine, &r).await.unwrap());
-    assert!(!a.any_has_member(&[], &q).await.unwrap());
-
-    a.leave_all(mine, &p).await.unwrap();
-    b.leave_all(mine, &q).await.unwrap();
-    assert_eq!(
-        b.join_existing(&room, &r, 8).await.unwrap(),
-        Join::NoSuchRoom
+    assert!(a.share_a_room(&p, &q).await.unwrap());
+    assert!(b.share_a_room(&q, &p).await.unwrap());
+    assert!(!a.share_a_room(&p, &r).await.unwrap());
+    assert!(
+        !a.share_a_room(&PeerId::random(), &q).await.unwrap(),
+        "a sender in no room"
     );
+
+    assert_eq!(a.leave_all(&p).await.rooms, std::slice::from_ref(&room));
+    b.leave_all(&q).await;
+    assert!(!b.share_a_room(&q, &p).await.unwrap());
+    assert_eq!(b.join(&room, &r, LIMITS).await.unwrap(), Join::NoSuchRoom);
 }
 
 /// A node that stops beating has its peers removed by exactly one survivor.
@@ -231,8 +234,8 @@ async fn a_dead_nodes_peers_are_swept_once() {
     );
     let ttl = Duration::from_millis(200);
     let (p, q) = (PeerId::random(), PeerId::random());
-    let room = a.create(&p).await.unwrap();
-    b.join_existing(&room, &q, 8).await.unwrap();
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    b.join(&room, &q, LIMITS).await.unwrap();
     for node in [&a, &b, &c] {
         node.tick(ttl).await.unwrap();
     }
@@ -264,8 +267,8 @@ async fn memberships_come_back_after_redis_lost_them() {
     let redis = Redis::start().await;
     let (a, b) = (redis.node("a").await, redis.node("b").await);
     let (p, q) = (PeerId::random(), PeerId::random());
-    let room = a.create(&p).await.unwrap();
-    b.join_existing(&room, &q, 8).await.unwrap();
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    b.join(&room, &q, LIMITS).await.unwrap();
     let ttl = Duration::from_secs(5);
     assert!(a.tick(ttl).await.unwrap().was_unknown, "first beat");
     assert!(!a.tick(ttl).await.unwrap().was_unknown);
@@ -283,14 +286,10 @@ async fn memberships_come_back_after_redis_lost_them() {
     let mut expected = vec![p.to_string(), q.to_string()];
     expected.sort();
     assert_eq!(members, expected);
-    assert!(
-        b.any_has_member(std::slice::from_ref(&room), &p)
-            .await
-            .unwrap()
-    );
+    assert!(b.share_a_room(&q, &p).await.unwrap());
 
     // A peer that left is not put back.
-    b.leave_all(std::slice::from_ref(&room), &q).await.unwrap();
+    assert!(b.leave_all(&q).await.deferred.is_none());
     assert_eq!(b.register_again().await.unwrap(), 0);
     assert_eq!(a.members(&room).await.unwrap(), vec![p.to_string()]);
     assert_eq!(sizes(&a).await, [(1, 1)]);

@@ -1,7 +1,6 @@
-//! Keeps every request of a Socket.IO session on the fly.io machine that holds it. Long
-//! polling sends many requests per session and fly's proxy spreads requests over machines,
-//! so the handshake sets a cookie naming its machine, and a request that reaches another
-//! machine is handed back to the proxy with a `fly-replay` header naming the right one.
+//! Keeps every request of a Socket.IO session on the fly.io machine that holds it: a cookie
+//! names the machine, and a request that reaches another one is handed back to fly's proxy
+//! with a `fly-replay` header (why: README, "fly.io").
 
 use std::sync::Arc;
 
@@ -10,8 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::config::is_machine_id;
+
 /// The cookie that names the machine holding the browser's sessions.
-pub const COOKIE: &str = "meshchat_machine";
+const COOKIE: &str = "meshchat_machine";
 /// Response header: fly's proxy replays the request as it says.
 const REPLAY: &str = "fly-replay";
 /// Request header fly's proxy adds to a replayed request: never replay twice.
@@ -19,22 +20,16 @@ const REPLAYED: &str = "fly-replay-src";
 
 /// This machine's id (`FLY_MACHINE_ID`, set by fly), or `None` off fly. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Affinity {
+pub(crate) struct Affinity {
     machine: Option<Arc<str>>,
 }
 
 impl Affinity {
-    pub fn new(machine: Option<&str>) -> Self {
+    pub(crate) fn new(machine: Option<&str>) -> Self {
         Self {
             machine: machine.filter(|m| is_machine_id(m)).map(Arc::from),
         }
     }
-}
-
-/// Fly machine ids are short hex strings; anything else in a cookie is ignored, so a
-/// client cannot put arbitrary text into a response header.
-pub fn is_machine_id(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The machine named by the request's affinity cookie, if any.
@@ -53,7 +48,11 @@ fn pinned(headers: &HeaderMap) -> Option<&str> {
 /// Axum middleware for Engine.IO requests: replays a session's request to the machine
 /// that holds it, steers a browser's new sessions to the machine of its others, and pins
 /// sessions this machine opens.
-pub async fn check(State(affinity): State<Affinity>, req: Request, next: Next) -> Response {
+pub(crate) async fn keep_on_machine(
+    State(affinity): State<Affinity>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(me) = affinity.machine.as_deref() else {
         return next.run(req).await;
     };

@@ -3,7 +3,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -11,23 +10,24 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::debug;
 
+use super::web;
 use crate::config::Config;
 use crate::limits::ConnectLimiter;
-use crate::signaling::Stats;
+use crate::metrics::Metrics;
 
 /// The gate's settings and counters. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Gate {
+pub(crate) struct Gate {
+    /// `ALLOWED_ORIGINS`, trimmed and lowercased once.
     allowed_origins: Arc<[String]>,
     any_origin: bool,
-    trust_proxy: bool,
-    max_connections: usize,
+    config: Arc<Config>,
     connect: ConnectLimiter,
-    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
 }
 
 impl Gate {
-    pub fn new(config: &Config, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
         let origins: Vec<String> = config
             .allowed_origins
             .iter()
@@ -37,17 +37,16 @@ impl Gate {
         Self {
             any_origin: origins.iter().any(|o| o == "*"),
             allowed_origins: origins.into(),
-            trust_proxy: config.trust_proxy,
-            max_connections: config.max_connections,
-            connect: ConnectLimiter::new(config),
-            stats,
+            connect: ConnectLimiter::new(&config),
+            config,
+            metrics,
         }
     }
 
     /// Whether a request with these headers may talk to Socket.IO. Browsers always send
     /// Origin on websocket and cross-origin requests; other clients send none and are not
     /// a cross-site risk.
-    pub fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+    fn origin_allowed(&self, headers: &HeaderMap) -> bool {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return true;
         };
@@ -78,13 +77,12 @@ impl Gate {
     }
 
     fn refused(&self, reason: &'static str) {
-        let label = [("reason", reason)];
-        self.stats.connections_refused.get_or_create(&label).inc();
+        self.metrics.connection_refused(reason);
     }
 
     /// The client's IP: the peer address, or the proxy's header when trusted.
-    pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
-        if self.trust_proxy {
+    fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        if self.config.trust_proxy {
             let header_ip = |name: &str| {
                 headers
                     .get(name)
@@ -104,9 +102,9 @@ impl Gate {
 
 /// Axum middleware: refuses Socket.IO requests from foreign origins, and new sessions over
 /// the connection cap or the caller's connection rate.
-pub async fn check(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+pub(crate) async fn admit(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if !path.starts_with("/socket.io") || crate::web::is_socket_io_client(path) {
+    if !path.starts_with("/socket.io") || web::is_socket_io_client(path) {
         return next.run(req).await;
     }
     if !gate.origin_allowed(req.headers()) {
@@ -122,7 +120,8 @@ pub async fn check(State(gate): State<Gate>, req: Request, next: Next) -> Respon
         .split('&')
         .any(|kv| kv.starts_with("sid="));
     if handshake {
-        if gate.stats.connected.load(Ordering::Relaxed) >= gate.max_connections {
+        let connected = usize::try_from(gate.metrics.connected.get()).unwrap_or(0);
+        if connected >= gate.config.max_connections {
             debug!("connection cap reached");
             gate.refused("server_full");
             return (StatusCode::SERVICE_UNAVAILABLE, "server full").into_response();
@@ -150,7 +149,7 @@ mod tests {
 
     fn gate(args: &[&str]) -> Gate {
         let config = Config::parse_from(std::iter::once("meshchat").chain(args.iter().copied()));
-        Gate::new(&config, Arc::default())
+        Gate::new(Arc::new(config), Arc::default())
     }
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {

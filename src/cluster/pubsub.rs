@@ -1,12 +1,6 @@
 //! The Redis pub/sub driver under socketioxide-redis's adapter: publishes on a
-//! self-healing command connection and keeps every subscription alive across reconnects.
-//!
-//! socketioxide-redis's own `redis` driver subscribes once on a multiplexed connection; when
-//! Redis restarts, that connection comes back without its subscriptions and the node
-//! silently stops hearing other nodes until it restarts. Here one task owns the subscriber
-//! connection: it remembers every channel asked for and, each time it (re)connects,
-//! subscribes to all of them before it reports the node ready again. A dead connection is
-//! noticed when its stream ends (Redis closed it) or when a ping goes unanswered.
+//! self-healing command connection and keeps every subscription alive across Redis
+//! restarts (the crate's own driver silently loses them; see the README, "Several nodes").
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,57 +8,21 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::{ConnectionManager, PubSubSink};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{Mutex, mpsc};
 use tracing::{info, warn};
 
+use crate::error::{Error, bounded};
+
 /// Longest pause between two attempts to reach Redis again.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// Why a Redis operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RedisFailure {
-    #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
-    #[error("redis did not answer in time")]
-    Timeout,
-}
-
-/// Runs `fut` with a hard deadline, so a handler never waits on Redis for longer than that.
-pub async fn bounded<T>(
-    timeout: Duration,
-    fut: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, RedisFailure> {
-    match tokio::time::timeout(timeout, fut).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(RedisFailure::Timeout),
-    }
-}
-
-/// Opens the command connection: it reconnects by itself on the next command after a
-/// failure, and every attempt is short so that a request fails fast while Redis is away.
-pub async fn command_connection(
-    client: &redis::Client,
-    timeout: Duration,
-) -> Result<ConnectionManager, RedisFailure> {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(timeout);
-    // Lazy: the server starts (and reports not ready) even when Redis is down at boot.
-    Ok(ConnectionManager::new_lazy_with_config(
-        client.clone(),
-        config,
-    )?)
-}
 
 type Handlers = HashMap<String, mpsc::Sender<ChanItem>>;
 
 /// The driver handed to the adapter. Clones share one connection pair.
 #[derive(Clone)]
-pub struct PubSubDriver {
+pub(crate) struct PubSubDriver {
     inner: Arc<Inner>,
 }
 
@@ -96,7 +54,7 @@ impl std::fmt::Debug for PubSubDriver {
 impl PubSubDriver {
     /// Starts the subscriber task. `ping_every` is how often an idle subscriber connection
     /// is checked.
-    pub fn start(
+    pub(crate) fn start(
         client: redis::Client,
         commands: ConnectionManager,
         timeout: Duration,
@@ -116,12 +74,12 @@ impl PubSubDriver {
     }
 
     /// Whether the subscriber connection is up with every channel subscribed.
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.inner.live.load(Ordering::Acquire)
     }
 
     /// How many times the subscriber connection was (re)made.
-    pub fn connections(&self) -> u64 {
+    pub(crate) fn connections(&self) -> u64 {
         self.inner.connections.load(Ordering::Acquire)
     }
 
@@ -210,7 +168,7 @@ async fn subscriber(inner: std::sync::Weak<Inner>, ping_every: Duration) {
 
 impl PubSubDriver {
     /// Subscribes a fresh connection to every known channel, then makes it the live one.
-    async fn resubscribe(&self, mut sink: PubSubSink) -> Result<(), RedisFailure> {
+    async fn resubscribe(&self, mut sink: PubSubSink) -> Result<(), Error> {
         let mut live = self.inner.sink.lock().await;
         let channels: Vec<String> = self.handlers().keys().cloned().collect();
         if !channels.is_empty() {
@@ -234,7 +192,7 @@ impl PubSubDriver {
 }
 
 impl Driver for PubSubDriver {
-    type Error = RedisFailure;
+    type Error = Error;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
         let mut conn = self.inner.commands.clone();

@@ -9,7 +9,7 @@ use memory_serve::CacheControl;
 use tower::ServiceExt;
 
 /// Where Node's Socket.IO server serves its browser client, and the vendored file for each.
-pub const SOCKET_IO_CLIENT: [(&str, &str); 3] = [
+const SOCKET_IO_CLIENT: [(&str, &str); 3] = [
     ("/socket.io/socket.io.js", "/vendor/socket.io.js"),
     ("/socket.io/socket.io.min.js", "/vendor/socket.io.min.js"),
     (
@@ -19,7 +19,7 @@ pub const SOCKET_IO_CLIENT: [(&str, &str); 3] = [
 ];
 
 /// Serves `public/` with ETags and compression; `/` is `index.html`.
-pub fn router() -> Router {
+pub(crate) fn router() -> Router {
     memory_serve::load!()
         .index_file(Some("/index.html"))
         // The modules import each other by plain path: a browser holding yesterday's
@@ -34,7 +34,7 @@ pub fn router() -> Router {
 /// [`router`]). Call it on an app that already has the Socket.IO layer: that layer takes
 /// every request below `/socket.io/`, so these routes must sit outside it. Other paths,
 /// Engine.IO's included, still reach the app's fallback through the layer.
-pub fn route_socket_io_client(app: Router, files: Router) -> Router {
+pub(crate) fn route_socket_io_client(app: Router, files: Router) -> Router {
     SOCKET_IO_CLIENT.iter().fold(app, |app, &(from, to)| {
         let file = files
             .clone()
@@ -48,6 +48,6 @@ pub fn route_socket_io_client(app: Router, files: Router) -> Router {
 }
 
 /// Whether `path` is one of the Socket.IO client files rather than an Engine.IO request.
-pub fn is_socket_io_client(path: &str) -> bool {
+pub(crate) fn is_socket_io_client(path: &str) -> bool {
     SOCKET_IO_CLIENT.iter().any(|(from, _)| *from == path)
 }

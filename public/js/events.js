@@ -1,0 +1,48 @@
+// The names of the DOM events the page's modules send each other, one list per sender,
+// with what each carries in `detail`. They never leave the page.
+
+/** From Signaling. */
+export const SignalingEvent = Object.freeze({
+  ONLINE: 'online', // {rejoin}: connected; `rejoin` after a reconnect
+  OFFLINE: 'offline', // {}: the connection to the server dropped
+  // {roomId, created, requested, rejoin}: we are in `roomId`; `created` means a new room,
+  // so when `requested` differs the link was stale
+  ROOM: 'room',
+  ROOM_FULL: 'room-full', // {roomId}
+  REFUSED: 'refused', // {event, error}: the server turned down `event`
+  PEER_JOINED: 'peer-joined', // {peerId}
+  PEER_LEFT: 'peer-left', // {peerId}: its signaling connection ended
+  SIGNAL: 'signal', // {kind, from, payload}: an offer, answer or ICE candidate
+});
+
+/** From Peers. `state` is a PeerState. */
+export const PeerEvent = Object.freeze({
+  // {peerId, initiator, replacement}: a new connection; `replacement` when it replaces an
+  // older one to the same peer id, which stays in use until this one opens
+  ADDED: 'peer-added',
+  STATE: 'peer-state', // {peerId, state}
+  OPEN: 'peer-open', // {peerId}: its data channel opened
+  FAILED: 'peer-failed', // {peerId}
+  REMOVED: 'peer-removed', // {peerId}
+  DATA: 'peer-data', // {peerId, channel, data}: a message on one of its channels
+  // {url, code, text}: a TURN server turned a request down (`code` 300-699); the
+  // connection may still work through another route
+  TURN_REFUSED: 'turn-refused',
+});
+
+/** From Chat: the members behind the connections and what they say. */
+export const ChatEvent = Object.freeze({
+  // {peerId, name, oldName, hello}: the member told us its name; `hello` when it came
+  // with the channel's greeting rather than a change of name
+  NAMED: 'member-named',
+  REJOINED: 'member-rejoined', // {peerId, oldId}: the member behind `oldId` came back as `peerId`
+  LEFT: 'member-left', // {peerId, name, client}
+  MESSAGE: 'message', // {peerId, text, at}
+});
+
+/** From UI: what the user asked for. */
+export const UserEvent = Object.freeze({
+  SEND: 'send', // {text}
+  RENAME: 'rename', // {name}
+  LEAVE: 'leave', // {}
+});

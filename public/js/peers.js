@@ -1,0 +1,305 @@
+// The peer connections: one RTCPeerConnection and one data channel per peer, negotiated
+// as the protocol says (existing members offer to a newcomer, the newcomer answers, both
+// sides trickle ICE candidates). What is said over the channels is chat.js's job.
+import { SocketEvent } from './signaling.js';
+import { PeerEvent, SignalingEvent } from './events.js';
+
+/** Where a connection stands, as the member list shows it. */
+export const PeerState = Object.freeze({
+  CONNECTING: 'connecting',
+  OPEN: 'open',
+  INTERRUPTED: 'interrupted',
+  FAILED: 'failed',
+});
+
+// The other side ignores the label; it names the channel in the browser's WebRTC tools.
+const CHANNEL_LABEL = 'chat';
+// Candidates held for a peer we have no connection for yet; a real peer sends a few dozen.
+const MAX_EARLY_CANDIDATES = 200;
+// A channel not open by then is reported as failed (ICE may keep trying for much longer).
+const CONNECT_TIMEOUT_MS = 30_000;
+// How long a replaced connection is kept for the other side to close it first.
+const REPLACED_GRACE_MS = 10_000;
+
+/** One connection to a remote peer. */
+class Peer {
+  constructor(id, pc) {
+    this.id = id;
+    this.pc = pc;
+    this.channel = null;
+    this.state = PeerState.CONNECTING;
+    this.opened = false; // the channel has opened at least once
+    this.hasRemoteDescription = false;
+    this.pendingCandidates = []; // those that came before the remote description
+    this.negotiation = Promise.resolve(); // offers and answers, applied one at a time
+    this.connectTimer = null;
+    this.previous = null; // the connection this one replaces, used until this one opens
+  }
+
+  get isOpen() {
+    return this.channel?.readyState === 'open';
+  }
+
+  /** The channel to send on: ours once open, until then the one we replace, if open. */
+  get sendChannel() {
+    if (this.isOpen) return this.channel;
+    return this.previous?.isOpen ? this.previous.channel : null;
+  }
+
+  close() {
+    clearTimeout(this.connectTimer);
+    this.channel?.close();
+    this.pc.close();
+  }
+
+  /** Closes this connection and the one it replaces. */
+  closeWithPrevious() {
+    this.previous?.close();
+    this.close();
+  }
+}
+
+/**
+ * The connections by peer id. Open channels outlive the signaling connection: when we
+ * rejoin under a new id, the others offer to us again and each new connection replaces
+ * the old one to the same peer id once it opens. Emits the PeerEvents of events.js.
+ */
+export class Peers extends EventTarget {
+  #signaling;
+  #rtcConfig = {};
+  #peers = new Map();
+  #earlyCandidates = new Map(); // by peer id, for peers we have no connection to yet
+
+  constructor(signaling) {
+    super();
+    this.#signaling = signaling;
+    signaling.addEventListener(SignalingEvent.PEER_JOINED, (e) => this.#offerTo(e.detail.peerId));
+    signaling.addEventListener(SignalingEvent.SIGNAL, (e) => this.#onSignal(e.detail));
+  }
+
+  /** The RTCConfiguration for connections made from now on. */
+  setRtcConfig(config) {
+    this.#rtcConfig = config;
+  }
+
+  get(peerId) {
+    return this.#peers.get(peerId);
+  }
+
+  get list() {
+    return [...this.#peers.values()];
+  }
+
+  /** Peers we can send to now. */
+  get openCount() {
+    return this.list.filter((p) => p.sendChannel).length;
+  }
+
+  /** Closes one peer's connections and forgets it; reported once, however often called. */
+  remove(peerId) {
+    const peer = this.#peers.get(peerId);
+    this.#earlyCandidates.delete(peerId);
+    if (!peer) return;
+    this.#peers.delete(peerId);
+    peer.closeWithPrevious();
+    this.#emit(PeerEvent.REMOVED, { peerId });
+  }
+
+  /** Closes one peer's connections and forgets it without reporting it: the member is
+   * still here, under another peer id. */
+  discard(peerId) {
+    this.#peers.get(peerId)?.closeWithPrevious();
+    this.#peers.delete(peerId);
+  }
+
+  /** Closes everything without reporting each peer (we are leaving). */
+  closeAll() {
+    for (const peer of this.#peers.values()) peer.closeWithPrevious();
+    this.#peers.clear();
+    this.#earlyCandidates.clear();
+  }
+
+  #connect(peerId, initiator) {
+    const pc = new RTCPeerConnection(this.#rtcConfig);
+    const peer = new Peer(peerId, pc);
+    const older = this.#peers.get(peerId);
+    if (older) {
+      older.previous?.close();
+      peer.previous = older;
+      clearTimeout(older.connectTimer);
+    }
+    this.#peers.set(peerId, peer);
+    pc.addEventListener('icecandidate', (e) => {
+      // A null candidate means gathering is done: pass it on as the protocol's
+      // end-of-candidates marker, an empty candidate string.
+      const candidate = e.candidate ? e.candidate.toJSON() : { candidate: '' };
+      this.#signaling.send(SocketEvent.CANDIDATE, peerId, candidate);
+    });
+    pc.addEventListener('connectionstatechange', () => this.#onConnectionState(peer));
+    pc.addEventListener('icecandidateerror', (e) => this.#onIceError(e));
+    peer.connectTimer = setTimeout(() => {
+      if (this.#isCurrent(peer) && peer.state === PeerState.CONNECTING) this.#fail(peer);
+    }, CONNECT_TIMEOUT_MS);
+    this.#emit(PeerEvent.ADDED, { peerId, initiator, replacement: Boolean(older) });
+    return peer;
+  }
+
+  #isCurrent(peer) {
+    return this.#peers.get(peer.id) === peer;
+  }
+
+  /** An existing member's side: a connection and channel to the newcomer, and an offer. */
+  #offerTo(peerId) {
+    if (this.#peers.has(peerId)) return;
+    const peer = this.#connect(peerId, true);
+    this.#useChannel(peer, peer.pc.createDataChannel(CHANNEL_LABEL));
+    this.#serially(peer, async () => {
+      await peer.pc.setLocalDescription(await peer.pc.createOffer());
+      this.#signaling.send(SocketEvent.OFFER, peerId, peer.pc.localDescription.toJSON());
+    });
+  }
+
+  #onSignal({ kind, from, payload }) {
+    if (kind === SocketEvent.OFFER) this.#onOffer(from, payload);
+    else if (kind === SocketEvent.ANSWER) this.#onAnswer(from, payload);
+    else if (kind === SocketEvent.CANDIDATE) this.#onCandidate(from, payload);
+  }
+
+  /** The newcomer's side. An offer from a peer we already have means we rejoined under
+   * a new id: the new connection replaces the old one once it opens. */
+  #onOffer(from, offer) {
+    if (!isDescription(offer, 'offer')) return;
+    const existing = this.#peers.get(from);
+    // One offer per pair: while the first is still connecting, another is a duplicate.
+    if (existing && !existing.opened && existing.state === PeerState.CONNECTING) return;
+    const peer = this.#connect(from, false);
+    peer.pc.addEventListener('datachannel', (e) => this.#useChannel(peer, e.channel));
+    for (const candidate of this.#earlyCandidates.get(from) ?? []) peer.pendingCandidates.push(candidate);
+    this.#earlyCandidates.delete(from);
+    this.#serially(peer, async () => {
+      await peer.pc.setRemoteDescription(offer);
+      this.#onRemoteDescription(peer);
+      await peer.pc.setLocalDescription(await peer.pc.createAnswer());
+      this.#signaling.send(SocketEvent.ANSWER, from, peer.pc.localDescription.toJSON());
+    });
+  }
+
+  #onAnswer(from, answer) {
+    const peer = this.#peers.get(from);
+    if (!peer || !isDescription(answer, 'answer')) return;
+    this.#serially(peer, async () => {
+      if (peer.pc.signalingState !== 'have-local-offer') return;
+      await peer.pc.setRemoteDescription(answer);
+      this.#onRemoteDescription(peer);
+    });
+  }
+
+  #onCandidate(from, candidate) {
+    if (candidate !== null && typeof candidate !== 'object') return;
+    const peer = this.#peers.get(from);
+    if (!peer) {
+      // Before its offer: keep it for when the connection exists.
+      const early = this.#earlyCandidates.get(from) ?? [];
+      if (early.length < MAX_EARLY_CANDIDATES) early.push(candidate);
+      this.#earlyCandidates.set(from, early);
+      return;
+    }
+    if (!peer.hasRemoteDescription) {
+      if (peer.pendingCandidates.length < MAX_EARLY_CANDIDATES) peer.pendingCandidates.push(candidate);
+      return;
+    }
+    this.#addCandidate(peer, candidate);
+  }
+
+  #onRemoteDescription(peer) {
+    peer.hasRemoteDescription = true;
+    const pending = peer.pendingCandidates;
+    peer.pendingCandidates = [];
+    for (const candidate of pending) this.#addCandidate(peer, candidate);
+  }
+
+  #addCandidate(peer, candidate) {
+    if (peer.pc.signalingState === 'closed') return;
+    // An empty (or missing) candidate string is the end-of-candidates marker.
+    const added = !candidate || !candidate.candidate
+      ? peer.pc.addIceCandidate()
+      : peer.pc.addIceCandidate(candidate);
+    added.catch((err) => console.warn(`meshchat: ICE candidate from ${peer.id} not used:`, err.message));
+  }
+
+  /** Runs offer/answer steps of one peer in order; a failure fails that peer only. */
+  #serially(peer, step) {
+    peer.negotiation = peer.negotiation.then(step).catch((err) => {
+      if (!this.#isCurrent(peer)) return; // replaced or removed meanwhile
+      console.warn(`meshchat: negotiation with ${peer.id} failed:`, err.message);
+      this.#fail(peer);
+    });
+  }
+
+  #useChannel(peer, channel) {
+    if (peer.channel) return; // one channel per peer
+    peer.channel = channel;
+    channel.addEventListener('open', () => {
+      if (!this.#isCurrent(peer)) return;
+      clearTimeout(peer.connectTimer);
+      peer.opened = true;
+      const older = peer.previous;
+      if (older) {
+        // Ours now. The other side closes the old one when it sees our hello on this one
+        // (chat.js); close it ourselves if it does not.
+        peer.previous = null;
+        setTimeout(() => older.close(), REPLACED_GRACE_MS);
+      }
+      this.#setState(peer, PeerState.OPEN);
+      this.#emit(PeerEvent.OPEN, { peerId: peer.id });
+    });
+    // Also from a connection that has been replaced meanwhile: what was sent on it still
+    // counts for its peer id.
+    channel.addEventListener('message', (e) => this.#emit(PeerEvent.DATA, { peerId: peer.id, channel, data: e.data }));
+    // The peer closed its side or went away: it has left, whether or not the server has
+    // said so yet. A channel that never opened belongs to a failed connection, which
+    // stays listed as failed until the server says the peer left.
+    channel.addEventListener('close', () => {
+      if (peer.opened && this.#isCurrent(peer)) this.remove(peer.id);
+    });
+  }
+
+  /** A TURN server's answer with an error code says why relaying will not work, which the
+   * page can tell the user. Unreachable servers (701) and STUN errors are routine: one
+   * address family of the machine cannot reach them, say, while another can. */
+  #onIceError(e) {
+    const refused = e.errorCode >= 300 && e.errorCode < 700;
+    if (!refused || !/^turns?:/.test(e.url ?? '')) return;
+    this.#emit(PeerEvent.TURN_REFUSED, { url: e.url, code: e.errorCode, text: e.errorText ?? '' });
+  }
+
+  #onConnectionState(peer) {
+    if (!this.#isCurrent(peer)) return;
+    const s = peer.pc.connectionState;
+    if (s === 'failed') this.#fail(peer);
+    else if (s === 'disconnected' && peer.state === PeerState.OPEN) this.#setState(peer, PeerState.INTERRUPTED);
+    else if (s === 'connected' && peer.state === PeerState.INTERRUPTED) this.#setState(peer, PeerState.OPEN);
+  }
+
+  #fail(peer) {
+    if (peer.state === PeerState.FAILED) return;
+    peer.previous?.close();
+    peer.previous = null;
+    this.#setState(peer, PeerState.FAILED);
+    this.#emit(PeerEvent.FAILED, { peerId: peer.id });
+  }
+
+  #setState(peer, state) {
+    if (peer.state === state) return;
+    peer.state = state;
+    this.#emit(PeerEvent.STATE, { peerId: peer.id, state });
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+function isDescription(value, type) {
+  return value !== null && typeof value === 'object' && value.type === type && typeof value.sdp === 'string';
+}

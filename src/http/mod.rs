@@ -1,0 +1,84 @@
+//! The HTTP side, beside Socket.IO: the gate in front of it, health and readiness,
+//! `/metrics`, the page's RTC configuration, the web client, and the headers every
+//! response carries.
+
+mod affinity;
+mod gate;
+mod rtc_config;
+mod web;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::{Router, middleware, routing::get};
+use socketioxide::adapter::Adapter;
+use socketioxide::layer::SocketIoLayer;
+use tower_http::{
+    catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
+};
+
+use crate::config::Config;
+use crate::membership::Membership;
+use crate::metrics::{self, Metrics};
+use affinity::Affinity;
+use gate::Gate;
+
+/// Every route, with Socket.IO at `/socket.io/`. `ready` answers `/readyz`.
+pub(crate) fn router<A: Adapter>(
+    config: &Arc<Config>,
+    metrics: &Arc<Metrics>,
+    membership: Membership,
+    socket_io: SocketIoLayer<A>,
+    ready: impl Fn() -> bool + Clone + Send + Sync + 'static,
+) -> Router {
+    let readyz = move || {
+        let ready = ready.clone();
+        async move {
+            if ready() {
+                (StatusCode::OK, "ready")
+            } else {
+                (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+            }
+        }
+    };
+    let files = web::router();
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(metrics::router(config, metrics.clone(), membership))
+        .merge(rtc_config::router(config.clone(), metrics.clone()))
+        .merge(files.clone())
+        .layer(socket_io);
+    let gate = Gate::new(config.clone(), metrics.clone());
+    web::route_socket_io_client(app, files)
+        .layer(middleware::from_fn_with_state(gate, gate::admit))
+        // Outside the gate: a request for another machine is counted over there.
+        .layer(middleware::from_fn_with_state(
+            Affinity::new(config.fly_machine_id.as_deref()),
+            affinity::keep_on_machine,
+        ))
+        // Every response: the page may load and connect only to its own origin, and room
+        // links never leak through the Referer header.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+}
+
+/// Only our own origin, for everything; no plugins, no framing, no `<base>` tricks.
+const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+    object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+async fn healthz() -> &'static str {
+    "ok"
+}

@@ -1,0 +1,156 @@
+//! The only door to rooms: who is in which room, the room-size and rooms-per-peer caps, and
+//! the same-room check that gates every relay. The backend is hidden: memory on a single
+//! node, Redis when several nodes share the rooms.
+
+mod local;
+pub(crate) mod redis;
+#[cfg(test)]
+mod redis_tests;
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::protocol::{PeerId, RoomId};
+use local::LocalRooms;
+use redis::RedisRooms;
+
+/// The membership caps, from the config.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Most members one room may have.
+    pub(crate) room_size: usize,
+    /// Most rooms one peer may be in.
+    pub(crate) rooms_per_peer: usize,
+}
+
+impl Limits {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            room_size: config.max_room_size,
+            rooms_per_peer: config.max_rooms_per_socket,
+        }
+    }
+}
+
+/// The default caps, and the room a `create` made, for the backends' tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Join, Limits};
+    use crate::protocol::RoomId;
+
+    pub(crate) const LIMITS: Limits = Limits {
+        room_size: 8,
+        rooms_per_peer: 4,
+    };
+
+    pub(crate) fn created(join: Join) -> RoomId {
+        match join {
+            Join::Created(room) => room,
+            other => panic!("expected a new room, got {other:?}"),
+        }
+    }
+}
+
+/// What `create` or `join` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Join {
+    /// A new room with the peer as its only member.
+    Created(RoomId),
+    /// The peer is now a member; the room had this many other members.
+    Joined { others: usize },
+    /// The peer was already a member: nothing changed.
+    AlreadyMember,
+    /// The room has no members, so it does not exist.
+    NoSuchRoom,
+    /// The room already has the most members allowed; nothing changed.
+    Full,
+    /// The peer is in the most rooms allowed; nothing changed.
+    TooManyRooms,
+}
+
+/// The rooms a departing peer left.
+#[derive(Debug)]
+pub(crate) struct Left {
+    pub(crate) rooms: Vec<RoomId>,
+    /// Redis could not be told; the backend retries and announces the leave itself.
+    pub(crate) deferred: Option<crate::error::Error>,
+}
+
+/// The membership handle. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Membership {
+    backend: Backend,
+    limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Local(LocalRooms),
+    Redis(RedisRooms),
+}
+
+impl Membership {
+    /// Rooms in this process's memory.
+    pub(crate) fn local(limits: Limits) -> Self {
+        Self {
+            backend: Backend::Local(LocalRooms::default()),
+            limits,
+        }
+    }
+
+    /// Rooms in Redis, shared with every node of the cluster.
+    pub(crate) fn redis(store: RedisRooms, limits: Limits) -> Self {
+        Self {
+            backend: Backend::Redis(store),
+            limits,
+        }
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Makes a new room with a fresh random id and `peer` as its only member.
+    pub(crate) async fn create(&self, peer: &PeerId) -> Result<Join> {
+        match &self.backend {
+            Backend::Local(rooms) => Ok(rooms.create(peer, self.limits)),
+            Backend::Redis(rooms) => rooms.create(peer, self.limits).await,
+        }
+    }
+
+    /// Adds `peer` to `room` if the room exists and both caps allow it.
+    pub(crate) async fn join(&self, room: &RoomId, peer: &PeerId) -> Result<Join> {
+        match &self.backend {
+            Backend::Local(rooms) => Ok(rooms.join(room, peer, self.limits)),
+            Backend::Redis(rooms) => rooms.join(room, peer, self.limits).await,
+        }
+    }
+
+    /// Removes `peer` from every room it is in.
+    pub(crate) async fn leave_all(&self, peer: &PeerId) -> Left {
+        match &self.backend {
+            Backend::Local(rooms) => Left {
+                rooms: rooms.leave_all(peer),
+                deferred: None,
+            },
+            Backend::Redis(rooms) => rooms.leave_all(peer).await,
+        }
+    }
+
+    /// Whether `sender` and `target` are members of one room: the check before a relay.
+    pub(crate) async fn share_a_room(&self, sender: &PeerId, target: &PeerId) -> Result<bool> {
+        match &self.backend {
+            Backend::Local(rooms) => Ok(rooms.share_a_room(sender, target)),
+            Backend::Redis(rooms) => rooms.share_a_room(sender, target).await,
+        }
+    }
+
+    /// How many rooms have each number of members (with Redis: in the whole cluster).
+    pub(crate) async fn room_sizes(&self) -> Result<BTreeMap<usize, usize>> {
+        match &self.backend {
+            Backend::Local(rooms) => Ok(rooms.sizes()),
+            Backend::Redis(rooms) => rooms.room_sizes().await,
+        }
+    }
+}

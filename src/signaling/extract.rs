@@ -1,0 +1,195 @@
+//! What the handlers take from a socket: its peer state with a place in its line of
+//! handlers, the way to answer, and the raw arguments.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, SocketRef},
+    handler::{FromDisconnectParts, FromMessage, FromMessageParts, Value},
+    socket::{DisconnectReason, Socket},
+};
+use tracing::debug;
+
+use super::Signaling;
+use super::order::{Running, Sequencer, Ticket};
+use crate::limits::PeerLimits;
+use crate::protocol::{PeerId, Refusal, args, event};
+
+/// One connected socket's own state, kept in its extensions.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) id: PeerId,
+    pub(crate) limits: PeerLimits,
+    order: Sequencer,
+    /// The first place in line, taken before the client is told it is connected and
+    /// given up by the connect handler, which socketioxide starts only once the socket
+    /// counts as connected: no event handler runs before (its emits would fail).
+    connecting: Mutex<Option<Ticket>>,
+}
+
+impl Peer {
+    pub(crate) fn new(limits: PeerLimits) -> Arc<Self> {
+        let order = Sequencer::default();
+        let connecting = Mutex::new(Some(order.ticket()));
+        Arc::new(Self {
+            id: PeerId::random(),
+            limits,
+            order,
+            connecting,
+        })
+    }
+
+    /// Lets the socket's event handlers start: called once it counts as connected.
+    pub(crate) async fn open(&self) {
+        let ticket = self
+            .connecting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(ticket) = ticket {
+            drop(ticket.wait().await);
+        }
+    }
+}
+
+/// Extractor: the socket's [`Peer`] and a place in its line of handlers, taken while the
+/// packet is decoded so that handlers run in arrival order.
+pub(crate) struct Caller {
+    peer: Arc<Peer>,
+    ticket: Ticket,
+}
+
+impl Caller {
+    /// Waits for the handlers of earlier events to finish; the next one starts when the
+    /// returned [`Running`] is dropped.
+    pub(crate) async fn wait(self) -> (Arc<Peer>, Running) {
+        let running = self.ticket.wait().await;
+        (self.peer, running)
+    }
+
+    /// Like `wait`, but `None` once the socket has disconnected: events it sent before
+    /// leaving (a flood, say) are not acted on after its `user-disconnected`.
+    pub(crate) async fn wait_connected<A: Adapter>(
+        self,
+        s: &SocketRef<A>,
+    ) -> Option<(Arc<Peer>, Running)> {
+        let waited = self.wait().await;
+        s.connected().then_some(waited)
+    }
+
+    fn take<A: Adapter>(s: &Arc<Socket<A>>) -> Result<Self, NoPeer> {
+        let peer = s.extensions.get::<Arc<Peer>>().ok_or(NoPeer)?;
+        let ticket = peer.order.ticket();
+        Ok(Self { peer, ticket })
+    }
+}
+
+/// A socket without [`Peer`] state: the connect middleware did not run for it.
+#[derive(Debug, thiserror::Error)]
+#[error("socket has no peer state")]
+pub(crate) struct NoPeer;
+
+impl<A: Adapter> FromMessageParts<A> for Caller {
+    type Error = NoPeer;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        _: &mut Value,
+        _: &Option<i64>,
+    ) -> Result<Self, NoPeer> {
+        Self::take(s)
+    }
+}
+
+impl<A: Adapter> FromDisconnectParts<A> for Caller {
+    type Error = NoPeer;
+    fn from_disconnect_parts(s: &Arc<Socket<A>>, _: DisconnectReason) -> Result<Self, NoPeer> {
+        Self::take(s)
+    }
+}
+
+/// Extractor: answers a request through its ack callback when the client gave one, and
+/// reports refusals with a `request-error` event when it did not.
+pub(crate) struct Reply<A: Adapter> {
+    ack: AckSender<A>,
+    wants_ack: bool,
+}
+
+impl<A: Adapter> FromMessageParts<A> for Reply<A> {
+    type Error = Infallible;
+    fn from_message_parts(
+        s: &Arc<Socket<A>>,
+        v: &mut Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        Ok(Self {
+            ack: AckSender::from_message_parts(s, v, ack_id)?,
+            wants_ack: ack_id.is_some(),
+        })
+    }
+}
+
+/// The error a refused request's client sees when it gave no ack callback.
+#[derive(Serialize)]
+struct RequestError<'a> {
+    event: &'a str,
+    error: String,
+}
+
+impl<A: Adapter> Reply<A> {
+    pub(crate) fn ok<T: Serialize + ?Sized>(self, body: &T) {
+        if self.wants_ack {
+            let _ = self.ack.send(body);
+        }
+    }
+
+    pub(crate) fn refuse(
+        self,
+        s: &SocketRef<A>,
+        signaling: &Signaling,
+        event: &str,
+        refusal: Refusal,
+    ) {
+        signaling.metrics.refused(refusal.reason());
+        debug!(sid = %s.id, event, reason = refusal.reason(), "request refused");
+        if self.wants_ack {
+            let _ = self.ack.send(&refusal.to_ack());
+        } else {
+            let body = RequestError {
+                event,
+                error: refusal.to_string(),
+            };
+            let _ = s.emit(event::REQUEST_ERROR, &body);
+        }
+    }
+}
+
+/// Extractor: the raw event packet, parsed only when the handler's turn comes.
+pub(crate) struct Args(Value);
+
+impl<A: Adapter> FromMessage<A> for Args {
+    type Error = Infallible;
+    fn from_message(_: Arc<Socket<A>>, v: Value, _: Option<i64>) -> Result<Self, Infallible> {
+        Ok(Self(v))
+    }
+}
+
+impl Args {
+    /// The event's name and arguments as raw JSON (binary attachments show as placeholders).
+    pub(crate) fn packet(&self) -> args::Packet<'_> {
+        match &self.0 {
+            Value::Str(text, _) => args::packet(text),
+            Value::Bytes(_) => args::Packet::default(),
+        }
+    }
+
+    /// Whether the event came with binary attachments, which the protocol never uses.
+    pub(crate) fn is_binary(&self) -> bool {
+        match &self.0 {
+            Value::Str(_, bins) => bins.as_ref().is_some_and(|b| !b.is_empty()),
+            Value::Bytes(_) => true,
+        }
+    }
+}

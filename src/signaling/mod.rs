@@ -1,0 +1,345 @@
+//! The handlers of `PROTOCOL.md`: connect, one per client event (one for the three relayed
+//! signaling events), and disconnect. Each socket is addressed through a Socket.IO room
+//! named after its [`PeerId`], never by its socket id.
+
+mod extract;
+mod order;
+
+use std::sync::Arc;
+
+use socketioxide::{
+    adapter::Adapter,
+    extract::{Event, SocketRef, State},
+    operators::BroadcastOperators,
+    socket::DisconnectReason,
+};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::limits::{PeerLimits, Quotas, Verdict};
+use crate::membership::{Join, Membership};
+use crate::metrics::Metrics;
+use crate::protocol::{Entered, PeerId, Refusal, Relayed, RoomId, Signal, args, event};
+use extract::{Args, Caller, Peer, Reply};
+
+/// What every handler works with. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Signaling {
+    pub(crate) membership: Membership,
+    pub(crate) metrics: Arc<Metrics>,
+    config: Arc<Config>,
+    quotas: Quotas,
+}
+
+impl Signaling {
+    pub(crate) fn new(config: Arc<Config>, membership: Membership, metrics: Arc<Metrics>) -> Self {
+        Self {
+            membership,
+            metrics,
+            quotas: Quotas::new(&config),
+            config,
+        }
+    }
+}
+
+/// Connect middleware: gives the socket its peer id and registers the event handlers.
+/// socketioxide spawns the connect handler as a task after telling the client it is
+/// connected, so a client that emits at once could beat handlers registered there; a
+/// middleware runs before the client is told.
+pub(crate) async fn init_socket<A: Adapter>(
+    s: SocketRef<A>,
+    State(signaling): State<Signaling>,
+) -> Result<(), std::convert::Infallible> {
+    signaling.metrics.connected.inc();
+    let peer = Peer::new(PeerLimits::new(&signaling.quotas));
+    s.join(peer.id.socket_room());
+    s.extensions.insert(peer);
+
+    s.on(event::CREATE_ROOM, on_create_room::<A>);
+    s.on(event::JOIN_ROOM, on_join_room::<A>);
+    for signal in Signal::ALL {
+        s.on(signal.event(), on_signal::<A>);
+    }
+    s.on_fallback(on_unknown_event::<A>);
+    s.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
+/// The connect handler, run once [`init_socket`] has and the socket counts as connected:
+/// lets the socket's event handlers start.
+pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>) {
+    let Some(peer) = s.extensions.get::<Arc<Peer>>() else {
+        return;
+    };
+    info!(sid = %s.id, peer = %peer.id, transport = ?s.transport_type(), "connected");
+    peer.open().await;
+}
+
+/// `create-room`: a new room with the sender as its only member.
+async fn on_create_room<A: Adapter>(
+    s: SocketRef<A>,
+    caller: Caller,
+    reply: Reply<A>,
+    State(signaling): State<Signaling>,
+) {
+    let Some((peer, _running)) = caller.wait_connected(&s).await else {
+        return;
+    };
+    if let Err(refusal) = check_rate(&s, &signaling, peer.limits.join()) {
+        return reply.refuse(&s, &signaling, event::CREATE_ROOM, refusal);
+    }
+    let created = signaling.membership.create(&peer.id).await;
+    entered(
+        &s,
+        &peer,
+        &signaling,
+        reply,
+        event::CREATE_ROOM,
+        None,
+        created,
+    )
+    .await;
+}
+
+/// `join-room(roomId)`: enter an existing room and announce the sender to its members, or
+/// get a new room when the id is unknown or malformed.
+async fn on_join_room<A: Adapter>(
+    s: SocketRef<A>,
+    caller: Caller,
+    reply: Reply<A>,
+    State(signaling): State<Signaling>,
+    args: Args,
+) {
+    let Some((peer, _running)) = caller.wait_connected(&s).await else {
+        return;
+    };
+    if let Err(refusal) = check_rate(&s, &signaling, peer.limits.join()) {
+        return reply.refuse(&s, &signaling, event::JOIN_ROOM, refusal);
+    }
+    let requested = (!args.is_binary())
+        .then(|| args::room_id(&args.packet().args))
+        .flatten();
+    let Some(room) = requested else {
+        let created = signaling.membership.create(&peer.id).await;
+        return entered(
+            &s,
+            &peer,
+            &signaling,
+            reply,
+            event::JOIN_ROOM,
+            None,
+            created,
+        )
+        .await;
+    };
+    let joined = match signaling.membership.join(&room, &peer.id).await {
+        Ok(Join::NoSuchRoom) => signaling.membership.create(&peer.id).await,
+        other => other,
+    };
+    entered(
+        &s,
+        &peer,
+        &signaling,
+        reply,
+        event::JOIN_ROOM,
+        Some(&room),
+        joined,
+    )
+    .await;
+}
+
+/// Tells the sender (and, on a join, the room) what the `event` request for `room` (none:
+/// a new room) did.
+async fn entered<A: Adapter>(
+    s: &SocketRef<A>,
+    peer: &Peer,
+    signaling: &Signaling,
+    reply: Reply<A>,
+    event: &'static str,
+    room: Option<&RoomId>,
+    outcome: crate::error::Result<Join>,
+) {
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            warn!(sid = %s.id, %error, "membership store unavailable");
+            return reply.refuse(s, signaling, event, Refusal::Unavailable);
+        }
+    };
+    match (outcome, room) {
+        (Join::Created(room), _) => {
+            s.join(room.socket_room());
+            info!(sid = %s.id, peer = %peer.id, room = %room, "room created");
+            let sent = s.emit(event::ROOM_CREATED, room.as_str());
+            signaling.metrics.count_failed(sent, event::ROOM_CREATED);
+            reply.ok(&Entered::new(&room, true));
+        }
+        (Join::Joined { others }, Some(room)) => {
+            s.join(room.socket_room());
+            info!(sid = %s.id, peer = %peer.id, room = %room, members = others + 1, "peer joined");
+            reply.ok(&Entered::new(room, false));
+            let sent = s
+                .to(room.socket_room())
+                .emit(event::NEW_USER_JOINED, peer.id.as_str())
+                .await;
+            signaling.metrics.count_failed(sent, event::NEW_USER_JOINED);
+        }
+        (Join::AlreadyMember, Some(room)) => reply.ok(&Entered::new(room, false)),
+        (Join::Full, Some(room)) => {
+            info!(sid = %s.id, peer = %peer.id, room = %room, "room full: join refused");
+            let sent = s.emit(event::ROOM_FULL, room.as_str());
+            signaling.metrics.count_failed(sent, event::ROOM_FULL);
+            reply.refuse(s, signaling, event, Refusal::RoomFull);
+        }
+        (Join::TooManyRooms, _) => reply.refuse(s, signaling, event, Refusal::TooManyRooms),
+        // `join` never answers these without a room, and `NoSuchRoom` became a `create`.
+        (Join::Joined { .. } | Join::AlreadyMember | Join::Full | Join::NoSuchRoom, _) => {
+            warn!(sid = %s.id, "membership gave an answer that does not fit the request");
+            reply.refuse(s, signaling, event, Refusal::Unavailable);
+        }
+    }
+}
+
+/// `rtc-offer`, `rtc-answer` and `ice-candidate` `(peerId, payload)`: passes
+/// `(senderPeerId, payload)` on to the target when both share a room, the payload as the
+/// raw JSON it arrived as.
+async fn on_signal<A: Adapter>(
+    s: SocketRef<A>,
+    caller: Caller,
+    reply: Reply<A>,
+    State(signaling): State<Signaling>,
+    args: Args,
+) {
+    let Some((peer, _running)) = caller.wait_connected(&s).await else {
+        return;
+    };
+    let packet = args.packet();
+    // Registered for the three signaling events only: the name is one of them.
+    let Some(signal) = Signal::from_event(&packet.name) else {
+        return reply.refuse(&s, &signaling, &packet.name, Refusal::UnknownEvent);
+    };
+    let event = signal.event();
+    if let Err(refusal) = check_rate(&s, &signaling, peer.limits.signal()) {
+        return reply.refuse(&s, &signaling, event, refusal);
+    }
+    if args.is_binary() {
+        return reply.refuse(&s, &signaling, event, Refusal::Binary);
+    }
+    let max = signaling.config.max_signal_bytes;
+    let signaled = match args::signaled(&packet.args, signal == Signal::Candidate, max) {
+        Ok(signaled) if signaled.target == peer.id => Err(Refusal::ToSelf),
+        other => other,
+    };
+    let args::Signaled { target, payload } = match signaled {
+        Ok(signaled) => signaled,
+        Err(refusal) => return reply.refuse(&s, &signaling, event, refusal),
+    };
+    match signaling.membership.share_a_room(&peer.id, &target).await {
+        Ok(true) => {}
+        Ok(false) => return reply.refuse(&s, &signaling, event, Refusal::NotInYourRooms),
+        Err(error) => {
+            warn!(peer = %peer.id, %error, "membership store unavailable");
+            return reply.refuse(&s, &signaling, event, Refusal::Unavailable);
+        }
+    }
+    // Boxed: socketioxide moves each handler's future several times before it runs, so its
+    // size is paid for on every relay (callgrind: ~900 instructions of copying per relay).
+    let sent = Box::pin(
+        s.to(target.socket_room())
+            .emit(event, &(peer.id.as_str(), payload)),
+    )
+    .await;
+    if sent.is_ok() {
+        signaling.metrics.relayed(event);
+        debug!(event, from = %peer.id, to = %target, bytes = payload.get().len(), "relayed");
+        reply.ok(&Relayed::OK);
+    } else {
+        // Mostly a full buffer: the target is not reading. Its queue stays bounded and
+        // its unanswered heartbeat drops it (socketioxide cannot disconnect a socket
+        // whose buffer is full: the disconnect packet finds no room either).
+        signaling.metrics.count_failed(sent, event);
+        reply.refuse(&s, &signaling, event, Refusal::Undeliverable);
+    }
+}
+
+/// Turns a rate-limit verdict into a refusal, disconnecting a socket that keeps flooding.
+fn check_rate<A: Adapter>(
+    s: &SocketRef<A>,
+    signaling: &Signaling,
+    verdict: Verdict,
+) -> Result<(), Refusal> {
+    if verdict == Verdict::Allowed {
+        return Ok(());
+    }
+    signaling.metrics.rate_limited.inc();
+    if verdict == Verdict::Flooding && s.connected() {
+        signaling.metrics.floods.inc();
+        warn!(sid = %s.id, "flooding: disconnecting");
+        let _ = s.clone().disconnect();
+    }
+    Err(Refusal::RateLimited)
+}
+
+/// Any event the protocol does not define: refused in its place in line, and drawing on
+/// the signaling rate limit, so a stream of junk events ends like any other flood.
+async fn on_unknown_event<A: Adapter>(
+    s: SocketRef<A>,
+    caller: Caller,
+    reply: Reply<A>,
+    Event(name): Event,
+    State(signaling): State<Signaling>,
+) {
+    let Some((peer, _running)) = caller.wait_connected(&s).await else {
+        return;
+    };
+    // Event names are client input: cap what ends up in the logs and the reply.
+    let name: String = name.chars().take(64).collect();
+    let refusal = check_rate(&s, &signaling, peer.limits.signal())
+        .err()
+        .unwrap_or(Refusal::UnknownEvent);
+    reply.refuse(&s, &signaling, &name, refusal);
+}
+
+/// Leaves every room and tells the remaining members, once each.
+async fn on_disconnect<A: Adapter>(
+    s: SocketRef<A>,
+    caller: Caller,
+    reason: DisconnectReason,
+    State(signaling): State<Signaling>,
+) {
+    let (peer, _running) = caller.wait().await;
+    signaling.metrics.connected.dec();
+    let left = signaling.membership.leave_all(&peer.id).await;
+    if let Some(error) = left.deferred {
+        // Retried by the cluster heartbeat, which then tells the rooms.
+        warn!(sid = %s.id, peer = %peer.id, %error, "leave deferred: membership store unavailable");
+    }
+    for room in &left.rooms {
+        info!(sid = %s.id, peer = %peer.id, room = %room, "peer left");
+    }
+    if !left.rooms.is_empty() {
+        announce_left(
+            s.to(socket_rooms(&left.rooms)),
+            &peer.id,
+            &signaling.metrics,
+        )
+        .await;
+    }
+    info!(sid = %s.id, peer = %peer.id, %reason, "disconnected");
+}
+
+/// The Socket.IO rooms of these chat rooms.
+pub(crate) fn socket_rooms(rooms: &[RoomId]) -> Vec<String> {
+    rooms.iter().map(RoomId::socket_room).collect()
+}
+
+/// Sends `user-disconnected(peer)` to `members`: one broadcast, so a member sharing several
+/// of the rooms hears it once.
+pub(crate) async fn announce_left<A: Adapter>(
+    members: BroadcastOperators<A>,
+    peer: &PeerId,
+    metrics: &Metrics,
+) {
+    let sent = members.emit(event::USER_DISCONNECTED, peer.as_str()).await;
+    metrics.count_failed(sent, event::USER_DISCONNECTED);
+}

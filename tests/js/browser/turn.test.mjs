@@ -5,11 +5,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import dgram from 'node:dgram';
-import { startServer } from '../server.mjs';
+import { startServer } from '../helpers/server.mjs';
 import {
   launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, waitForSystemLine,
   assertNoProblems, setName, explained, WAIT_MS,
-} from './browser.mjs';
+} from '../helpers/browser.mjs';
 
 const SECRET = 'browser-test-turn-secret';
 const REFUSED = 'The relay (TURN) server refused this page';

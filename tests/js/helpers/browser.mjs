@@ -25,9 +25,10 @@ export async function launch() {
 }
 
 /**
- * Opens `url` in a fresh context of `browser`, after `prepare(context)` if given. The returned page has `problems`: requests
- * to other origins, console errors, the client's own warnings and uncaught exceptions, all
- * of which tests expect empty.
+ * Opens `url` in a fresh context of `browser`, after `prepare(context)` if given (a
+ * test's routes and init scripts). The returned page has `problems`: requests to other
+ * origins, console errors, the client's own warnings and uncaught exceptions, all of which
+ * tests expect empty.
  */
 export async function openPage(browser, url, { origin, viewport, prepare } = {}) {
   const context = await browser.newContext({ viewport: viewport ?? { width: 1000, height: 700 } });

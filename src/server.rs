@@ -89,10 +89,16 @@ fn warn_about(config: &Config) {
     }
 }
 
+/// Bytes each websocket reads at a time (engineioxide's default: 4096).
+const WS_READ_BUFFER: usize = 1024;
+
 fn socket_io(config: &Config, signaling: Signaling) -> SocketIoBuilder {
     SocketIo::builder()
         .max_payload(config.max_payload)
         .ws_max_message_size(usize::try_from(config.max_payload).unwrap_or(usize::MAX))
+        // Allocated per websocket up front and held while it is open; signaling messages
+        // are mostly a few hundred bytes, and a larger one is read in several steps.
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .max_buffer_size(config.max_buffer)
         .ping_interval(config.ping_interval())
         .ping_timeout(config.ping_timeout())

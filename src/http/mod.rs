@@ -9,7 +9,8 @@ mod web;
 
 use std::sync::Arc;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{OriginalUri, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::{Router, middleware, routing::get};
 use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
@@ -48,7 +49,8 @@ pub(crate) fn router<A: Adapter>(
         .merge(metrics::router(config, metrics.clone(), membership))
         .merge(rtc_config::router(config.clone(), metrics.clone()))
         .merge(files.clone())
-        .layer(socket_io);
+        .layer(socket_io)
+        .layer(middleware::map_request(detach_from_read_buffer));
     let gate = Gate::new(config.clone(), metrics.clone());
     web::route_socket_io_client(app, files)
         .layer(middleware::from_fn_with_state(gate, gate::admit))
@@ -73,6 +75,29 @@ pub(crate) fn router<A: Adapter>(
         ))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::new())
+}
+
+/// Gives a request's URI and header values allocations of their own before Engine.IO keeps
+/// them for the whole session: hyper parses them as views into its connection read buffer
+/// (8 KiB and up), and one kept view pins all of it for as long as the client stays.
+async fn detach_from_read_buffer(req: Request) -> Request {
+    if !req.uri().path().starts_with("/socket.io") {
+        return req;
+    }
+    let (mut parts, body) = req.into_parts();
+    if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            headers.append(name.clone(), value);
+        }
+    }
+    parts.headers = headers;
+    // A copy of the URI as it arrived, which nothing after this point reads.
+    parts.extensions.remove::<OriginalUri>();
+    Request::from_parts(parts, body)
 }
 
 /// Only our own origin, for everything; no plugins, no framing, no `<base>` tricks.

@@ -93,7 +93,7 @@ for (const room of [2, 4, 8]) {
 }
 if (oi) {
   const at19k = oi.clients >= 19000;
-  out(`| ≤ 20 KiB server RSS per idle client at 19,000 clients | ${num(oi.rss_per_client_kib, 1)} KiB at ${num(oi.clients)} clients | ${at19k ? verdict(oi.rss_per_client_kib <= 20 && oi.alive === oi.clients) : 'not measured at 19,000'} |`);
+  out(`| ≤ 12 KiB server RSS per idle websocket client at 19,000 clients | ${num(oi.rss_per_client_kib, 1)} KiB at ${num(oi.clients)} clients | ${at19k ? verdict(oi.rss_per_client_kib <= 12 && oi.alive === oi.clients) : 'not measured at 19,000'} |`);
 }
 if (oc) {
   out(`| churn ≥ 5,000 cycles/s | ${num(oc.cycles_per_s)} cycles/s | ${verdict(oc.cycles_per_s >= 5000)} |`);
@@ -155,13 +155,19 @@ out('  is ~14,600. serde_json scans each packet twice, once in socketioxide\'s d
 out('  and once in `args::event_args` (~4,600, needed to find the payload to forward it');
 out('  untouched); socketioxide\'s encoder (~3,600) and adapter broadcast to the peer\'s room');
 out('  (~3,400) follow; the websocket read and write make up most of the rest.');
-out('- **Idle memory** (massif, 1,000 clients): per client about 16 KiB is a `BytesMut` grown');
-out('  by hyper\'s connection code (allocated in hyper-util\'s `UpgradeableConnection`) that stays');
-out('  live while the websocket idles; ~5 KiB is engineioxide\'s session, ~4 KiB tungstenite\'s read');
-out('  buffer, ~3 KiB the upgrade request\'s future, ~2.5 KiB engineioxide\'s websocket task. The');
-out('  16 KiB is the one to go after for the 20 KiB target. Copying the request\'s URI and headers');
-out('  out of hyper\'s read buffer (in case Engine.IO\'s stored request parts pinned it) did not');
-out('  release it; what holds it is not yet known.');
+out('- **Idle memory** (massif, 1,000 clients, before the two fixes below): per client about');
+out('  16 KiB was a `BytesMut` grown by hyper\'s connection code (allocated in hyper-util\'s');
+out('  `UpgradeableConnection`) that stays live while the websocket idles; ~5 KiB engineioxide\'s');
+out('  session, ~4 KiB tungstenite\'s read buffer, ~3 KiB the upgrade request\'s future, ~2.5 KiB');
+out('  engineioxide\'s websocket task. Two fixes since (loadgen idle, 4,000 clients, builds');
+out('  alternated in one run, twice): a layer that copies a Socket.IO request\'s URI and header');
+out('  values out of hyper\'s read buffer *and* drops axum\'s `OriginalUri` copy before Engine.IO');
+out('  keeps the request parts for the session, 31.2 → 23.5 KiB per client (an earlier try that');
+out('  left `OriginalUri` in place freed nothing); a 1 KiB websocket read buffer instead of 4 KiB,');
+out('  → 20.5 KiB. Allocators compared by RSS in the same way: mimalloc 22.1 and jemalloc 21.3');
+out('  KiB per client against glibc\'s 20.5, so glibc stays. What remains is mostly hyper\'s read');
+out('  buffer handed to the upgraded connection (an empty `Bytes` still holds its allocation) and');
+out('  engineioxide\'s per-socket state; both need changes upstream.');
 out();
 out('## Machine and versions');
 out();

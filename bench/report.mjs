@@ -105,6 +105,8 @@ out();
 out('Every step of the search: the offered rate, what arrived, and the latency from the load');
 out('generator handing a message to the sending client until the receiving client read it.');
 out('A step passes with ≥ 99.9% delivered within 2 s after the last send and p99 < 50 ms.');
+out('Each step starts once nothing has arrived for 250 ms, so the backlog of an overloaded');
+out('step does not count against the next.');
 out('Loadgen CPU is the share of its core the load generator used while sending: near 100%,');
 out('the step measured the load generator, not the server.');
 for (const room of [2, 4, 8]) {

@@ -56,6 +56,10 @@ const MIN_DELIVERED: f64 = 0.999;
 const MAX_P99_US: u64 = 50_000;
 /// How long after a step's last send its messages may still arrive.
 const DRAIN: Duration = Duration::from_secs(2);
+/// Before a step: how long no message may arrive for the server to count as drained, and
+/// the longest wait for that.
+const QUIET: Duration = Duration::from_millis(250);
+const SETTLE_MAX: Duration = Duration::from_secs(30);
 
 /// What one step measured.
 #[derive(Debug, Clone, Serialize)]
@@ -96,12 +100,15 @@ pub struct Report {
 struct Meter {
     step_start_us: AtomicU64,
     delivered: AtomicU64,
+    /// Every message that arrived, of any step.
+    arrived: AtomicU64,
     latency: Mutex<Histogram<u64>>,
     closed: AtomicUsize,
 }
 
 impl Meter {
     fn record(&self, sent_us: u64) {
+        self.arrived.fetch_add(1, Ordering::Relaxed);
         if sent_us < self.step_start_us.load(Ordering::Relaxed) {
             return; // a straggler of an earlier step
         }
@@ -230,6 +237,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> Result<Report> {
     let meter = Arc::new(Meter {
         step_start_us: AtomicU64::new(u64::MAX),
         delivered: AtomicU64::new(0),
+        arrived: AtomicU64::new(0),
         latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
         closed: AtomicUsize::new(0),
     });
@@ -335,6 +343,22 @@ async fn search_step(
     }
 }
 
+/// Waits until messages stop arriving: after an overloaded step the server may still hold
+/// a backlog, which would queue ahead of the next step's messages and charge it their wait.
+async fn settle(meter: &Meter) {
+    let deadline = Instant::now() + SETTLE_MAX;
+    let mut seen = meter.arrived.load(Ordering::Relaxed);
+    while Instant::now() < deadline {
+        tokio::time::sleep(QUIET).await;
+        let now = meter.arrived.load(Ordering::Relaxed);
+        if now == seen {
+            return;
+        }
+        seen = now;
+    }
+    eprintln!("  still receiving after {SETTLE_MAX:?}: measuring anyway");
+}
+
 /// Sends at `rate` messages/s for `secs`, spread round-robin over the members, then waits
 /// for stragglers and measures.
 async fn run_step(
@@ -343,6 +367,7 @@ async fn run_step(
     senders: &[mpsc::UnboundedSender<u64>],
     meter: &Meter,
 ) -> Step {
+    settle(meter).await;
     meter.delivered.store(0, Ordering::Relaxed);
     meter
         .latency

@@ -518,44 +518,36 @@ async fn a_foreign_origin_is_refused_on_both_transports() {
     }
 }
 
+/// Asserts that a handshake from `origin` succeeds on both transports.
+async fn assert_origin_may_connect(server: &Server, origin: &str) {
+    for (websocket, ok) in [(true, 101), (false, 200)] {
+        assert_eq!(
+            handshake_status(server, websocket, origin).await,
+            ok,
+            "{origin}, websocket: {websocket}"
+        );
+    }
+}
+
 /// Origins listed in ALLOWED_ORIGINS may connect, on either transport.
 #[tokio::test]
 async fn a_listed_origin_may_connect() {
     let server = server_allowing_one_origin().await;
-    for (websocket, ok) in [(true, 101), (false, 200)] {
-        assert_eq!(
-            handshake_status(&server, websocket, "https://chat.example.com").await,
-            ok,
-            "websocket: {websocket}"
-        );
-    }
+    assert_origin_may_connect(&server, "https://chat.example.com").await;
 }
 
 /// The page's own origin may connect, on either transport.
 #[tokio::test]
 async fn the_pages_own_origin_may_connect() {
     let server = server_allowing_one_origin().await;
-    let own = format!("http://{}", server.addr);
-    for (websocket, ok) in [(true, 101), (false, 200)] {
-        assert_eq!(
-            handshake_status(&server, websocket, &own).await,
-            ok,
-            "websocket: {websocket}"
-        );
-    }
+    assert_origin_may_connect(&server, &format!("http://{}", server.addr)).await;
 }
 
 /// Localhost origins (a dev server on another port) may connect, on either transport.
 #[tokio::test]
 async fn a_localhost_origin_may_connect() {
     let server = server_allowing_one_origin().await;
-    for (websocket, ok) in [(true, 101), (false, 200)] {
-        assert_eq!(
-            handshake_status(&server, websocket, "http://localhost:5173").await,
-            ok,
-            "websocket: {websocket}"
-        );
-    }
+    assert_origin_may_connect(&server, "http://localhost:5173").await;
 }
 
 /// Past MAX_CONNECTIONS connections, new handshakes get 503.

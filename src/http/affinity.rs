@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::has_session;
 use crate::config::is_machine_id;
 
 /// The cookie that names the machine holding the browser's sessions.
@@ -62,7 +63,7 @@ pub(crate) async fn keep_on_machine(
     if !engine_io {
         return next.run(req).await;
     }
-    let session = query.split('&').any(|kv| kv.starts_with("sid="));
+    let session = has_session(req.uri());
     if let Some(owner) = pinned(req.headers())
         && owner != me
         && !req.headers().contains_key(REPLAYED)

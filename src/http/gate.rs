@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::debug;
 
-use super::web;
+use super::{has_session, web};
 use crate::config::Config;
 use crate::limits::ConnectLimiter;
 use crate::metrics::Metrics;
@@ -113,13 +113,7 @@ pub(crate) async fn admit(State(gate): State<Gate>, req: Request, next: Next) ->
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     // Only a handshake (no session id yet) opens a new connection.
-    let handshake = !req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .any(|kv| kv.starts_with("sid="));
-    if handshake {
+    if !has_session(req.uri()) {
         let connected = usize::try_from(gate.metrics.connected.get()).unwrap_or(0);
         if connected >= gate.config.max_connections {
             debug!("connection cap reached");

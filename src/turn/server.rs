@@ -47,15 +47,14 @@ impl StunTurn {
             )
         })?;
         let addr = socket.local_addr()?;
-        let relays = match config.turn_secret.clone().filter(|_| config.turn_embedded) {
+        let secret = config.turn_secret.clone().filter(|_| config.turn_embedded);
+        let relays = match secret {
             None => None,
-            Some(secret) => Some(Relays::new(config, addr.ip(), metrics.clone(), secret)?),
+            Some(_) => Some(Relays::new(config, addr.ip(), metrics.clone())?),
         };
         let embedded = relays.is_some();
-        let admission = relays.as_ref().map(|r| r.admission.clone());
         let auth = Auth {
-            secret: relays.as_ref().map(|r| r.secret.clone()),
-            admission,
+            relay: secret.zip(relays.as_ref().map(|r| r.admission.clone())),
             metrics,
         };
         let generator: Box<dyn RelayAddressGenerator + Send + Sync> = match relays {
@@ -156,8 +155,8 @@ udp_conn!(Listener {
 /// Checks TURN credentials: ours (`TURN_SECRET`, not expired), and none at all when the
 /// relay is off, so the port answers STUN only.
 struct Auth {
-    secret: Option<Secret>,
-    admission: Option<Arc<Admission>>,
+    /// The secret and the quota, when the relay is on.
+    relay: Option<(Secret, Arc<Admission>)>,
     metrics: Arc<Metrics>,
 }
 
@@ -168,7 +167,7 @@ impl AuthHandler for Auth {
         realm: &str,
         src_addr: SocketAddr,
     ) -> Result<Vec<u8>, turn::Error> {
-        let (Some(secret), Some(admission)) = (&self.secret, &self.admission) else {
+        let Some((secret, admission)) = &self.relay else {
             return Err(self.refuse("relay_off"));
         };
         match expiry(username) {
@@ -236,7 +235,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Opens relay sockets in `TURN_RELAY_PORTS`, each counted and bandwidth-capped.
 struct Relays {
-    secret: Secret,
     public_ip: IpAddr,
     bind_ip: IpAddr,
     ports: PortRange,
@@ -248,12 +246,7 @@ struct Relays {
 }
 
 impl Relays {
-    fn new(
-        config: &Config,
-        bind_ip: IpAddr,
-        metrics: Arc<Metrics>,
-        secret: Secret,
-    ) -> io::Result<Self> {
+    fn new(config: &Config, bind_ip: IpAddr, metrics: Arc<Metrics>) -> io::Result<Self> {
         let public_ip = config
             .turn_public_ip
             .or(Some(bind_ip).filter(|ip| !ip.is_unspecified()))
@@ -264,7 +257,6 @@ impl Relays {
                 )
             })?;
         Ok(Self {
-            secret,
             public_ip,
             bind_ip,
             ports: config.turn_relay_ports,

@@ -12,8 +12,31 @@ const meta = Object.fromEntries(
 );
 const commands = readFileSync(commandsFile, 'utf8').trim();
 
+// Relay searches and idle runs over websocket; fixed-rate relays and polling idlers apart.
 const find = (server, scenario, room) =>
-  results.find((r) => r.server === server && r.scenario === scenario && (room === undefined || r.room === room));
+  results.find(
+    (r) =>
+      r.server === server &&
+      r.scenario === scenario &&
+      (room === undefined || r.room === room) &&
+      r.fixed_rate == null &&
+      (r.transport ?? 'websocket') === 'websocket',
+  );
+const findPolling = (server) => results.find((r) => r.server === server && r.scenario === 'idle' && r.transport === 'polling');
+const cpuRuns = (server) =>
+  results.filter((r) => r.server === server && r.scenario === 'relay' && r.fixed_rate != null).map((r) => r.steps[0]);
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number').sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+const cpu = Object.fromEntries(
+  ['ours', 'node', 'raw', 'cluster'].map((s) => {
+    const runs = cpuRuns(s);
+    return [s, { runs, perMsg: median(runs.map((r) => r.server_cpu_us_per_msg)), share: median(runs.map((r) => r.server_cpu)) }];
+  }),
+);
+const cpuRun = results.find((r) => r.scenario === 'relay' && r.fixed_rate != null);
 const num = (v, digits = 0) =>
   v === undefined || v === null || Number.isNaN(v)
     ? '–'
@@ -54,6 +77,14 @@ if (oi || ni) {
   out(`| | still connected / answered a ping in the hold | ${num(oi?.alive)} / ${num(oi?.pinged)} | ${num(ni?.alive)} / ${num(ni?.pinged)} | |`);
   out(`| | time to connect and join all | ${num(oi?.connect_secs, 1)} s | ${num(ni?.connect_secs, 1)} s | ${ratio(oi?.connect_secs, ni?.connect_secs)} |`);
 }
+const op = findPolling('ours');
+const np = findPolling('node');
+if (op || np) {
+  const label = `idle on long-polling (never upgraded), ${num((op ?? np).clients)} clients in rooms of ${(op ?? np).room}`;
+  out(`| ${label} | server RSS per client | ${num(op?.rss_per_client_kib, 1)} KiB | ${num(np?.rss_per_client_kib, 1)} KiB | ${ratio(op?.rss_per_client_kib, np?.rss_per_client_kib)} |`);
+  out(`| | RSS before → after | ${num(op?.rss_before_kib / 1024, 1)} → ${num(op?.rss_after_kib / 1024, 1)} MiB | ${num(np?.rss_before_kib / 1024, 1)} → ${num(np?.rss_after_kib / 1024, 1)} MiB | |`);
+  out(`| | still connected / answered a ping in the hold | ${num(op?.alive)} / ${num(op?.pinged)} | ${num(np?.alive)} / ${num(np?.pinged)} | |`);
+}
 for (const room of [2, 4, 8]) {
   const o = find('ours', 'relay', room);
   const n = find('node', 'relay', room);
@@ -64,12 +95,56 @@ for (const room of [2, 4, 8]) {
   out(`| | p50 / p99 / p99.9 at that rate | ${ms(o?.best?.p50_us)} / ${ms(o?.best?.p99_us)} / ${ms(o?.best?.p999_us)} | ${ms(n?.best?.p50_us)} / ${ms(n?.best?.p99_us)} / ${ms(n?.best?.p999_us)} | |`);
   out(`| | p99 at half its highest rate | ${ms(o?.half?.p99_us)} at ${num(o?.half?.rate)}/s | ${ms(n?.half?.p99_us)} at ${num(n?.half?.rate)}/s | |`);
 }
+if (cpuRun) {
+  const label = `CPU at a fixed ${num(cpuRun.fixed_rate)} msg/s, rooms of ${cpuRun.room} (median of ${cpu.ours.runs.length})`;
+  out(`| ${label} | server CPU per delivered message | ${num(cpu.ours.perMsg, 1)} µs | ${num(cpu.node.perMsg, 1)} µs | ${ratio(cpu.ours.perMsg, cpu.node.perMsg)} |`);
+  out(`| | share of its core | ${num(cpu.ours.share * 100)}% | ${num(cpu.node.share * 100)}% | |`);
+}
 const oc = find('ours', 'churn');
 const nc = find('node', 'churn');
 if (oc || nc) {
   out(`| churn, ${(oc ?? nc).lanes} rooms at once | cycles/s | ${num(oc?.cycles_per_s)} | ${num(nc?.cycles_per_s)} | ${ratio(oc?.cycles_per_s, nc?.cycles_per_s)} |`);
   out(`| | cycle time p50 / p99 | ${ms(oc?.p50_us)} / ${ms(oc?.p99_us)} | ${ms(nc?.p50_us)} / ${ms(nc?.p99_us)} | |`);
   out(`| | failed cycles | ${num(oc?.errors)} | ${num(nc?.errors)} | |`);
+}
+
+if (cpuRun) {
+  out();
+  out('## CPU per delivered message, against the floor');
+  out();
+  out(`The same fixed load (${num(cpuRun.fixed_rate)} msg/s offered, ${cpuRun.clients} clients in rooms of ${cpuRun.room}, ~1 KB payloads) against`);
+  out('each server, runs interleaved: server CPU time (user + system, every thread, from');
+  out('`/proc/<pid>/stat`) from the first send until the last message arrived, divided by the');
+  out('messages delivered. **raw** is `raw-relay` (`bench/loadgen/src/bin/raw-relay.rs`): a bare');
+  out('tokio-tungstenite server on one thread that relays the same frames by string slicing, with');
+  out('no Socket.IO and no checks: the floor of a websocket relay. **cluster** is two meshchat');
+  out('nodes and their redis-server, all on the one core, the members of each room spread over both');
+  out('nodes (so two thirds of the relays cross nodes), CPU summed over the three processes.');
+  out();
+  out('| server | µs per message (median) | each run | share of its core | ratio to raw |');
+  out('|---|---:|---|---:|---:|');
+  const names = { ours: 'meshchat', node: 'Node socket.io', raw: 'raw tokio-tungstenite relay', cluster: 'meshchat, 2 nodes + Redis' };
+  for (const s of ['raw', 'ours', 'cluster', 'node']) {
+    const c = cpu[s];
+    if (c.runs.length === 0) continue;
+    const each = c.runs.map((r) => num(r.server_cpu_us_per_msg, 1)).join(', ');
+    out(`| ${names[s]} | ${num(c.perMsg, 1)} | ${each} | ${num(c.share * 100)}% | ${ratio(c.perMsg, cpu.raw.perMsg)} |`);
+  }
+}
+const cr = find('cluster', 'relay', 4);
+if (cr) {
+  const o = find('ours', 'relay', 4);
+  out();
+  out('## Cluster relay');
+  out();
+  out(`Two meshchat nodes on one redis-server, all three pinned to the one server core, ${cr.clients} clients in`);
+  out(`rooms of ${cr.room} spread over both nodes; the same search as the single-node rows.`);
+  out();
+  out('| | one node | two nodes + Redis | ratio |');
+  out('|---|---:|---:|---:|');
+  out(`| highest sustained rate (msg/s) | ${num(o?.best_rate)} | ${num(cr.best_rate)} | ${ratio(cr.best_rate, o?.best_rate)} |`);
+  out(`| p50 / p99 at that rate | ${ms(o?.best?.p50_us)} / ${ms(o?.best?.p99_us)} | ${ms(cr.best?.p50_us)} / ${ms(cr.best?.p99_us)} | |`);
+  out(`| p99 at half its highest rate | ${ms(o?.half?.p99_us)} | ${ms(cr.half?.p99_us)} | |`);
 }
 
 out();
@@ -95,6 +170,13 @@ if (oi) {
   const at19k = oi.clients >= 19000;
   out(`| ≤ 12 KiB server RSS per idle websocket client at 19,000 clients | ${num(oi.rss_per_client_kib, 1)} KiB at ${num(oi.clients)} clients | ${at19k ? verdict(oi.rss_per_client_kib <= 12 && oi.alive === oi.clients) : 'not measured at 19,000'} |`);
 }
+if (cpuRun && cpu.ours.perMsg && cpu.node.perMsg) {
+  const r = cpu.ours.perMsg / cpu.node.perMsg;
+  out(`| CPU per delivered message ≤ 1/5 of Node's at ${num(cpuRun.fixed_rate)} msg/s | ${num(cpu.ours.perMsg, 1)} vs ${num(cpu.node.perMsg, 1)} µs = 1/${num(1 / r, 2)}; the raw relay floor is ${num(cpu.raw.perMsg, 1)} µs = 1/${num(cpu.node.perMsg / cpu.raw.perMsg, 2)} of Node's | ${verdict(r <= 0.2)} |`);
+}
+if (op) {
+  out(`| a figure for idle long-polling clients | ${num(op.rss_per_client_kib, 1)} KiB at ${num(op.clients)} clients (Node ${num(np?.rss_per_client_kib, 1)}) | measured |`);
+}
 if (oc) {
   out(`| churn ≥ 5,000 cycles/s | ${num(oc.cycles_per_s)} cycles/s | ${verdict(oc.cycles_per_s >= 5000)} |`);
 }
@@ -110,11 +192,11 @@ out('step does not count against the next.');
 out('Loadgen CPU is the share of its core the load generator used while sending: near 100%,');
 out('the step measured the load generator, not the server.');
 for (const room of [2, 4, 8]) {
-  for (const server of ['ours', 'node']) {
+  for (const server of ['ours', 'node', 'cluster']) {
     const r = find(server, 'relay', room);
     if (!r) continue;
     out();
-    out(`**${server === 'ours' ? 'meshchat' : 'Node socket.io'}, rooms of ${room}**${r.closed ? ` (${r.closed} clients disconnected during the run)` : ''}`);
+    out(`**${{ ours: 'meshchat', node: 'Node socket.io', cluster: 'meshchat, two nodes + Redis' }[server]}, rooms of ${room}**${r.closed ? ` (${r.closed} clients disconnected during the run)` : ''}`);
     out();
     out('| rate (msg/s) | offered | delivered/s | delivered | p50 | p99 | p99.9 | max | loadgen CPU | |');
     out('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
@@ -138,6 +220,12 @@ out('  all clients, each payload carrying its send time. A failing step is tried
 out('  its rate counts as failed (both tries are listed). The rate goes up ×1.5 per passing step;');
 out('  between the last passing and the first failing rate the search bisects; then one more');
 out('  step at half the highest passing rate measures latency under moderate load.');
+out('- **idle on long-polling**: the same, with clients that stay on HTTP long-polling and never');
+out('  upgrade (`loadgen idle --transport polling`): one keep-alive connection per client holding');
+out('  a pending GET, a POST for each pong.');
+out('- **CPU per message**: one step at a fixed rate (`loadgen relay --fixed-rate`), server CPU');
+out('  time over the step read from `/proc/<pid>/stat` (10 ms ticks; a step of 10 s at 8,000/s');
+out('  burns a few hundred of them), divided by the messages delivered.');
 out('- **churn**: in each of many rooms one member stays; a new client connects, joins, is');
 out('  announced to the staying member (`new-user-joined`), closes its websocket and is');
 out('  announced gone (`user-disconnected`). One cycle is all of that.');
@@ -185,6 +273,8 @@ out();
 out('```sh');
 out(`env ${meta.ours_env} ${meta.server_taskset} target/release/meshchat`);
 out(`env ${meta.node_env} ${meta.server_taskset} node bench/node/server.mjs`);
+out(`${meta.server_taskset} target/release/raw-relay 127.0.0.1:PORT`);
+out(`# cluster: redis-server ${meta.redis ?? ''} and two nodes, each with ${meta.cluster_env ?? ''}, all ${meta.server_taskset}`);
 out('```');
 out();
 out('meshchat runs with the limits that would throttle a benchmark from one machine lifted:');

@@ -24,10 +24,12 @@ commands=$work/commands.txt
 if [ "$mode" = full ]; then
   idle_clients=19000 idle_hold=30
   relay_args=(--clients 128 --start-rate 4000 --factor 1.5 --refine 2 --step-secs 5)
+  cpu_args=(--clients 128 --fixed-rate 8000 --step-secs 10) cpu_runs=3
   churn_args=(--lanes 64 --secs 15)
 else
   idle_clients=2000 idle_hold=3
   relay_args=(--clients 64 --start-rate 4000 --factor 2 --refine 1 --step-secs 2)
+  cpu_args=(--clients 64 --fixed-rate 8000 --step-secs 3) cpu_runs=1
   churn_args=(--lanes 32 --secs 4)
 fi
 
@@ -42,6 +44,7 @@ ulimit -n "$(ulimit -Hn)"
 
 echo "== build"
 cargo build --release -p meshchat -p loadgen
+command -v redis-server >/dev/null || { echo "the cluster rows need redis-server" >&2; exit 1; }
 (cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
 
 # What meshchat runs with: every limit that would throttle a load test from one machine
@@ -50,57 +53,96 @@ cargo build --release -p meshchat -p loadgen
 ours_env=(HOST=127.0.0.1 PORT=$port RUST_LOG=warn MAX_CONNECTIONS=20000
   CONNECT_RATE=0 SIGNAL_RATE=0 JOIN_RATE=0 STUN_PORT=0)
 node_env=(HOST=127.0.0.1 PORT=$port)
+redis_port=$((port + 10))
+cluster_env=(REDIS_URL=redis://127.0.0.1:$redis_port)
 
-server_pid=
-start_server() { # ours|node
-  local log=$work/$1.log
-  if [ "$1" = ours ]; then
-    env "${ours_env[@]}" taskset -c $server_cpu target/release/meshchat >>"$log" 2>&1 &
-  else
-    env "${node_env[@]}" taskset -c $server_cpu node bench/node/server.mjs >>"$log" 2>&1 &
-  fi
-  server_pid=$!
+# The processes of the server under test: one, or a cluster's nodes and its Redis.
+server_pids=()
+addrs=()
+
+wait_port() { # name pid port
   for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      sleep 0.5 # let it settle before its baseline memory is read
-      return
-    fi
-    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; echo "server $1 died" >&2; exit 1; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null && return
+    kill -0 "$2" 2>/dev/null || { cat "$work/$1.log" >&2; echo "$1 died" >&2; exit 1; }
     sleep 0.1
   done
-  echo "server $1 did not start" >&2
+  echo "$1 did not start" >&2
   exit 1
 }
 
+start_server() { # ours|node|raw|cluster
+  local log=$work/$1.log
+  server_pids=() addrs=("127.0.0.1:$port")
+  case $1 in
+    ours) env "${ours_env[@]}" taskset -c $server_cpu target/release/meshchat >>"$log" 2>&1 & ;;
+    node) env "${node_env[@]}" taskset -c $server_cpu node bench/node/server.mjs >>"$log" 2>&1 & ;;
+    raw) taskset -c $server_cpu target/release/raw-relay "127.0.0.1:$port" >>"$log" 2>&1 & ;;
+    cluster)
+      taskset -c $server_cpu redis-server --port $redis_port --bind 127.0.0.1 --save '' \
+        --appendonly no >>"$work/redis.log" 2>&1 &
+      server_pids+=($!)
+      wait_port redis $! $redis_port
+      env "${ours_env[@]}" "${cluster_env[@]}" PORT=$((port + 1)) \
+        taskset -c $server_cpu target/release/meshchat >>"$log" 2>&1 &
+      server_pids+=($!)
+      wait_port "$1" $! $((port + 1))
+      addrs+=("127.0.0.1:$((port + 1))")
+      env "${ours_env[@]}" "${cluster_env[@]}" taskset -c $server_cpu target/release/meshchat >>"$log" 2>&1 &
+      ;;
+  esac
+  server_pids+=($!)
+  wait_port "$1" $! $port
+  if [ "$1" = cluster ]; then
+    for a in "${addrs[@]}"; do
+      for _ in $(seq 100); do curl -sf "http://$a/readyz" >/dev/null && break; sleep 0.1; done
+    done
+  fi
+  sleep 0.5 # let it settle before its baseline memory is read
+}
+
 stop_server() {
-  [ -n "$server_pid" ] || return 0
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=
+  [ ${#server_pids[@]} -gt 0 ] || return 0
+  kill "${server_pids[@]}" 2>/dev/null || true
+  wait "${server_pids[@]}" 2>/dev/null || true
+  server_pids=()
 }
 trap stop_server EXIT
 
-run() { # ours|node scenario args...
+run() { # ours|node|raw|cluster scenario args...
   local server=$1
   shift
   start_server "$server"
-  local args=(--addr "127.0.0.1:$port" "$@")
-  [ "$1" = idle ] && args+=(--server-pid "$server_pid")
+  local args=()
+  for a in "${addrs[@]}"; do args+=(--addr "$a"); done
+  args+=("$@")
+  case " $* " in
+    *" idle "*) args+=(--server-pid "${server_pids[0]}") ;;
+    *" --fixed-rate "*) for p in "${server_pids[@]}"; do args+=(--server-pid "$p"); done ;;
+  esac
   echo "== $server: loadgen ${args[*]}"
   local line
   line=$(taskset -c $loadgen_cpu target/release/loadgen "${args[@]}")
   echo "{\"server\":\"$server\",${line#\{}" >>"$results"
   stop_server
   echo "$server: taskset -c $loadgen_cpu target/release/loadgen ${args[*]}" |
-    sed 's/--server-pid [0-9]*/--server-pid $SERVER_PID/' >>"$commands"
+    sed 's/--server-pid [0-9]*/--server-pid $SERVER_PID/g' >>"$commands"
 }
 
-for server in ours node; do
-  run $server idle --clients $idle_clients --room 4 --hold-secs $idle_hold
+for transport in websocket polling; do
+  for server in ours node; do
+    run $server idle --clients $idle_clients --room 4 --hold-secs $idle_hold --transport $transport
+  done
 done
 for room in 2 4 8; do
   for server in ours node; do
     run $server relay --room $room "${relay_args[@]}"
+  done
+done
+run cluster relay --room 4 "${relay_args[@]}"
+# CPU per delivered message at one fixed load, runs of the servers interleaved.
+for _ in $(seq $cpu_runs); do
+  for server in ours node raw cluster; do
+    run $server relay --room 4 "${cpu_args[@]}"
   done
 done
 for server in ours node; do
@@ -120,6 +162,8 @@ done
   echo "socketioxide=$(awk '/^name = "socketioxide"$/ {getline; print $3}' Cargo.lock | tr -d '"')"
   echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src bench || echo '+changes')"
   echo "ours_env=${ours_env[*]}"
+  echo "cluster_env=${cluster_env[*]}"
+  echo "redis=$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')"
   echo "node_env=${node_env[*]}"
   echo "server_taskset=taskset -c $server_cpu"
   echo "note=${BENCH_NOTE:-}"

@@ -19,11 +19,12 @@ pub type Ws = WebSocketStream<TcpStream>;
 /// Longest any single step of a setup (connect, an expected event) may take.
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// The server to load, and the local addresses to connect from.
+/// The server (or the nodes of a cluster) to load, and the local addresses to connect from.
 #[derive(Debug, Clone)]
 pub struct Target {
-    addr: SocketAddr,
-    url: String,
+    /// Connections go to each in turn.
+    servers: Arc<[(SocketAddr, String)]>,
+    next_server: Arc<AtomicUsize>,
     sources: Arc<[IpAddr]>,
     next_source: Arc<AtomicUsize>,
 }
@@ -33,16 +34,27 @@ impl Target {
     /// server is on IPv4 loopback: one address has only ~28,000 ephemeral ports, and
     /// closed connections hold theirs in TIME_WAIT for a minute.
     pub fn new(addr: SocketAddr, sources: u8) -> Self {
-        let sources: Vec<IpAddr> = if addr.ip().is_loopback() && addr.is_ipv4() {
+        Self::spread(&[addr], sources)
+    }
+
+    /// Like [`Target::new`], with connections spread over `addrs` in turn: the nodes of a
+    /// cluster, so that consecutive members of a room sit on different nodes.
+    pub fn spread(addrs: &[SocketAddr], sources: u8) -> Self {
+        let loopback = addrs.iter().all(|a| a.ip().is_loopback() && a.is_ipv4());
+        let sources: Vec<IpAddr> = if loopback {
             (0..sources)
                 .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i.min(250))))
                 .collect()
         } else {
             Vec::new()
         };
+        let servers: Vec<(SocketAddr, String)> = addrs
+            .iter()
+            .map(|a| (*a, format!("ws://{a}/socket.io/?EIO=4&transport=websocket")))
+            .collect();
         Self {
-            addr,
-            url: format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"),
+            servers: servers.into(),
+            next_server: Arc::default(),
             sources: sources.into(),
             next_source: Arc::default(),
         }
@@ -55,23 +67,31 @@ impl Target {
             .map_err(|_| anyhow!("connect timed out"))?
     }
 
-    async fn try_connect(&self) -> Result<Ws> {
+    /// A TCP connection to the next server, from the next source address; returns the
+    /// server's address and websocket URL too.
+    pub async fn tcp(&self) -> Result<(TcpStream, SocketAddr, &str)> {
         let socket = TcpSocket::new_v4()?;
         if !self.sources.is_empty() {
             let i = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
             socket.bind(SocketAddr::new(self.sources[i], 0))?;
         }
-        let stream = socket.connect(self.addr).await.context("tcp connect")?;
+        let server = self.next_server.fetch_add(1, Ordering::Relaxed) % self.servers.len();
+        let (addr, url) = &self.servers[server];
+        let stream = socket.connect(*addr).await.context("tcp connect")?;
         stream.set_nodelay(true)?;
+        Ok((stream, *addr, url))
+    }
+
+    async fn try_connect(&self) -> Result<Ws> {
+        let (stream, _, url) = self.tcp().await?;
         // Small buffers: tungstenite's defaults (128 KiB each way) times 19,000 clients
         // would not fit; our frames are a few KiB at most.
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let (mut ws, _) =
-            tokio_tungstenite::client_async_with_config(self.url.as_str(), stream, Some(config))
-                .await
-                .context("websocket handshake")?;
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+            .await
+            .context("websocket handshake")?;
         match next_text(&mut ws).await? {
             Some(open) if open.starts_with('0') => {}
             other => bail!("expected the Engine.IO open packet, got {other:?}"),

@@ -12,6 +12,17 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{Target, Ws, form_room};
+use crate::polling::{self, Poller};
+
+/// How idle clients stay connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A websocket from the start.
+    Websocket,
+    /// HTTP long-polling, never upgraded: one pending GET per client.
+    Polling,
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IdleOpts {
@@ -31,11 +42,14 @@ pub struct IdleOpts {
     /// The server's process id, to read its resident memory (VmRSS) from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+    pub transport: Transport,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub scenario: &'static str,
+    pub transport: Transport,
     pub room: usize,
     pub clients: usize,
     pub connect_secs: f64,
@@ -63,10 +77,46 @@ struct Counts {
     pinged: AtomicUsize,
 }
 
+/// A client of either transport, in a room.
+enum Idler {
+    Websocket(Box<Ws>),
+    Polling(Poller),
+}
+
+async fn form(target: Target, size: usize, transport: Transport) -> Result<Vec<Idler>> {
+    Ok(match transport {
+        Transport::Websocket => form_room(&target, size)
+            .await?
+            .1
+            .into_iter()
+            .map(|m| Idler::Websocket(Box::new(m.ws)))
+            .collect(),
+        Transport::Polling => polling::form_room(&target, size)
+            .await?
+            .into_iter()
+            .map(Idler::Polling)
+            .collect(),
+    })
+}
+
 /// Answers heartbeats and ignores everything else until the connection closes.
-async fn hold(mut ws: Ws, counts: Arc<Counts>, hold_start: Arc<tokio::sync::OnceCell<Instant>>) {
+async fn hold(idler: Idler, counts: Arc<Counts>, hold_start: Arc<tokio::sync::OnceCell<Instant>>) {
     counts.alive.fetch_add(1, Ordering::Relaxed);
     let mut pinged = false;
+    let on_ping = || {
+        if !pinged && hold_start.get().is_some() {
+            pinged = true;
+            counts.pinged.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    match idler {
+        Idler::Websocket(ws) => hold_websocket(*ws, on_ping).await,
+        Idler::Polling(poller) => poller.hold(on_ping).await,
+    }
+    counts.alive.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn hold_websocket(mut ws: Ws, mut on_ping: impl FnMut()) {
     while let Some(Ok(msg)) = ws.next().await {
         if let Message::Text(text) = msg
             && text.as_str() == "2"
@@ -74,13 +124,9 @@ async fn hold(mut ws: Ws, counts: Arc<Counts>, hold_start: Arc<tokio::sync::Once
             if ws.send(Message::text("3")).await.is_err() {
                 break;
             }
-            if !pinged && hold_start.get().is_some() {
-                pinged = true;
-                counts.pinged.fetch_add(1, Ordering::Relaxed);
-            }
+            on_ping();
         }
     }
-    counts.alive.fetch_sub(1, Ordering::Relaxed);
 }
 
 pub async fn run(target: &Target, opts: &IdleOpts) -> Result<Report> {
@@ -104,16 +150,14 @@ pub async fn run(target: &Target, opts: &IdleOpts) -> Result<Report> {
         while forming.len() < opts.concurrency
             && let Some(size) = sizes.next()
         {
-            let target = target.clone();
-            forming.spawn(async move { form_room(&target, size).await });
+            forming.spawn(form(target.clone(), size, opts.transport));
         }
         let Some(done) = forming.join_next().await else {
             break;
         };
-        let (_, members) = done??;
-        for m in members {
+        for member in done?? {
             clients += 1;
-            holders.spawn(hold(m.ws, counts.clone(), hold_start.clone()));
+            holders.spawn(hold(member, counts.clone(), hold_start.clone()));
         }
         if clients % 1000 < opts.room {
             eprintln!("idle: {clients} clients connected");
@@ -130,6 +174,7 @@ pub async fn run(target: &Target, opts: &IdleOpts) -> Result<Report> {
     let rss_after_kib = rss();
     let report = Report {
         scenario: "idle",
+        transport: opts.transport,
         room: opts.room,
         clients,
         connect_secs,

@@ -3,12 +3,14 @@
 //!
 //! - `client`: connect, events, room setup
 //! - `idle`: clients held in rooms; server memory per client
+//! - `polling`: a long-polling client that never upgrades, for the idle scenario
 //! - `relay`: offers and candidates between room members; rate, delivery and latency
 //! - `churn`: join-and-leave cycles per second
 
 pub mod churn;
 pub mod client;
 pub mod idle;
+pub mod polling;
 pub mod relay;
 
 use std::sync::OnceLock;

@@ -11,9 +11,9 @@ use loadgen::{Target, churn, idle, relay};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
-    /// Server address.
+    /// Server address; repeat it for the nodes of a cluster, which get connections in turn.
     #[arg(long, default_value = "127.0.0.1:3000")]
-    addr: SocketAddr,
+    addr: Vec<SocketAddr>,
     /// Local addresses (127.0.0.2 and up) to spread connections over, for a loopback server.
     #[arg(long, default_value_t = 50)]
     sources: u8,
@@ -48,7 +48,7 @@ fn main() -> Result<()> {
             .enable_all()
             .build()?
     };
-    let target = Target::new(cli.addr, cli.sources);
+    let target = Target::spread(&cli.addr, cli.sources);
     let report = runtime.block_on(async {
         anyhow::Ok(match &cli.scenario {
             Scenario::Idle(o) => serde_json::to_string(&idle::run(&target, o).await?)?,

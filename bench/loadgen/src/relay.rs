@@ -48,6 +48,10 @@ pub struct RelayOpts {
     /// that one stall of a busy machine does not end the search.
     #[arg(long, default_value_t = 1)]
     pub retries: usize,
+    /// The server's process id, to read the CPU time it spends per delivered message;
+    /// repeat it for every process of a cluster (nodes and Redis), whose times add up.
+    #[arg(long)]
+    pub server_pid: Vec<u32>,
 }
 
 /// Delivery ratio a step needs to pass.
@@ -78,6 +82,11 @@ pub struct Step {
     /// Share of one core the load generator used while sending: near 1, the step
     /// measured the load generator rather than the server.
     pub loadgen_cpu: Option<f64>,
+    /// Server CPU time (user + system, all threads) from the step's first send until its
+    /// last message arrived, per delivered message, in microseconds (with `--server-pid`).
+    pub server_cpu_us_per_msg: Option<f64>,
+    /// Share of one core the server used over the same window.
+    pub server_cpu: Option<f64>,
     pub pass: bool,
 }
 
@@ -86,6 +95,8 @@ pub struct Report {
     pub scenario: &'static str,
     pub room: usize,
     pub clients: usize,
+    /// The one rate of a run with `--fixed-rate`; none for a search.
+    pub fixed_rate: Option<f64>,
     /// Highest rate that passed (messages/s), 0 if none did.
     pub best_rate: f64,
     pub best: Option<Step>,
@@ -206,9 +217,10 @@ async fn member(
     }
 }
 
-/// CPU time this process has used (user + system), from `/proc/self/stat`.
-fn cpu_secs() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// CPU time a process has used (user + system, all its threads), from `/proc/<pid>/stat`;
+/// `pid` "self" is this process.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
@@ -261,7 +273,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> Result<Report> {
 
     let mut steps = Vec::new();
     let mut best: Option<Step> = None;
-    let step = |rate: f64| run_step(rate, opts.step_secs, &senders, &meter);
+    let step = |rate: f64| run_step(rate, opts, &senders, &meter);
     if let Some(rate) = opts.fixed_rate {
         let s = step(rate).await;
         if s.pass {
@@ -315,6 +327,7 @@ pub async fn run(target: &Target, opts: &RelayOpts) -> Result<Report> {
         scenario: "relay",
         room: opts.room,
         clients: rooms * opts.room,
+        fixed_rate: opts.fixed_rate,
         best_rate: best.as_ref().map_or(0.0, |b| b.rate),
         best,
         half,
@@ -334,7 +347,7 @@ async fn search_step(
 ) -> Step {
     let mut tries = 0;
     loop {
-        let s = run_step(rate, opts.step_secs, senders, meter).await;
+        let s = run_step(rate, opts, senders, meter).await;
         steps.push(s.clone());
         tries += 1;
         if s.pass || tries > opts.retries {
@@ -363,10 +376,20 @@ async fn settle(meter: &Meter) {
 /// for stragglers and measures.
 async fn run_step(
     rate: f64,
-    secs: f64,
+    opts: &RelayOpts,
     senders: &[mpsc::UnboundedSender<u64>],
     meter: &Meter,
 ) -> Step {
+    let secs = opts.step_secs;
+    let server_cpu_secs = || -> Option<f64> {
+        if opts.server_pid.is_empty() {
+            return None;
+        }
+        opts.server_pid
+            .iter()
+            .map(|p| cpu_secs(&p.to_string()))
+            .sum()
+    };
     settle(meter).await;
     meter.delivered.store(0, Ordering::Relaxed);
     meter
@@ -375,7 +398,8 @@ async fn run_step(
         .unwrap_or_else(|p| p.into_inner())
         .reset();
     let start = Instant::now();
-    let cpu_start = cpu_secs();
+    let cpu_start = cpu_secs("self");
+    let server_cpu_start = server_cpu_secs();
     meter.step_start_us.store(now_us(), Ordering::Relaxed);
     let mut sent = 0u64;
     let mut next = 0usize;
@@ -398,12 +422,16 @@ async fn run_step(
         }
     }
     let sending = start.elapsed().as_secs_f64();
-    let loadgen_cpu = cpu_start.zip(cpu_secs()).map(|(a, b)| (b - a) / sending);
+    let loadgen_cpu = cpu_start
+        .zip(cpu_secs("self"))
+        .map(|(a, b)| (b - a) / sending);
     let drain_end = Instant::now() + DRAIN;
     while meter.delivered.load(Ordering::Relaxed) < sent && Instant::now() < drain_end {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let delivered = meter.delivered.load(Ordering::Relaxed);
+    let window = start.elapsed().as_secs_f64();
+    let server_cpu = server_cpu_start.zip(server_cpu_secs()).map(|(a, b)| b - a);
     let hist = meter.latency.lock().unwrap_or_else(|p| p.into_inner());
     let ratio = if sent == 0 {
         0.0
@@ -423,10 +451,14 @@ async fn run_step(
         p999_us: hist.value_at_quantile(0.999),
         max_us: hist.max(),
         loadgen_cpu,
+        server_cpu_us_per_msg: server_cpu
+            .filter(|_| delivered > 0)
+            .map(|c| c * 1e6 / delivered as f64),
+        server_cpu: server_cpu.map(|c| c / window),
         pass: sent > 0 && ratio >= MIN_DELIVERED && p99 < MAX_P99_US,
     };
     eprintln!(
-        "  rate {:>8.0}/s: delivered {:>8.0}/s ({:.4}), p50 {} us, p99 {} us, p99.9 {} us, loadgen cpu {:.2}{}",
+        "  rate {:>8.0}/s: delivered {:>8.0}/s ({:.4}), p50 {} us, p99 {} us, p99.9 {} us, loadgen cpu {:.2}, server {:.1} us/msg{}",
         rate,
         step.delivered_per_s,
         ratio,
@@ -434,6 +466,7 @@ async fn run_step(
         step.p99_us,
         step.p999_us,
         loadgen_cpu.unwrap_or(f64::NAN),
+        step.server_cpu_us_per_msg.unwrap_or(f64::NAN),
         if step.pass { "" } else { "  FAIL" }
     );
     step

@@ -38,6 +38,7 @@ export class UI extends EventTarget {
   #notifyDesktop;
   #notifyPrivate;
   #notifyHint;
+  #pinned = true; // the log shows its end, and keeps showing it as lines come
 
   constructor(doc = document) {
     super();
@@ -95,6 +96,13 @@ export class UI extends EventTarget {
     this.#notifyDesktop.addEventListener('change', () => this.#emit(UserEvent.NOTIFY_DESKTOP, { on: this.#notifyDesktop.checked }));
     this.#notifyPrivate.addEventListener('change', () => this.#emit(UserEvent.NOTIFY_PRIVATE, { on: this.#notifyPrivate.checked }));
     followKeyboard(doc);
+    this.#log.addEventListener('scroll', () => {
+      this.#pinned = this.#log.scrollHeight - this.#log.scrollTop - this.#log.clientHeight < 40;
+    }, { passive: true });
+    // The on-screen keyboard coming up shrinks the log: its end stays in view.
+    new ResizeObserver(() => {
+      if (this.#pinned) this.#log.scrollTop = this.#log.scrollHeight;
+    }).observe(this.#log);
   }
 
   setStatus(text) {
@@ -263,9 +271,8 @@ export class UI extends EventTarget {
   }
 
   #append(li) {
-    const atBottom = this.#log.scrollHeight - this.#log.scrollTop - this.#log.clientHeight < 40;
     this.#log.append(li);
-    if (atBottom) this.#log.scrollTop = this.#log.scrollHeight;
+    if (this.#pinned) this.#log.scrollTop = this.#log.scrollHeight;
   }
 
   async #copyLink() {

@@ -3,7 +3,7 @@
 // service worker's copy, says it is offline, and reconnects once the server is back.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from '../helpers/server.mjs';
+import { startServer, until } from '../helpers/server.mjs';
 import { WAIT_MS, launch, openPage, waitForRoom, explained, assertNoProblems } from '../helpers/browser.mjs';
 
 let browser;
@@ -74,6 +74,17 @@ test('with the server down, a reload starts from the cached page, says it is off
   }
   assert.ok(!cached.some((p) => p.startsWith('/socket.io/') || p.startsWith('/api/')), `nothing live is kept: ${cached}`);
   assert.equal(await page.locator('#offline').isVisible(), false);
+
+  // Online, the worker asks the server first (a deploy shows on the next load): the page
+  // is the server's answer of now, and the copy is renewed with it.
+  const copyDate = () => page.evaluate(async () => (await caches.match('/')).headers.get('date'));
+  const before = await copyDate();
+  await until(() => new Date().toUTCString() !== before, 'the clock to pass the copy\'s second');
+  const response = await page.reload();
+  assert.ok(response.fromServiceWorker(), 'the service worker answered');
+  assert.notEqual(response.headers().date, before, 'the page came from the server, not the copy');
+  assert.equal(await copyDate(), response.headers().date, 'the copy was renewed');
+  await waitForRoom(page);
 
   const { port } = server;
   await server.stop();

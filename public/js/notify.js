@@ -46,7 +46,9 @@ export class Notifier {
 
   /** {desktop, private, permission}: what the user chose, and what the browser allows. */
   get settings() {
-    return { ...this.#settings, permission: notificationsSupported ? Notification.permission : 'unsupported' };
+    const permission = notificationsSupported ? Notification.permission : 'unsupported';
+    // Permission taken back in the browser's settings turns them off here too.
+    return { desktop: this.#settings.desktop && permission === 'granted', private: this.#settings.private, permission };
   }
 
   /** Turns desktop notifications on or off; turning on asks the browser, so call it from

@@ -65,6 +65,13 @@ test('with the server down, a reload starts from the cached page, says it is off
     null,
     { timeout: WAIT_MS },
   ));
+  // Chromium's own installability check finds nothing missing: manifest, icons, service
+  // worker. (Test contexts are incognito-like, which alone keeps them from installing.)
+  const cdp = await page.context().newCDPSession(page);
+  const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+  assert.deepEqual(installabilityErrors.filter((e) => e.errorId !== 'in-incognito'), []);
+  assert.deepEqual((await cdp.send('Page.getAppManifest')).errors, []);
+
   const cached = await page.evaluate(async () => {
     const keys = await (await caches.open('meshchat-shell-v1')).keys();
     return keys.map((r) => new URL(r.url).pathname);

@@ -91,6 +91,7 @@ function followConnection(app) {
     ui.setOffline(true);
     ui.setStatus('Offline: cannot reach the server; trying again…');
   });
+  if (!navigator.onLine) ui.setOffline(true);
   addEventListener('offline', () => app.left || ui.setOffline(true));
   addEventListener('online', () => document.body.dataset.signaling === 'online' && ui.setOffline(false));
   signaling.addEventListener(SignalingEvent.OFFLINE, () => {

@@ -120,3 +120,26 @@ test('with the server down, a reload starts from the cached page, says it is off
     /warning: meshchat: no RTC configuration/,
   ]);
 });
+
+test('losing the network shows the offline state at once, and getting it back clears it', async (t) => {
+  browser ??= await launch();
+  const server = await startServer();
+  t.after(() => server.stop());
+  const page = await openPage(browser, `${server.url}/`);
+  t.after(() => page.context().close());
+  await waitForRoom(page);
+  assert.equal(await page.locator('#offline').isVisible(), false);
+
+  await page.context().setOffline(true);
+  await explained(page, () => page.waitForFunction(() => document.body.dataset.offline === 'true', null, { timeout: WAIT_MS }));
+  assert.equal(await page.locator('#offline').isVisible(), true);
+
+  await page.context().setOffline(false);
+  await explained(page, () => page.waitForFunction(
+    () => document.body.dataset.offline === 'false' && document.body.dataset.signaling === 'online',
+    null,
+    { timeout: WAIT_MS },
+  ));
+  assert.equal(await page.locator('#offline').isVisible(), false);
+  assertNoProblems([page], [/console error: Failed to load resource: net::ERR_INTERNET_DISCONNECTED/]);
+});

@@ -12,8 +12,8 @@ const PROBE_TIMEOUT_MS = 5_000;
 
 /**
  * Messages are JSON objects with a `type`: {type:'hello', name, client} when a channel
- * opens, {type:'name', name}, {type:'chat', text}, and {type:'ping'} answered by
- * {type:'pong'}.
+ * opens, {type:'name', name}, {type:'chat', text}, {type:'typing'} while its sender types,
+ * and {type:'ping'} answered by {type:'pong'}.
  */
 const MessageType = Object.freeze({
   HELLO: 'hello',
@@ -21,6 +21,7 @@ const MessageType = Object.freeze({
   CHAT: 'chat',
   PING: 'ping',
   PONG: 'pong',
+  TYPING: 'typing',
 });
 
 /**
@@ -63,6 +64,11 @@ export class Chat extends EventTarget {
     return this.#broadcast({ type: MessageType.CHAT, text });
   }
 
+  /** Says we are typing, to the members whose hello shows they speak this protocol. */
+  sendTyping() {
+    return this.#broadcast({ type: MessageType.TYPING }, (peer) => this.#members.get(peer.id)?.client);
+  }
+
   #greet(peerId) {
     const hello = { type: MessageType.HELLO, name: this.#myName, client: this.#client };
     this.#peers.get(peerId).channel.send(JSON.stringify(hello));
@@ -85,6 +91,8 @@ export class Chat extends EventTarget {
       if (channel.readyState === 'open') channel.send(JSON.stringify({ type: MessageType.PONG }));
     } else if (msg?.type === MessageType.PONG) {
       this.#stopProbe(peerId);
+    } else if (msg?.type === MessageType.TYPING) {
+      this.#emit(ChatEvent.TYPING, { peerId });
     } else if (msg?.type === MessageType.CHAT && typeof msg.text === 'string' && msg.text.trim()) {
       this.#emit(ChatEvent.MESSAGE, { peerId, text: msg.text.slice(0, MAX_TEXT_LENGTH), at: new Date() });
     }
@@ -145,10 +153,10 @@ export class Chat extends EventTarget {
     this.#probes.delete(peerId);
   }
 
-  #broadcast(msg) {
+  #broadcast(msg, to = () => true) {
     const data = JSON.stringify(msg);
     let sent = 0;
-    for (const peer of this.#peers.list) {
+    for (const peer of this.#peers.list.filter(to)) {
       const channel = peer.sendChannel;
       if (channel) {
         channel.send(data);

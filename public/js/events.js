@@ -4,6 +4,7 @@
 /** From Signaling. */
 export const SignalingEvent = Object.freeze({
   ONLINE: 'online', // {rejoin}: connected; `rejoin` after a reconnect
+  UNREACHABLE: 'unreachable', // {}: an attempt to connect failed (server down, or no network)
   OFFLINE: 'offline', // {}: the connection to the server dropped
   // {roomId, created, requested, rejoin}: we are in `roomId`; `created` means a new room,
   // so when `requested` differs the link was stale
@@ -38,6 +39,7 @@ export const ChatEvent = Object.freeze({
   REJOINED: 'member-rejoined', // {peerId, oldId}: the member behind `oldId` came back as `peerId`
   LEFT: 'member-left', // {peerId, name, client}
   MESSAGE: 'message', // {peerId, text, at}
+  TYPING: 'member-typing', // {peerId}: the member is typing a message
 });
 
 /** From UI: what the user asked for. */
@@ -45,4 +47,7 @@ export const UserEvent = Object.freeze({
   SEND: 'send', // {text}
   RENAME: 'rename', // {name}
   LEAVE: 'leave', // {}
+  TYPING: 'typing', // {}: the user typed in the message box
+  NOTIFY_DESKTOP: 'notify-desktop', // {on}: desktop notifications wanted or not (from a click)
+  NOTIFY_PRIVATE: 'notify-private', // {on}: notifications without names and text
 });

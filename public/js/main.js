@@ -5,6 +5,9 @@ import { Peers, PeerState } from './peers.js';
 import { Chat, MAX_TEXT_LENGTH } from './chat.js';
 import { ChatEvent, PeerEvent, SignalingEvent, UserEvent } from './events.js';
 import { UI } from './ui.js';
+import { Notifier } from './notify.js';
+import { Typing } from './typing.js';
+import { registerServiceWorker } from './offline.js';
 import { cleanName, fallbackName, loadName, saveName } from './names.js';
 import { lastRoom, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
 
@@ -35,6 +38,8 @@ async function main() {
   followPeers(app);
   followMembers(app);
   followUser(app);
+  followAttention(app);
+  registerServiceWorker();
   await enterRoom(app, requested);
 }
 
@@ -47,9 +52,12 @@ function createApp() {
     signaling,
     peers,
     chat: new Chat(peers, signaling),
+    notifier: new Notifier(),
+    typing: new Typing(),
     myName: loadName(),
     left: false, // the user pressed Leave: the page stays, out of the room
     announced: new Set(), // peers whose "connected" line is out
+    joiners: new Set(), // peers that joined after us, whose arrival is news
     turnRefused: false, // the line saying why the relay server refused us is out
   };
 }
@@ -68,6 +76,7 @@ function followConnection(app) {
   const { ui, signaling, peers } = app;
   signaling.addEventListener(SignalingEvent.ONLINE, (e) => {
     document.body.dataset.signaling = 'online';
+    ui.setOffline(false);
     ui.setStatus('Connected to the server.');
     if (e.detail.rejoin) {
       ui.addSystem('Reconnected to the server; rejoining the room.');
@@ -75,6 +84,16 @@ function followConnection(app) {
       loadRtcConfig().then((config) => peers.setRtcConfig(config));
     }
   });
+  // Only a page that never reached the server says so at once: one that lost it says
+  // so below, and Socket.IO keeps trying either way.
+  signaling.addEventListener(SignalingEvent.UNREACHABLE, () => {
+    if (document.body.dataset.signaling !== 'connecting' || app.left) return;
+    ui.setOffline(true);
+    ui.setStatus('Offline: cannot reach the server; trying again…');
+  });
+  if (!navigator.onLine) ui.setOffline(true);
+  addEventListener('offline', () => app.left || ui.setOffline(true));
+  addEventListener('online', () => document.body.dataset.signaling === 'online' && ui.setOffline(false));
   signaling.addEventListener(SignalingEvent.OFFLINE, () => {
     document.body.dataset.signaling = 'offline';
     if (app.left) return;
@@ -131,6 +150,7 @@ function followPeers(app) {
   peers.addEventListener(PeerEvent.ADDED, (e) => {
     const { peerId, initiator, replacement } = e.detail;
     if (replacement) return; // we came back: the old connection works until this one opens
+    if (initiator) app.joiners.add(peerId);
     ui.setMember(peerId, { name: fallbackName(peerId), state: PeerState.CONNECTING });
     ui.addSystem(initiator ? 'Someone joined; connecting…' : 'Connecting to a member…');
     updateComposer(app);
@@ -182,13 +202,18 @@ function followMembers(app) {
     const { peerId, name, client } = e.detail;
     ui.removeMember(peerId);
     app.announced.delete(peerId);
+    app.joiners.delete(peerId);
+    app.typing.stopped(peerId);
     if (!app.left) ui.addSystem(`${name || fallbackName(client ?? peerId)} left.`);
     updateComposer(app);
   });
   chat.addEventListener(ChatEvent.MESSAGE, (e) => {
     const { peerId, text, at } = e.detail;
+    app.typing.stopped(peerId);
     ui.addMessage({ author: nameOf(app, peerId), text, at, own: false });
+    app.notifier.message(nameOf(app, peerId), text);
   });
+  chat.addEventListener(ChatEvent.TYPING, (e) => app.typing.heard(e.detail.peerId));
 }
 
 /** What the user does: send, rename, leave, close the page. */
@@ -199,6 +224,10 @@ function followUser(app) {
     if (chat.sendText(text) === 0) return updateComposer(app);
     ui.addMessage({ author: app.myName, text, at: new Date(), own: true });
     ui.clearMessage();
+    app.typing.reset();
+  });
+  ui.addEventListener(UserEvent.TYPING, () => {
+    if (app.typing.typed()) chat.sendTyping();
   });
   ui.addEventListener(UserEvent.RENAME, (e) => {
     app.myName = cleanName(e.detail.name);
@@ -211,6 +240,16 @@ function followUser(app) {
   // Closing our connections as the page goes tells peers at once, instead of after
   // their ICE checks time out.
   addEventListener('pagehide', () => peers.closeAll());
+}
+
+/** What helps the user notice the room while looking elsewhere: who is typing, the unread
+ * count, and desktop notifications if wanted. */
+function followAttention(app) {
+  const { ui, notifier, typing } = app;
+  typing.addEventListener('change', (e) => ui.setTyping(e.detail.peerIds.map((id) => nameOf(app, id))));
+  ui.setNotificationSettings(notifier.settings);
+  ui.addEventListener(UserEvent.NOTIFY_DESKTOP, async (e) => ui.setNotificationSettings(await notifier.setDesktop(e.detail.on)));
+  ui.addEventListener(UserEvent.NOTIFY_PRIVATE, (e) => ui.setNotificationSettings(notifier.setPrivate(e.detail.on)));
 }
 
 /** Closes every connection and offers a way back in. */
@@ -254,6 +293,7 @@ function announceConnected(app, peerId) {
   if (app.announced.has(peerId) || !app.peers.get(peerId)?.opened) return;
   app.announced.add(peerId);
   app.ui.addSystem(`Connected to ${nameOf(app, peerId)}.`);
+  if (app.joiners.delete(peerId)) app.notifier.joined(nameOf(app, peerId));
 }
 
 /** How a member is shown. Unnamed ones are called after their page's client id, which

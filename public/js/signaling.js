@@ -32,6 +32,7 @@ export class Signaling extends EventTarget {
     const s = this.#socket;
     // `connect` and `disconnect` are the Socket.IO client's own events, not our server's.
     s.on('connect', () => this.#onConnect());
+    s.on('connect_error', () => this.#emit(SignalingEvent.UNREACHABLE, {}));
     s.on('disconnect', (reason) => {
       this.#emit(SignalingEvent.OFFLINE, {});
       // The client retries by itself after anything but a server-side disconnect (a

@@ -31,6 +31,14 @@ export class UI extends EventTarget {
   #leaveButton;
   #lastRoom;
   #lastRoomLink;
+  #membersToggle;
+  #membersToggleCount;
+  #typing;
+  #offline;
+  #notifyDesktop;
+  #notifyPrivate;
+  #notifyHint;
+  #pinned = true; // the log shows its end, and keeps showing it as lines come
 
   constructor(doc = document) {
     super();
@@ -54,6 +62,13 @@ export class UI extends EventTarget {
     this.#leaveButton = $('leave');
     this.#lastRoom = $('last-room');
     this.#lastRoomLink = $('last-room-link');
+    this.#membersToggle = $('members-toggle');
+    this.#membersToggleCount = $('members-toggle-count');
+    this.#typing = $('typing');
+    this.#offline = $('offline');
+    this.#notifyDesktop = $('notify-desktop');
+    this.#notifyPrivate = $('notify-private');
+    this.#notifyHint = $('notify-hint');
 
     $('composer').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -68,6 +83,26 @@ export class UI extends EventTarget {
     this.#shareButton.addEventListener('click', () => this.#copyLink());
     this.#leaveButton.addEventListener('click', () => this.#emit(UserEvent.LEAVE, {}));
     this.#linkInput.addEventListener('focus', () => this.#linkInput.select());
+    this.#messageInput.addEventListener('input', () => {
+      if (this.#messageInput.value.trim()) this.#emit(UserEvent.TYPING, {});
+    });
+    this.#membersToggle.addEventListener('click', () => this.#showMembers(this.#membersToggle.ariaExpanded !== 'true'));
+    doc.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && this.#membersToggle.ariaExpanded === 'true') {
+        this.#showMembers(false);
+        this.#membersToggle.focus();
+      }
+    });
+    this.#notifyDesktop.addEventListener('change', () => this.#emit(UserEvent.NOTIFY_DESKTOP, { on: this.#notifyDesktop.checked }));
+    this.#notifyPrivate.addEventListener('change', () => this.#emit(UserEvent.NOTIFY_PRIVATE, { on: this.#notifyPrivate.checked }));
+    followKeyboard(doc);
+    this.#log.addEventListener('scroll', () => {
+      this.#pinned = this.#log.scrollHeight - this.#log.scrollTop - this.#log.clientHeight < 40;
+    }, { passive: true });
+    // The on-screen keyboard coming up shrinks the log: its end stays in view.
+    new ResizeObserver(() => {
+      if (this.#pinned) this.#log.scrollTop = this.#log.scrollHeight;
+    }).observe(this.#log);
   }
 
   setStatus(text) {
@@ -92,6 +127,36 @@ export class UI extends EventTarget {
 
   hideNotice() {
     this.#notice.hidden = true;
+  }
+
+  /** Shows or hides the banner saying that the server cannot be reached. */
+  setOffline(offline) {
+    this.#offline.hidden = !offline;
+    this.#doc.body.dataset.offline = String(offline);
+  }
+
+  /** "Ada is typing…" for the names given; nothing for none. */
+  setTyping(names) {
+    const [a, b] = names;
+    let text = '';
+    if (names.length === 1) text = `${a} is typing…`;
+    else if (names.length === 2) text = `${a} and ${b} are typing…`;
+    else if (names.length > 2) text = `${names.length} people are typing…`;
+    this.#typing.textContent = text;
+  }
+
+  /** The notification choices as the notifier holds them: {desktop, private, permission}. */
+  setNotificationSettings({ desktop, private: hidden, permission }) {
+    this.#notifyDesktop.checked = desktop;
+    this.#notifyDesktop.disabled = permission === 'unsupported' || permission === 'denied';
+    this.#notifyPrivate.checked = hidden;
+    const hints = {
+      unsupported: 'This browser offers no notifications here (on iPhone, add meshchat to the home screen first).',
+      denied: 'Notifications are blocked for this site in the browser\'s settings.',
+    };
+    this.#notifyHint.textContent = hints[permission] ?? (desktop
+      ? 'You get a notification for each message and join while this tab is in the background.'
+      : 'While this tab is in the background, its title counts new messages.');
   }
 
   setRoom(link) {
@@ -194,13 +259,20 @@ export class UI extends EventTarget {
   }
 
   #updateCount() {
-    this.#memberCount.textContent = String(this.#memberList.children.length);
+    const count = String(this.#memberList.children.length);
+    this.#memberCount.textContent = count;
+    this.#membersToggleCount.textContent = count;
+  }
+
+  /** On phones the member list is a panel over the conversation, opened from the top bar. */
+  #showMembers(open) {
+    this.#membersToggle.ariaExpanded = String(open);
+    this.#doc.body.dataset.members = open ? 'open' : 'closed';
   }
 
   #append(li) {
-    const atBottom = this.#log.scrollHeight - this.#log.scrollTop - this.#log.clientHeight < 40;
     this.#log.append(li);
-    if (atBottom) this.#log.scrollTop = this.#log.scrollHeight;
+    if (this.#pinned) this.#log.scrollTop = this.#log.scrollHeight;
   }
 
   async #copyLink() {
@@ -228,4 +300,15 @@ export class UI extends EventTarget {
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/** Keeps the page as tall as what the on-screen keyboard leaves visible, for browsers
+ * that only shrink the visual viewport (Safari on iPhone), so the composer stays in view. */
+function followKeyboard(doc) {
+  const viewport = doc.defaultView.visualViewport;
+  if (!viewport) return;
+  // Times the scale: zooming in with two fingers must not shrink the page.
+  const fit = () => doc.documentElement.style.setProperty('--app-height', `${Math.round(viewport.height * viewport.scale)}px`);
+  viewport.addEventListener('resize', fit);
+  fit();
 }

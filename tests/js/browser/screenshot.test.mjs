@@ -23,7 +23,11 @@ test('a three-member conversation by keyboard, at desktop and phone width, with 
   const join = async (url, name, size) => {
     const page = await openPage(browser, url, { viewport: size });
     pages.push(page);
+    // At phone width the name field is in the member panel, opened from the top bar.
+    const phone = size.width < 640;
+    if (phone) await page.locator('#members-toggle').click();
     await setName(page, name);
+    if (phone) await page.locator('#members-toggle').click();
     return page;
   };
   const ada = await join(`${server.url}/`, 'Ada', viewport);

@@ -24,14 +24,17 @@ export async function launch() {
   });
 }
 
+/** A phone in portrait: the context options for openPage. */
+export const PHONE = Object.freeze({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+
 /**
- * Opens `url` in a fresh context of `browser`, after `prepare(context)` if given (a
- * test's routes and init scripts). The returned page has `problems`: requests to other
- * origins, console errors, the client's own warnings and uncaught exceptions, all of which
- * tests expect empty.
+ * Opens `url` in a fresh context of `browser` (made with `contextOptions`, PHONE say),
+ * after `prepare(context)` if given (a test's routes and init scripts). The returned page
+ * has `problems`: requests to other origins, console errors, the client's own warnings and
+ * uncaught exceptions, all of which tests expect empty.
  */
-export async function openPage(browser, url, { origin, viewport, prepare } = {}) {
-  const context = await browser.newContext({ viewport: viewport ?? { width: 1000, height: 700 } });
+export async function openPage(browser, url, { origin, viewport, prepare, contextOptions } = {}) {
+  const context = await browser.newContext({ viewport: viewport ?? { width: 1000, height: 700 }, ...contextOptions });
   // A test's own routes and init scripts, in place before the page loads.
   await prepare?.(context);
   const page = await context.newPage();

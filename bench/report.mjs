@@ -131,6 +131,15 @@ if (cpuRun) {
     out(`| ${names[s]} | ${num(c.perMsg, 1)} | ${each} | ${num(c.share * 100)}% | ${ratio(c.perMsg, cpu.raw.perMsg)} |`);
   }
 }
+const rr = find('raw', 'relay', 4);
+if (rr) {
+  const o = find('ours', 'relay', 4);
+  const n = find('node', 'relay', 4);
+  out();
+  out(`Highest sustained rate of the same search, rooms of 4: raw relay ${num(rr.best_rate)} msg/s, meshchat`);
+  out(`${num(o?.best_rate)} (${ratio(o?.best_rate, rr.best_rate)} of the floor), Node ${num(n?.best_rate)} (${ratio(n?.best_rate, rr.best_rate)}); the load generator used`);
+  out(`${num((rr.best?.loadgen_cpu ?? NaN) * 100)}% of its core at the raw relay's highest rate.`);
+}
 const cr = find('cluster', 'relay', 4);
 if (cr) {
   const o = find('ours', 'relay', 4);
@@ -192,11 +201,11 @@ out('step does not count against the next.');
 out('Loadgen CPU is the share of its core the load generator used while sending: near 100%,');
 out('the step measured the load generator, not the server.');
 for (const room of [2, 4, 8]) {
-  for (const server of ['ours', 'node', 'cluster']) {
+  for (const server of ['ours', 'node', 'raw', 'cluster']) {
     const r = find(server, 'relay', room);
     if (!r) continue;
     out();
-    out(`**${{ ours: 'meshchat', node: 'Node socket.io', cluster: 'meshchat, two nodes + Redis' }[server]}, rooms of ${room}**${r.closed ? ` (${r.closed} clients disconnected during the run)` : ''}`);
+    out(`**${{ ours: 'meshchat', node: 'Node socket.io', raw: 'raw tokio-tungstenite relay', cluster: 'meshchat, two nodes + Redis' }[server]}, rooms of ${room}**${r.closed ? ` (${r.closed} clients disconnected during the run)` : ''}`);
     out();
     out('| rate (msg/s) | offered | delivered/s | delivered | p50 | p99 | p99.9 | max | loadgen CPU | |');
     out('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');

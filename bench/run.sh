@@ -138,6 +138,7 @@ for room in 2 4 8; do
     run $server relay --room $room "${relay_args[@]}"
   done
 done
+run raw relay --room 4 "${relay_args[@]}"
 run cluster relay --room 4 "${relay_args[@]}"
 # CPU per delivered message at one fixed load, runs of the servers interleaved.
 for _ in $(seq $cpu_runs); do

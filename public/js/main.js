@@ -7,6 +7,10 @@ import { ChatEvent, PeerEvent, SignalingEvent, UserEvent } from './events.js';
 import { UI } from './ui.js';
 import { cleanName, fallbackName, loadName, saveName } from './names.js';
 import { lastRoom, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
+// Files, safety codes and private rooms: each module hooks itself into the page.
+import { installFiles } from './files-ui.js';
+import { installSafety } from './safety.js';
+import { installSeal } from './seal.js';
 
 const TURN_HINT = 'If you are on different networks, this server may need a TURN server (see ICE_SERVERS in the README).';
 // A peer's hello, which names it, brings the "connected" line; should none come, the line
@@ -35,6 +39,9 @@ async function main() {
   followPeers(app);
   followMembers(app);
   followUser(app);
+  installSeal(app);
+  installSafety(app, (peerId) => nameOf(app, peerId));
+  app.files = installFiles(app, (peerId) => nameOf(app, peerId));
   await enterRoom(app, requested);
 }
 

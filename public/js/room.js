@@ -1,4 +1,5 @@
 // The room in the address bar and the last room this browser was in.
+import { secretFragment, secretFromUrl } from './seal.js';
 
 const LAST_ROOM_KEY = 'meshchat.roomId';
 
@@ -8,11 +9,11 @@ export function roomIdFromUrl() {
   return id ? id : null;
 }
 
-/** The link that brings someone into `roomId`. */
+/** The link that brings someone into `roomId`, with the key of a private room. */
 export function shareLink(roomId) {
   const url = new URL(location.href);
   url.search = '';
-  url.hash = '';
+  url.hash = secretFragment(secretFromUrl());
   url.searchParams.set('roomId', roomId);
   return url.href;
 }

@@ -33,9 +33,9 @@ export function isSealed(payload) {
 
 /**
  * Seals and opens signaling payloads with a key derived from the room secret and the room
- * id (HKDF-SHA-256). The additional data binds each payload to its kind, sender and
- * receiver, so the server cannot pass an answer off as an offer or one member's payload
- * off as another's.
+ * id (HKDF-SHA-256). The additional data binds each payload to its kind, so the server
+ * cannot pass an answer off as an offer. (Peer ids cannot be bound too: a page does not
+ * know the id the server gives it in other members' eyes.)
  */
 export class Seal {
   #base;
@@ -46,11 +46,11 @@ export class Seal {
   }
 
   /** `{sealed, iv}` (base64) in place of `payload`, a JSON object as the server expects. */
-  async seal(roomId, kind, from, to, payload) {
+  async seal(roomId, kind, payload) {
     const iv = crypto.getRandomValues(new Uint8Array(12));
     const plain = new TextEncoder().encode(JSON.stringify(payload));
     const sealed = await crypto.subtle.encrypt(
-      { name: 'AES-GCM', iv, additionalData: aad(kind, from, to) },
+      { name: 'AES-GCM', iv, additionalData: aad(kind) },
       await this.#key(roomId),
       plain,
     );
@@ -58,10 +58,10 @@ export class Seal {
   }
 
   /** The payload inside a sealed one; throws if it is not sealed or not with our key. */
-  async open(roomId, kind, from, to, payload) {
+  async open(roomId, kind, payload) {
     if (!isSealed(payload)) throw new Error('not sealed');
     const plain = await crypto.subtle.decrypt(
-      { name: 'AES-GCM', iv: fromBase64Url(payload.iv), additionalData: aad(kind, from, to) },
+      { name: 'AES-GCM', iv: fromBase64Url(payload.iv), additionalData: aad(kind) },
       await this.#key(roomId),
       fromBase64Url(payload.sealed),
     );
@@ -84,8 +84,8 @@ export class Seal {
   }
 }
 
-function aad(kind, from, to) {
-  return new TextEncoder().encode(`${kind}\n${from}\n${to}`);
+function aad(kind) {
+  return new TextEncoder().encode(`meshchat ${kind}`);
 }
 
 function toBase64Url(bytes) {

@@ -97,7 +97,7 @@ export class Signaling extends EventTarget {
     const { id } = this.#socket;
     const roomId = this.#roomId;
     this.#sealedOut = this.#sealedOut
-      .then(() => this.#seal.seal(roomId, kind, id, peerId, payload))
+      .then(() => this.#seal.seal(roomId, kind, payload))
       .then((sealed) => this.#socket.id === id && this.#socket.connected && this.#socket.emit(kind, peerId, sealed))
       .catch((err) => console.warn('meshchat: could not seal signaling:', err.message));
   }
@@ -108,10 +108,9 @@ export class Signaling extends EventTarget {
       else this.#emit(SignalingEvent.SIGNAL, { kind, from, payload });
       return;
     }
-    const { id } = this.#socket;
     const roomId = this.#roomId;
     this.#sealedIn = this.#sealedIn
-      .then(() => this.#seal.open(roomId, kind, from, id, payload))
+      .then(() => this.#seal.open(roomId, kind, payload))
       .then(
         (opened) => this.#emit(SignalingEvent.SIGNAL, { kind, from, payload: opened }),
         () => this.#emit(SignalingEvent.UNREADABLE, { from, sealed: isSealed(payload) }),

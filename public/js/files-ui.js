@@ -177,7 +177,7 @@ function statusText(t, who, out) {
     case TransferState.DECLINED:
       return out ? `${who} declined it.` : `Declined${t.reason === 'you declined' ? '' : ` (${t.reason})`}.`;
     default: {
-      const reason = t.reason === 'left' ? `${who} left` : t.reason;
+      const reason = { left: `${who} left`, closed: `the connection to ${who} closed` }[t.reason] ?? t.reason;
       return `Stopped: ${reason}.`;
     }
   }

@@ -78,7 +78,7 @@ class Transfer {
     this.state = TransferState.OFFERED;
     this.bytes = 0;
     this.startedAt = 0;
-    this.reason = ''; // why it ended, if not done
+    this.reason = ''; // why it ended, if not done; 'left' and 'closed' name no one
     this.sha256 = '';
     this.url = null; // the received file, once checked
     this.hash = null;
@@ -234,7 +234,7 @@ export class Files extends EventTarget {
     channel.addEventListener('close', () => {
       link.closed = true;
       this.#links.delete(peer);
-      this.#endLink(link, 'the connection closed');
+      this.#endLink(link, 'closed');
     });
   }
 

@@ -91,6 +91,7 @@ test('25 MB from A to B and C: both accept, SHA-256 matches, chat passes the tra
     assert.match(await incoming.locator('.transfer-meta').textContent(), /^25 MiB · application\/octet-stream · from Ada$/);
     await waitForSystemLine(page, 'Ada offers you a file: big.bin (25 MiB)');
   }
+  const acceptedAt = Date.now();
   await card(b, 'big.bin', 'in').getByRole('button', { name: 'Accept' }).click();
   await card(c, 'big.bin', 'in').getByRole('button', { name: 'Accept' }).click();
 
@@ -120,6 +121,7 @@ test('25 MB from A to B and C: both accept, SHA-256 matches, chat passes the tra
   });
   await waitForMessage(c, 'Ada', 'during the transfer');
   const seen = await c.evaluate(() => window.chatSeen);
+  t.diagnostic(`chat line mid-transfer: ${seen.at - sentAt} ms, the file at ${seen.percent}%`);
   assert.ok(seen.at - sentAt < 1000, `chat line took ${seen.at - sentAt} ms`);
   assert.equal(seen.state, 'active', 'the file was still arriving when the line came');
   assert.ok(seen.percent < 100, `${seen.percent}%`);
@@ -133,6 +135,7 @@ test('25 MB from A to B and C: both accept, SHA-256 matches, chat passes the tra
     const bar = incoming.locator('progress');
     assert.equal(await bar.evaluate((p) => p.value === p.max), true);
   }
+  t.diagnostic(`25 MB to two receivers: ${Date.now() - acceptedAt} ms from the first accept to both checked`);
   for (const who of ['Grace', 'Linus']) {
     const outgoing = card(a, 'big.bin', 'out', who);
     await waitForState(a, outgoing, 'done');
@@ -169,7 +172,7 @@ test('a declined offer leaves the other running; a receiver closing mid-transfer
   await c.close();
   const toLinus = card(a, 'second.bin', 'out', 'Linus');
   await waitForState(a, toLinus, 'failed');
-  assert.match(await toLinus.locator('.transfer-status').textContent(), /^Stopped: Linus left\.$/);
+  assert.match(await toLinus.locator('.transfer-status').textContent(), /^Stopped: (Linus left|the connection to Linus closed)\.$/);
   const atB = card(b, 'second.bin', 'in');
   await waitForState(b, atB, 'done', 120_000);
   assert.equal(await savedSha256(b, atB), createHash('sha256').update(data).digest('hex'));

@@ -6,7 +6,7 @@ import { Chat, MAX_TEXT_LENGTH } from './chat.js';
 import { ChatEvent, PeerEvent, SignalingEvent, UserEvent } from './events.js';
 import { UI } from './ui.js';
 import { cleanName, fallbackName, loadName, saveName } from './names.js';
-import { lastRoom, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
+import { lastRoom, lastRoomSecret, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
 // Files, safety codes and private rooms: each module hooks itself into the page.
 import { installFiles } from './files-ui.js';
 import { installSafety } from './safety.js';
@@ -67,7 +67,7 @@ function showStart({ ui, chat, myName }, requested) {
   chat.setName(myName);
   document.body.dataset.signaling = 'connecting';
   const last = lastRoom();
-  if (!requested && last) ui.offerLastRoom(shareLink(last));
+  if (!requested && last) ui.offerLastRoom(shareLink(last, lastRoomSecret()));
 }
 
 /** The connection to the server coming and going. */

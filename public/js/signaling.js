@@ -108,7 +108,8 @@ export class Signaling extends EventTarget {
       else this.#emit(SignalingEvent.SIGNAL, { kind, from, payload });
       return;
     }
-    const roomId = this.#roomId;
+    // A member's offer may come before the answer to our join: it is for the room we asked for.
+    const roomId = this.#roomId ?? this.#requested;
     this.#sealedIn = this.#sealedIn
       .then(() => this.#seal.open(roomId, kind, payload))
       .then(

@@ -229,6 +229,16 @@ test('a chat line still works for a page that cannot take files (no capability i
   const link = await waitForRoom(a);
   const old = await openPage(browser, link, {
     prepare: (context) => context.addInitScript(() => {
+      // Counts the channels announced in-band: the reference app's client would take the
+      // first as its chat, so the files channel must not be one of them.
+      window.announcedChannels = 0;
+      const Native = RTCPeerConnection;
+      window.RTCPeerConnection = class extends Native {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener('datachannel', () => { window.announcedChannels += 1; });
+        }
+      };
       const send = RTCDataChannel.prototype.send;
       RTCDataChannel.prototype.send = function sendWithoutCaps(data) {
         if (typeof data === 'string' && data.includes('"type":"hello"')) {
@@ -246,6 +256,7 @@ test('a chat line still works for a page that cannot take files (no capability i
   await say(old, 'hi from an old page');
   await waitForMessage(a, 'Oldie', 'hi from an old page');
   assert.equal(await a.locator('#members .send-file').count(), 0);
+  assert.equal(await old.evaluate(() => window.announcedChannels), 1, 'one channel announced: the chat');
   await offerFile(a, 'nope.txt', Buffer.from('x'));
   await waitForSystemLine(a, 'Nobody here can receive files yet');
   assert.equal(await old.locator('#transfers li').count(), 0);

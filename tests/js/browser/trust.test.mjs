@@ -182,6 +182,12 @@ test('a private room link without its key, or with another key, is explained and
   await a.getByRole('button', { name: 'New private room' }).click();
   await a.waitForFunction(() => document.body.dataset.roomLink?.includes('#k='), null, { timeout: WAIT_MS });
   const link = await a.evaluate(() => document.body.dataset.roomLink);
+  // The way back to the last room, offered on a page opened without a link, keeps the key.
+  const again = await a.context().newPage();
+  await again.goto(`${server.url}/`);
+  await waitForRoom(again);
+  assert.equal(await again.getByRole('link', { name: 'Go back to your last room' }).getAttribute('href'), link);
+  await again.close();
 
   const trimmed = await openPage(browser, link.split('#')[0]);
   t.after(() => trimmed.context().close());

@@ -118,6 +118,7 @@ function newCard(t, files, nameOf, dismiss) {
     const b = el('button', className);
     b.type = 'button';
     b.textContent = text;
+    b.setAttribute('aria-label', `${text} ${t.name}`);
     b.addEventListener('click', onClick);
     return b;
   };

@@ -244,6 +244,8 @@ export class Files extends EventTarget {
     const link = this.#link(peerId);
     const caps = this.#chat.member(peerId)?.caps;
     if (!link || !Array.isArray(caps) || !caps.includes(FILES_CAPABILITY)) return;
+    // The member is on this connection now: what ran on an older one is over.
+    this.#endAll(peerId, 'closed');
     link.capable = true;
     this.#announce(link);
   }

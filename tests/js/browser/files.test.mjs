@@ -211,6 +211,20 @@ test('either side cancels; too many files and a chat page without peers are refu
   await card(b, 'direct.txt', 'in').getByRole('button', { name: 'Accept' }).click();
   await waitForState(b, card(b, 'direct.txt', 'in'), 'done');
 
+  // Dropped and pasted files are offered too.
+  await a.evaluate(() => {
+    const dropped = new DataTransfer();
+    dropped.items.add(new File(['dropped bytes'], 'dropped.txt', { type: 'text/plain' }));
+    document.getElementById('log').dispatchEvent(new DragEvent('drop', { dataTransfer: dropped, bubbles: true, cancelable: true }));
+    const pasted = new DataTransfer();
+    pasted.items.add(new File(['pasted bytes'], 'pasted.txt', { type: 'text/plain' }));
+    document.getElementById('message').dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true, cancelable: true }));
+  });
+  for (const name of ['dropped.txt', 'pasted.txt']) {
+    await card(b, name, 'in').getByRole('button', { name: 'Accept' }).click();
+    await waitForState(b, card(b, name, 'in'), 'done');
+  }
+
   // Alone in the room, there is nobody to offer to.
   await b.close();
   await waitForOpenPeers(a, 0, 10_000);

@@ -12,7 +12,12 @@ const HKDF_SALT = new TextEncoder().encode('meshchat sealed signaling v1');
 export function secretFromUrl(href = location.href) {
   const hash = new URL(href).hash.slice(1);
   const secret = new URLSearchParams(hash).get(KEY_PARAM);
-  return secret && /^[A-Za-z0-9_-]{22,64}$/.test(secret) ? secret : null;
+  if (!secret || !/^[A-Za-z0-9_-]{22,64}$/.test(secret)) return null;
+  try {
+    return fromBase64Url(secret).length >= KEY_BYTES ? secret : null;
+  } catch {
+    return null; // a damaged link: not base64
+  }
 }
 
 /** The fragment that carries `secret` in a link, e.g. `#k=…`. */

@@ -156,6 +156,41 @@ test('a private room: the server relays only sealed signaling; members chat and 
   assertNoProblems(pages);
 });
 
+test('a sealed payload opens only with its room key, its room id and its kind', async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const page = await openPage(browser, `${server.url}/`);
+  t.after(() => page.context().close());
+  const results = await page.evaluate(async () => {
+    const { Seal, newSecret, isSealed, secretFromUrl } = await import('/js/seal.js');
+    const secret = newSecret();
+    const seal = new Seal(secret);
+    const offer = { type: 'offer', sdp: 'v=0\r\na=fingerprint:sha-256 AA:BB\r\n' };
+    const sealed = await seal.seal('room1', 'rtc-offer', offer);
+    const attempt = (p) => p.then((v) => JSON.stringify(v), (err) => `refused: ${err.name}`);
+    return {
+      sealed: isSealed(sealed) && !JSON.stringify(sealed).includes('fingerprint'),
+      same: await attempt(new Seal(secret).open('room1', 'rtc-offer', sealed)),
+      otherKind: await attempt(seal.open('room1', 'rtc-answer', sealed)),
+      otherRoom: await attempt(seal.open('room2', 'rtc-offer', sealed)),
+      otherKey: await attempt(new Seal(newSecret()).open('room1', 'rtc-offer', sealed)),
+      tampered: await attempt(seal.open('room1', 'rtc-offer', { ...sealed, sealed: `A${sealed.sealed.slice(1)}` })),
+      plain: await attempt(seal.open('room1', 'rtc-offer', offer)),
+      keys: [`#k=${secret}`, '#k=short', `#k=${secret}AAA`, '#x=1'].map((h) => secretFromUrl(`http://h/${h}`)),
+      secret,
+    };
+  });
+  assert.equal(results.sealed, true);
+  assert.equal(results.same, JSON.stringify({ type: 'offer', sdp: 'v=0\r\na=fingerprint:sha-256 AA:BB\r\n' }));
+  assert.equal(results.otherKind, 'refused: OperationError', 'an offer cannot pass for an answer');
+  assert.equal(results.otherRoom, 'refused: OperationError');
+  assert.equal(results.otherKey, 'refused: OperationError');
+  assert.match(results.tampered, /^refused: /);
+  assert.equal(results.plain, 'refused: Error');
+  assert.deepEqual(results.keys, [results.secret, null, null, null], 'only whole keys are taken');
+  assertNoProblems([page]);
+});
+
 test('an ordinary room relays readable signaling (the recording sees it)', async (t) => {
   // The counterpart of the test above: without a key, the same recording finds the
   // candidates and fingerprints, so their absence there means something.

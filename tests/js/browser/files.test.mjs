@@ -25,10 +25,10 @@ async function room(t, names) {
   t.after(() => server.stop());
   const pages = [];
   t.after(() => Promise.all(pages.map((p) => p.context().close().catch(() => {}))));
-  const first = await openPage(browser, `${server.url}/`);
+  const first = await openPage(browser, `${server.url}/`, { prepare: recordBuffering });
   pages.push(first);
   const link = await waitForRoom(first);
-  for (let i = 1; i < names.length; i += 1) pages.push(await openPage(browser, link));
+  for (let i = 1; i < names.length; i += 1) pages.push(await openPage(browser, link, { prepare: recordBuffering }));
   await Promise.all(pages.map((p, i) => setName(p, names[i])));
   await Promise.all(pages.map((p) => waitForOpenPeers(p, names.length - 1)));
   // Every member shows a "send file" button once its files channel is up.
@@ -38,6 +38,18 @@ async function room(t, names) {
     { timeout: WAIT_MS },
   ))));
   return { server, pages, link };
+}
+
+/** Records the most bytes ever queued on a files channel of the page, as `maxQueued`. */
+function recordBuffering(context) {
+  return context.addInitScript(() => {
+    window.maxQueued = 0;
+    const send = RTCDataChannel.prototype.send;
+    RTCDataChannel.prototype.send = function recordingSend(data) {
+      send.call(this, data);
+      if (this.label === 'files') window.maxQueued = Math.max(window.maxQueued, this.bufferedAmount);
+    };
+  });
 }
 
 /** Offers `buffer` as a file from `page` to everyone, through the file picker. */
@@ -136,6 +148,10 @@ test('25 MB from A to B and C: both accept, SHA-256 matches, chat passes the tra
     assert.equal(await bar.evaluate((p) => p.value === p.max), true);
   }
   t.diagnostic(`25 MB to two receivers: ${Date.now() - acceptedAt} ms from the first accept to both checked`);
+  // The sender never queues much more than its high mark (1 MiB) plus a chunk per transfer.
+  const queued = await a.evaluate(() => window.maxQueued);
+  t.diagnostic(`most bytes queued on one files channel: ${queued}`);
+  assert.ok(queued > 0 && queued <= 1024 * 1024 + 2 * (64 * 1024 + 4), `${queued} bytes queued`);
   for (const who of ['Grace', 'Linus']) {
     const outgoing = card(a, 'big.bin', 'out', who);
     await waitForState(a, outgoing, 'done');

@@ -41,7 +41,7 @@ async function main() {
   followUser(app);
   installSeal(app);
   installSafety(app, (peerId) => nameOf(app, peerId));
-  app.files = installFiles(app, (peerId) => nameOf(app, peerId));
+  installFiles(app, (peerId) => nameOf(app, peerId));
   await enterRoom(app, requested);
 }
 

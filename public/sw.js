@@ -8,6 +8,7 @@ const CACHE = 'meshchat-shell-v1';
 const SHELL = [
   '/',
   '/app.css',
+  '/files.css',
   '/favicon.svg',
   '/manifest.webmanifest',
   '/icons/icon.svg',
@@ -16,7 +17,7 @@ const SHELL = [
   '/vendor/socket.io.esm.min.js',
 ];
 // The page's own files. Not Socket.IO, the API, health checks or metrics: those are live.
-const SHELL_PATH = /^\/(?:$|index\.html$|app\.css$|favicon\.svg$|manifest\.webmanifest$|(?:js|vendor|icons)\/[\w.-]+$)/;
+const SHELL_PATH = /^\/(?:$|index\.html$|(?:app|files)\.css$|favicon\.svg$|manifest\.webmanifest$|(?:js|icons)\/[\w.-]+$|vendor\/(?:[\w-]+\/)?[\w.-]+$)/;
 
 self.addEventListener('install', (event) => {
   // One missing file must not cost the whole copy: keep what could be had.

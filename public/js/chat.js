@@ -2,6 +2,7 @@
 // the ping that asks a peer the server calls gone whether it is still there.
 import { ChatEvent, PeerEvent, SignalingEvent } from './events.js';
 import { cleanName } from './names.js';
+import { FILES_CAPABILITY } from './files.js';
 
 export const MAX_TEXT_LENGTH = 2000;
 // Longest data-channel message read, in UTF-16 code units (String.length): a chat message
@@ -11,9 +12,9 @@ const MAX_DATA_LENGTH = 16 * 1024;
 const PROBE_TIMEOUT_MS = 5_000;
 
 /**
- * Messages are JSON objects with a `type`: {type:'hello', name, client} when a channel
- * opens, {type:'name', name}, {type:'chat', text}, {type:'typing'} while its sender types,
- * and {type:'ping'} answered by {type:'pong'}.
+ * Messages are JSON objects with a `type`: {type:'hello', name, client, caps} when a
+ * channel opens, {type:'name', name}, {type:'chat', text}, {type:'typing'} while its
+ * sender types, and {type:'ping'} answered by {type:'pong'}.
  */
 const MessageType = Object.freeze({
   HELLO: 'hello',
@@ -70,7 +71,7 @@ export class Chat extends EventTarget {
   }
 
   #greet(peerId) {
-    const hello = { type: MessageType.HELLO, name: this.#myName, client: this.#client };
+    const hello = { type: MessageType.HELLO, name: this.#myName, client: this.#client, caps: [FILES_CAPABILITY] };
     this.#peers.get(peerId).channel.send(JSON.stringify(hello));
   }
 
@@ -107,6 +108,8 @@ export class Chat extends EventTarget {
     const oldName = member.name;
     member.name = cleanName(msg.name);
     const hello = msg.type === MessageType.HELLO;
+    // What the member's page can do besides chat (files.js); older pages send none.
+    if (hello) member.caps = Array.isArray(msg.caps) ? msg.caps.filter((c) => typeof c === 'string').slice(0, 16) : [];
     if (hello && this.#adopt(peerId, member, msg.client)) return;
     this.#emit(ChatEvent.NAMED, { peerId, name: member.name, oldName, hello });
   }

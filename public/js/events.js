@@ -14,6 +14,9 @@ export const SignalingEvent = Object.freeze({
   PEER_JOINED: 'peer-joined', // {peerId}
   PEER_LEFT: 'peer-left', // {peerId}: its signaling connection ended
   SIGNAL: 'signal', // {kind, from, payload}: an offer, answer or ICE candidate
+  // {from, sealed}: signaling dropped because it was sealed with a room key we lack, or
+  // (in a private room) not sealed with ours
+  UNREADABLE: 'signal-unreadable',
 });
 
 /** From Peers. `state` is a PeerState. */

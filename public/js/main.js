@@ -9,7 +9,11 @@ import { Notifier } from './notify.js';
 import { Typing } from './typing.js';
 import { registerServiceWorker } from './offline.js';
 import { cleanName, fallbackName, loadName, saveName } from './names.js';
-import { lastRoom, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
+import { lastRoom, lastRoomSecret, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
+// Files, safety codes and private rooms: each module hooks itself into the page.
+import { installFiles } from './files-ui.js';
+import { installSafety } from './safety.js';
+import { installSeal } from './seal.js';
 
 const TURN_HINT = 'If you are on different networks, this server may need a TURN server (see ICE_SERVERS in the README).';
 // A peer's hello, which names it, brings the "connected" line; should none come, the line
@@ -40,6 +44,9 @@ async function main() {
   followUser(app);
   followAttention(app);
   registerServiceWorker();
+  installSeal(app);
+  installSafety(app, (peerId) => nameOf(app, peerId));
+  installFiles(app, (peerId) => nameOf(app, peerId));
   await enterRoom(app, requested);
 }
 
@@ -68,7 +75,7 @@ function showStart({ ui, chat, myName }, requested) {
   chat.setName(myName);
   document.body.dataset.signaling = 'connecting';
   const last = lastRoom();
-  if (!requested && last) ui.offerLastRoom(shareLink(last));
+  if (!requested && last) ui.offerLastRoom(shareLink(last, lastRoomSecret()));
 }
 
 /** The connection to the server coming and going. */

@@ -2,6 +2,7 @@
 // It turns the protocol's events into SignalingEvents and rejoins the room after a reconnect.
 import { io } from '/vendor/socket.io.esm.min.js';
 import { SignalingEvent } from './events.js';
+import { isSealed } from './seal.js';
 
 /** The Socket.IO events of our server (PROTOCOL.md), named as it names them. */
 export const SocketEvent = Object.freeze({
@@ -24,6 +25,10 @@ export class Signaling extends EventTarget {
   #requested = null;
   #everConnected = false;
   #closed = false;
+  // Private rooms (seal.js): signaling payloads sealed and opened one at a time, in order.
+  #seal = null;
+  #sealedOut = Promise.resolve();
+  #sealedIn = Promise.resolve();
 
   constructor() {
     super();
@@ -56,7 +61,7 @@ export class Signaling extends EventTarget {
     s.on(SocketEvent.NEW_USER_JOINED, (peerId) => isId(peerId) && this.#emit(SignalingEvent.PEER_JOINED, { peerId }));
     s.on(SocketEvent.USER_DISCONNECTED, (peerId) => isId(peerId) && this.#emit(SignalingEvent.PEER_LEFT, { peerId }));
     for (const kind of [SocketEvent.OFFER, SocketEvent.ANSWER, SocketEvent.CANDIDATE]) {
-      s.on(kind, (from, payload) => isId(from) && this.#emit(SignalingEvent.SIGNAL, { kind, from, payload }));
+      s.on(kind, (from, payload) => isId(from) && this.#onSignal(kind, from, payload));
     }
   }
 
@@ -80,7 +85,38 @@ export class Signaling extends EventTarget {
   /** Relays an offer, answer or candidate to `peerId`. Dropped while offline: peer ids
    * belong to one connection, so buffered signals would reach nobody after a reconnect. */
   send(kind, peerId, payload) {
+    if (this.#seal) return this.#sendSealed(kind, peerId, payload);
     if (this.#socket.connected) this.#socket.emit(kind, peerId, payload);
+  }
+
+  /** Seals what we send from now on, and takes only sealed payloads (a private room). */
+  setSeal(seal) {
+    this.#seal = seal;
+  }
+
+  #sendSealed(kind, peerId, payload) {
+    const { id } = this.#socket;
+    const roomId = this.#roomId;
+    this.#sealedOut = this.#sealedOut
+      .then(() => this.#seal.seal(roomId, kind, payload))
+      .then((sealed) => this.#socket.id === id && this.#socket.connected && this.#socket.emit(kind, peerId, sealed))
+      .catch((err) => console.warn('meshchat: could not seal signaling:', err.message));
+  }
+
+  #onSignal(kind, from, payload) {
+    if (!this.#seal) {
+      if (isSealed(payload)) this.#emit(SignalingEvent.UNREADABLE, { from, sealed: true });
+      else this.#emit(SignalingEvent.SIGNAL, { kind, from, payload });
+      return;
+    }
+    // A member's offer may come before the answer to our join: it is for the room we asked for.
+    const roomId = this.#roomId ?? this.#requested;
+    this.#sealedIn = this.#sealedIn
+      .then(() => this.#seal.open(roomId, kind, payload))
+      .then(
+        (opened) => this.#emit(SignalingEvent.SIGNAL, { kind, from, payload: opened }),
+        () => this.#emit(SignalingEvent.UNREADABLE, { from, sealed: isSealed(payload) }),
+      );
   }
 
   /** Leaves for good: the server tells the room we are gone. */

@@ -227,6 +227,11 @@ export class UI extends EventTarget {
     this.#updateCount();
   }
 
+  /** A member's entry, for modules that add to it (safety.js, files-ui.js), or undefined. */
+  memberElement(peerId) {
+    return this.#member(peerId);
+  }
+
   removeMember(peerId) {
     this.#member(peerId)?.remove();
     this.#updateCount();

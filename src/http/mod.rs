@@ -110,8 +110,9 @@ async fn detach_from_read_buffer(req: Request) -> Request {
     Request::from_parts(parts, body)
 }
 
-/// Only our own origin, for everything; no plugins, no framing, no `<base>` tricks.
-const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+/// Only our own origin, for everything; no plugins, no framing, no `<base>` tricks. Images
+/// may also be `blob:`: the previews of files received from peers (files-ui.js).
+const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; \
     object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 async fn healthz() -> &'static str {

@@ -76,7 +76,8 @@ test('with the server down, a reload starts from the cached page, says it is off
     const keys = await (await caches.open('meshchat-shell-v1')).keys();
     return keys.map((r) => new URL(r.url).pathname);
   });
-  for (const path of ['/', '/app.css', '/js/main.js', '/js/ui.js', '/js/notify.js', '/vendor/socket.io.esm.min.js']) {
+  // Every module main.js imports, however deep: one missing and the page does not start.
+  for (const path of ['/', '/app.css', '/files.css', '/js/main.js', '/js/ui.js', '/js/notify.js', '/js/files.js', '/vendor/socket.io.esm.min.js', '/vendor/noble-hashes/sha2.js']) {
     assert.ok(cached.includes(path), `${path} is kept: ${cached}`);
   }
   assert.ok(!cached.some((p) => p.startsWith('/socket.io/') || p.startsWith('/api/')), `nothing live is kept: ${cached}`);

@@ -104,10 +104,16 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Redis URL (e.g. `redis://host:6379`) shared by every node of a cluster. Unset: a
-    /// single node with everything in memory.
-    #[arg(long, env = "REDIS_URL")]
+    /// Redis URL shared by every node of a cluster: `redis://host:6379`, or
+    /// `rediss://user:password@host:port` for TLS and an ACL user. Unset: a single node
+    /// with everything in memory. May hold a password, so `--help` does not show its value.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Cluster mode: a PEM file of the CA certificates that sign the Redis server's
+    /// certificate, trusted instead of the system's roots (for a `rediss://` REDIS_URL).
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
 
     /// Cluster mode: how often a node refreshes its heartbeat in Redis and checks for dead
     /// nodes, in milliseconds.

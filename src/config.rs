@@ -210,9 +210,11 @@ pub struct Config {
     #[arg(long, env = "TURN_BYTES_PER_SEC", default_value_t = 1_048_576)]
     pub turn_bytes_per_sec: u32,
 
-    /// How long TURN credentials stay valid, in seconds. coturn refuses to refresh an
-    /// allocation after its credentials expire, so this must outlast a chat session.
-    #[arg(long = "turn-ttl", env = "TURN_TTL", default_value_t = 86_400,
+    /// How long TURN credentials stay valid, in seconds (default: 4 hours). The page fetches
+    /// fresh ones before they expire, for the connections it makes later; a relay already
+    /// in use is refused its renewal once they expire (by coturn too), so this should
+    /// outlast a relayed chat.
+    #[arg(long = "turn-ttl", env = "TURN_TTL", default_value_t = 4 * 3600,
         value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub turn_ttl_secs: u64,
 
@@ -449,7 +451,7 @@ mod tests {
             "turn:a.example",
         ];
         assert!(parse(&both).is_ok());
-        assert_eq!(Config::defaults().turn_ttl(), Duration::from_secs(86_400));
+        assert_eq!(Config::defaults().turn_ttl(), Duration::from_secs(4 * 3600));
         assert_eq!(
             Config::defaults().ice_transport_policy,
             IceTransportPolicy::All

@@ -13,17 +13,47 @@ const TURN_HINT = 'If you are on different networks, this server may need a TURN
 // comes this long after the channel opened, without the name.
 const CONNECTED_LINE_DELAY_MS = 3000;
 
-/** The RTCConfiguration the operator set; no ICE servers if it cannot be had. */
-async function loadRtcConfig() {
+// TURN credentials expire (their username starts with the expiry, in unix seconds): the
+// page fetches new ones once this share of their remaining life has passed, and retries a
+// failed fetch after RTC_CONFIG_RETRY_MS. setTimeout takes at most 2^31-1 ms.
+const RTC_CONFIG_REFRESH_AT = 0.8;
+const RTC_CONFIG_RETRY_MS = 30_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The RTCConfiguration the operator set; `fallback` if it cannot be had. */
+async function loadRtcConfig(fallback = {}) {
   try {
     const res = await fetch('/api/rtc-config', { cache: 'no-store' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const config = await res.json();
-    return Array.isArray(config?.iceServers) ? config : {};
+    if (Array.isArray(config?.iceServers)) return config;
+    throw new Error('no iceServers in it');
   } catch (err) {
-    console.warn('meshchat: no RTC configuration, using host candidates only:', err.message);
-    return {};
+    console.warn('meshchat: could not fetch the RTC configuration, keeping the last one:', err.message);
+    return fallback;
   }
+}
+
+/** Milliseconds until the first TURN credentials of `config` expire; null if none do. */
+function credentialsLeftMs(config) {
+  const expiries = (config.iceServers ?? [])
+    .map((server) => Number(String(server.username ?? '').split(':')[0]))
+    .filter((t) => Number.isInteger(t) && t > 1e9);
+  return expiries.length ? Math.min(...expiries) * 1000 - Date.now() : null;
+}
+
+/** Gives the peer connections made from now on a fresh RTCConfiguration, and schedules the
+ * next one before its TURN credentials expire. */
+async function refreshRtcConfig(app) {
+  clearTimeout(app.rtcRefresh);
+  const config = await loadRtcConfig(app.rtcConfig);
+  const fresh = config !== app.rtcConfig;
+  app.rtcConfig = config;
+  app.peers.setRtcConfig(config);
+  const left = credentialsLeftMs(config);
+  if (left === null) return;
+  const wait = fresh ? Math.max(left * RTC_CONFIG_REFRESH_AT, 0) : RTC_CONFIG_RETRY_MS;
+  app.rtcRefresh = setTimeout(() => refreshRtcConfig(app), Math.min(wait, MAX_TIMER_MS));
 }
 
 async function main() {
@@ -51,6 +81,8 @@ function createApp() {
     left: false, // the user pressed Leave: the page stays, out of the room
     announced: new Set(), // peers whose "connected" line is out
     turnRefused: false, // the line saying why the relay server refused us is out
+    rtcConfig: {}, // the last RTCConfiguration fetched, and the timer that renews it
+    rtcRefresh: null,
   };
 }
 
@@ -65,14 +97,14 @@ function showStart({ ui, chat, myName }, requested) {
 
 /** The connection to the server coming and going. */
 function followConnection(app) {
-  const { ui, signaling, peers } = app;
+  const { ui, signaling } = app;
   signaling.addEventListener(SignalingEvent.ONLINE, (e) => {
     document.body.dataset.signaling = 'online';
     ui.setStatus('Connected to the server.');
     if (e.detail.rejoin) {
       ui.addSystem('Reconnected to the server; rejoining the room.');
       // ICE server credentials may be short-lived: take fresh ones for the new connections.
-      loadRtcConfig().then((config) => peers.setRtcConfig(config));
+      refreshRtcConfig(app);
     }
   });
   signaling.addEventListener(SignalingEvent.OFFLINE, () => {
@@ -232,7 +264,7 @@ function leaveRoom(app) {
 /** Connects once the ICE servers are known, and enters `requested` or a new room. */
 async function enterRoom(app, requested) {
   updateComposer(app);
-  app.peers.setRtcConfig(await loadRtcConfig());
+  await refreshRtcConfig(app);
   app.signaling.start(requested);
 }
 

@@ -14,45 +14,50 @@ const TURN_HINT = 'If you are on different networks, this server may need a TURN
 const CONNECTED_LINE_DELAY_MS = 3000;
 
 // TURN credentials expire (their username starts with the expiry, in unix seconds): the
-// page fetches new ones once this share of their remaining life has passed, and retries a
-// failed fetch after RTC_CONFIG_RETRY_MS. setTimeout takes at most 2^31-1 ms.
+// page fetches new ones once this share of their remaining life has passed, measured on
+// the server's clock (the response's Date header), as the relay measures it. Never sooner
+// than RTC_CONFIG_RETRY_MS, which is also the wait after a failed fetch; setTimeout takes
+// at most 2^31-1 ms.
 const RTC_CONFIG_REFRESH_AT = 0.8;
 const RTC_CONFIG_RETRY_MS = 30_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** The RTCConfiguration the operator set; `fallback` if it cannot be had. */
-async function loadRtcConfig(fallback = {}) {
+/** The RTCConfiguration the operator set, and the server's time when it was made; null if
+ * it cannot be had. */
+async function loadRtcConfig() {
   try {
     const res = await fetch('/api/rtc-config', { cache: 'no-store' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const config = await res.json();
-    if (Array.isArray(config?.iceServers)) return config;
-    throw new Error('no iceServers in it');
+    if (!Array.isArray(config?.iceServers)) throw new Error('no iceServers in it');
+    return { config, serverTime: Date.parse(res.headers.get('date')) || Date.now() };
   } catch (err) {
     console.warn('meshchat: could not fetch the RTC configuration, keeping the last one:', err.message);
-    return fallback;
+    return null;
   }
 }
 
-/** Milliseconds until the first TURN credentials of `config` expire; null if none do. */
-function credentialsLeftMs(config) {
+/** Milliseconds from `now` until the first TURN credentials of `config` expire; null if
+ * none do. */
+function credentialsLeftMs(config, now) {
   const expiries = (config.iceServers ?? [])
     .map((server) => Number(String(server.username ?? '').split(':')[0]))
     .filter((t) => Number.isInteger(t) && t > 1e9);
-  return expiries.length ? Math.min(...expiries) * 1000 - Date.now() : null;
+  return expiries.length ? Math.min(...expiries) * 1000 - now : null;
 }
 
 /** Gives the peer connections made from now on a fresh RTCConfiguration, and schedules the
- * next one before its TURN credentials expire. */
+ * next one before its TURN credentials expire (or a retry, if this one failed). */
 async function refreshRtcConfig(app) {
   clearTimeout(app.rtcRefresh);
-  const config = await loadRtcConfig(app.rtcConfig);
-  const fresh = config !== app.rtcConfig;
-  app.rtcConfig = config;
-  app.peers.setRtcConfig(config);
-  const left = credentialsLeftMs(config);
-  if (left === null) return;
-  const wait = fresh ? Math.max(left * RTC_CONFIG_REFRESH_AT, 0) : RTC_CONFIG_RETRY_MS;
+  const loaded = await loadRtcConfig();
+  let wait = RTC_CONFIG_RETRY_MS;
+  if (loaded) {
+    app.peers.setRtcConfig(loaded.config);
+    const left = credentialsLeftMs(loaded.config, loaded.serverTime);
+    if (left === null) return;
+    wait = Math.max(left * RTC_CONFIG_REFRESH_AT, RTC_CONFIG_RETRY_MS);
+  }
   app.rtcRefresh = setTimeout(() => refreshRtcConfig(app), Math.min(wait, MAX_TIMER_MS));
 }
 
@@ -81,8 +86,7 @@ function createApp() {
     left: false, // the user pressed Leave: the page stays, out of the room
     announced: new Set(), // peers whose "connected" line is out
     turnRefused: false, // the line saying why the relay server refused us is out
-    rtcConfig: {}, // the last RTCConfiguration fetched, and the timer that renews it
-    rtcRefresh: null,
+    rtcRefresh: null, // the timer that fetches the next RTCConfiguration
   };
 }
 

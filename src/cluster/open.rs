@@ -64,9 +64,11 @@ pub(crate) fn client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client>
 }
 
 /// Connects once and pings. Redis being away is no reason to stop (the node starts
-/// unready and keeps trying), but a certificate it does not trust, a TLS port spoken to in
-/// plain text or the other way round, or refused credentials will not get better by
-/// waiting: those are errors, returned within `max(timeout, 3 s)`.
+/// unready and keeps trying), but a certificate it does not trust, a failed TLS handshake
+/// or refused credentials will not get better by waiting: those are errors, returned
+/// within `max(timeout, 3 s)`. A TLS client at a plain port (or the other way round) only
+/// times out, as if Redis were away: Redis waits for the rest of what it thinks is a
+/// command.
 pub(crate) async fn check(client: &redis::Client, timeout: Duration) -> Result<()> {
     let wait = timeout.max(MIN_CHECK_WAIT);
     let config = AsyncConnectionConfig::new()

@@ -104,10 +104,16 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
-    /// Redis URL (e.g. `redis://host:6379`) shared by every node of a cluster. Unset: a
-    /// single node with everything in memory.
-    #[arg(long, env = "REDIS_URL")]
+    /// Redis URL shared by every node of a cluster: `redis://host:6379`, or
+    /// `rediss://user:password@host:port` for TLS and an ACL user. Unset: a single node
+    /// with everything in memory. May hold a password, so `--help` does not show its value.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Cluster mode: a PEM file of the CA certificates that sign the Redis server's
+    /// certificate, trusted instead of the system's roots (for a `rediss://` REDIS_URL).
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
 
     /// Cluster mode: how often a node refreshes its heartbeat in Redis and checks for dead
     /// nodes, in milliseconds.
@@ -204,9 +210,11 @@ pub struct Config {
     #[arg(long, env = "TURN_BYTES_PER_SEC", default_value_t = 1_048_576)]
     pub turn_bytes_per_sec: u32,
 
-    /// How long TURN credentials stay valid, in seconds. coturn refuses to refresh an
-    /// allocation after its credentials expire, so this must outlast a chat session.
-    #[arg(long = "turn-ttl", env = "TURN_TTL", default_value_t = 86_400,
+    /// How long TURN credentials stay valid, in seconds (default: 4 hours). The page fetches
+    /// fresh ones before they expire, for the connections it makes later; a relay already
+    /// in use is refused its renewal once they expire (by coturn too), so this should
+    /// outlast a relayed chat.
+    #[arg(long = "turn-ttl", env = "TURN_TTL", default_value_t = 4 * 3600,
         value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub turn_ttl_secs: u64,
 
@@ -443,7 +451,7 @@ mod tests {
             "turn:a.example",
         ];
         assert!(parse(&both).is_ok());
-        assert_eq!(Config::defaults().turn_ttl(), Duration::from_secs(86_400));
+        assert_eq!(Config::defaults().turn_ttl(), Duration::from_secs(4 * 3600));
         assert_eq!(
             Config::defaults().ice_transport_policy,
             IceTransportPolicy::All

@@ -10,6 +10,9 @@ pub enum Error {
     Redis(#[from] redis::RedisError),
     #[error("redis did not answer in time")]
     RedisTimeout,
+    /// Settings that can never work, found at startup; the message is for the operator.
+    #[error("{0}")]
+    Startup(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,11 +1,14 @@
 //! Rate limits (token buckets from `governor`): per connection for signaling and for room
-//! joins, with flood detection, and per client IP for new connections.
+//! joins, with flood detection, and per client IP for new connections and for TURN
+//! credentials (`GET /api/rtc-config`).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::Config;
@@ -84,7 +87,8 @@ impl PeerLimits {
     }
 }
 
-/// New connections per client IP.
+/// Requests per client IP, at `CONNECT_RATE`/`CONNECT_BURST`: new connections, and on its
+/// own bucket the RTC configurations (each holds fresh TURN credentials).
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectLimiter {
     limiter: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
@@ -103,17 +107,19 @@ impl ConnectLimiter {
         }
     }
 
-    /// Whether `ip` may open one more connection now.
-    pub(crate) fn allow(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` may make one more request now; if not, how long until it may.
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), Duration> {
         let Some(limiter) = &self.limiter else {
-            return true;
+            return Ok(());
         };
         // Forget IPs whose buckets are full again, so the table stays as small as the set
         // of recently active clients.
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             limiter.retain_recent();
         }
-        limiter.check_key(&ip).is_ok()
+        limiter
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
     }
 }
 
@@ -151,7 +157,7 @@ mod tests {
         let peer = PeerLimits::new(&Quotas::new(&c));
         assert!((0..10_000).all(|_| peer.signal() == Verdict::Allowed));
         let ip = ConnectLimiter::new(&c);
-        assert!((0..10_000).all(|_| ip.allow(IpAddr::from([127, 0, 0, 1]))));
+        assert!((0..10_000).all(|_| ip.check(IpAddr::from([127, 0, 0, 1])).is_ok()));
     }
 
     #[test]
@@ -159,8 +165,16 @@ mod tests {
         let c = config(&["--connect-rate", "1", "--connect-burst", "3"]);
         let limiter = ConnectLimiter::new(&c);
         let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
-        assert!((0..3).all(|_| limiter.allow(a)));
-        assert!(!limiter.allow(a));
-        assert!(limiter.allow(b), "one IP's flood must not lock out another");
+        assert!((0..3).all(|_| limiter.check(a).is_ok()));
+        assert!(limiter.check(a).is_err());
+        assert!(
+            limiter.check(b).is_ok(),
+            "one IP's flood must not lock out another"
+        );
+        let wait = limiter.check(a).unwrap_err();
+        assert!(
+            Duration::ZERO < wait && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
     }
 }

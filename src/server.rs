@@ -11,7 +11,7 @@ use axum::serve::ListenerExt;
 use socketioxide::adapter::Adapter;
 use socketioxide::{SocketIo, SocketIoBuilder, handler::ConnectHandler};
 use tokio::net::TcpListener;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::cluster::{Cluster, ClusterAdapter};
 use crate::config::{Config, IceTransportPolicy};
@@ -58,8 +58,13 @@ async fn run_signaling(
         let router = http::router(&config, &metrics, membership, layer, || true);
         return serve(listener, router, io, timeout, shutdown).await;
     };
-    let cluster = Cluster::connect(&config, url)
-        .map_err(|error| io::Error::other(format!("REDIS_URL: {error}")))?;
+    let cluster = match Cluster::connect(&config, url).await {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            error!(%error, "cannot use redis");
+            return Err(io::Error::other(error.to_string()));
+        }
+    };
     let membership = cluster.membership(limits);
     let signaling = Signaling::new(config.clone(), membership.clone(), metrics.clone());
     let (layer, io) = socket_io(&config, signaling)

@@ -644,3 +644,53 @@ async fn pages_carry_security_headers() {
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
     }
 }
+
+/// Past the per-IP rate, `GET /api/rtc-config` (fresh TURN credentials each time) gets 429
+/// with `Retry-After` and mints nothing; another client IP is not held back, and the
+/// refusal is counted. Handshakes past their own rate get `Retry-After` too.
+#[tokio::test]
+async fn rtc_configs_past_the_per_ip_rate_get_429_with_retry_after() {
+    let server = Server::start_with(Config {
+        connect_rate: 1,
+        connect_burst: 2,
+        trust_proxy: true,
+        turn_secret: Some("s3cret".parse().unwrap()),
+        turn_urls: vec!["turn:turn.example:3478".into()],
+        ..common::config()
+    })
+    .await;
+    let get = |path: &'static str, ip: &'static str| {
+        let url = server.url(path);
+        async move {
+            common::http()
+                .get(url)
+                .header("fly-client-ip", ip)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let config = "/api/rtc-config";
+    for _ in 0..2 {
+        assert_eq!(get(config, "203.0.113.1").await.status(), 200);
+    }
+    let refused = get(config, "203.0.113.1").await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(get(config, "203.0.113.2").await.status(), 200);
+
+    // Connections have a bucket of their own: the same IP may still connect, up to its rate.
+    let handshake = "/socket.io/?EIO=4&transport=polling";
+    for _ in 0..2 {
+        assert_eq!(get(handshake, "203.0.113.1").await.status(), 200);
+    }
+    let refused = get(handshake, "203.0.113.1").await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+
+    let m = server.metrics().await;
+    assert_eq!(m.get("meshchat_turn_credentials_total", &[]), 3);
+    let reason = |r| m.get("meshchat_connections_refused_total", &[("reason", r)]);
+    assert_eq!(reason("rtc_config_rate"), 1);
+    assert_eq!(reason("connect_rate"), 1);
+}

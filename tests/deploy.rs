@@ -1,5 +1,5 @@
-//! The deployment files checked against the code: fly.toml's port, health check, limits
-//! and shutdown against `common::config()` and the running binary, and the Dockerfile's
+//! The deployment files checked against the code: fly.toml's port, readiness and liveness
+//! checks, limits and shutdown against `common::config()` and the running binary, and the Dockerfile's
 //! build against the build command CI runs.
 
 mod common;
@@ -124,20 +124,55 @@ fn fly_publishes_the_stun_port_over_udp() {
     assert_eq!(fly_env()["UDP_HOST"].as_str(), Some("fly-global-services"));
 }
 
-/// fly's health check asks for a path the server answers with 200.
+/// A node of a cluster whose Redis does not answer (nothing listens on its port): ready
+/// never, alive all along.
+async fn node_without_redis() -> Server {
+    let port = common::uclient::free_port();
+    Server::start_with(meshchat::Config {
+        redis_url: Some(format!("redis://127.0.0.1:{port}")),
+        ..common::config()
+    })
+    .await
+}
+
+async fn status(server: &Server, path: &str) -> u16 {
+    let response = common::http().get(server.url(path)).send().await.unwrap();
+    response.status().as_u16()
+}
+
+/// fly routes only to machines passing their service checks: the one service check is
+/// readiness, `GET /readyz`, which a ready node answers with 200 and a node that cannot
+/// reach Redis with 503.
 #[tokio::test]
-async fn fly_health_check_path_answers() {
+async fn fly_routes_on_the_readiness_check() {
+    let checks = fly_service()["checks"].as_array().unwrap().clone();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!(checks[0]["method"].as_str(), Some("GET"));
+    let path = checks[0]["path"].as_str().unwrap();
+    assert_eq!(path, "/readyz");
+    assert!(seconds(&checks[0]["timeout"]) < seconds(&checks[0]["interval"]));
+    assert_eq!(status(&Server::start().await, path).await, 200);
+    assert_eq!(status(&node_without_redis().await, path).await, 503);
+}
+
+/// The liveness check is a top-level check (fly does not route on those), `GET /healthz`
+/// on the server's port, which answers 200 even while the node is not ready.
+#[tokio::test]
+async fn fly_checks_liveness_apart_from_routing() {
     let fly = fly();
-    let checks = fly["http_service"]["checks"].as_array().unwrap();
-    assert!(!checks.is_empty());
-    let server = Server::start().await;
-    for check in checks {
-        assert_eq!(check["method"].as_str(), Some("GET"));
-        let path = check["path"].as_str().unwrap();
-        assert_eq!(path, "/healthz");
-        let response = common::http().get(server.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-    }
+    let checks = fly["checks"]
+        .as_table()
+        .expect("a top-level [checks] table");
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    let check = checks.values().next().unwrap();
+    assert_eq!(check["type"].as_str(), Some("http"));
+    assert_eq!(
+        check["port"].as_integer(),
+        Some(i64::from(common::config().port))
+    );
+    let path = check["path"].as_str().unwrap();
+    assert_eq!(path, "/healthz");
+    assert_eq!(status(&node_without_redis().await, path).await, 200);
 }
 
 /// fly stops a machine with SIGTERM, which the binary handles as a graceful shutdown.

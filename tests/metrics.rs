@@ -389,3 +389,43 @@ fn the_metrics_reader_finds_samples_by_name_and_labels() {
     assert_eq!(m.value("y", &[("a", "1")]), None);
     assert_eq!(m.sum("y"), 9);
 }
+
+/// Clients that open the namespace and hang up at once, racing the server's CONNECT ack,
+/// leave `meshchat_connected_sockets` at zero once they are gone: a socket counts only
+/// once its ack is out, and every counted one is uncounted when it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_hang_up_during_the_connect_ack_leave_no_count() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = Server::start_with(Config {
+        connect_rate: 0,
+        ..common::config()
+    })
+    .await;
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
+    for _ in 0..10 {
+        let attempts = (0..50).map(|i| {
+            let url = url.clone();
+            async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+                let open = ws.next().await.unwrap().unwrap();
+                assert!(open.to_text().unwrap().starts_with('0'), "{open:?}");
+                ws.send(Message::text("40")).await.unwrap();
+                // Half hang up with a close frame, half just drop the TCP connection.
+                if i % 2 == 0 {
+                    let _ = ws.close(None).await;
+                }
+            }
+        });
+        common::within(
+            "connect and hang up",
+            futures_util::future::join_all(attempts),
+        )
+        .await;
+    }
+    server
+        .metrics_when("no socket counted", |m| {
+            m.get("meshchat_connected_sockets", &[]) == 0
+        })
+        .await;
+}

@@ -20,17 +20,52 @@ const TURN_HINT = 'If you are on different networks, this server may need a TURN
 // comes this long after the channel opened, without the name.
 const CONNECTED_LINE_DELAY_MS = 3000;
 
-/** The RTCConfiguration the operator set; no ICE servers if it cannot be had. */
+// TURN credentials expire (their username starts with the expiry, in unix seconds): the
+// page fetches new ones once this share of their remaining life has passed, measured on
+// the server's clock (the response's Date header), as the relay measures it. Never sooner
+// than RTC_CONFIG_RETRY_MS, which is also the wait after a failed fetch; setTimeout takes
+// at most 2^31-1 ms.
+const RTC_CONFIG_REFRESH_AT = 0.8;
+const RTC_CONFIG_RETRY_MS = 30_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The RTCConfiguration the operator set, and the server's time when it was made; null if
+ * it cannot be had. */
 async function loadRtcConfig() {
   try {
     const res = await fetch('/api/rtc-config', { cache: 'no-store' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const config = await res.json();
-    return Array.isArray(config?.iceServers) ? config : {};
+    if (!Array.isArray(config?.iceServers)) throw new Error('no iceServers in it');
+    return { config, serverTime: Date.parse(res.headers.get('date')) || Date.now() };
   } catch (err) {
-    console.warn('meshchat: no RTC configuration, using host candidates only:', err.message);
-    return {};
+    console.warn('meshchat: could not fetch the RTC configuration, keeping the last one:', err.message);
+    return null;
   }
+}
+
+/** Milliseconds from `now` until the first TURN credentials of `config` expire; null if
+ * none do. */
+function credentialsLeftMs(config, now) {
+  const expiries = (config.iceServers ?? [])
+    .map((server) => Number(String(server.username ?? '').split(':')[0]))
+    .filter((t) => Number.isInteger(t) && t > 1e9);
+  return expiries.length ? Math.min(...expiries) * 1000 - now : null;
+}
+
+/** Gives the peer connections made from now on a fresh RTCConfiguration, and schedules the
+ * next one before its TURN credentials expire (or a retry, if this one failed). */
+async function refreshRtcConfig(app) {
+  clearTimeout(app.rtcRefresh);
+  const loaded = await loadRtcConfig();
+  let wait = RTC_CONFIG_RETRY_MS;
+  if (loaded) {
+    app.peers.setRtcConfig(loaded.config);
+    const left = credentialsLeftMs(loaded.config, loaded.serverTime);
+    if (left === null) return;
+    wait = Math.max(left * RTC_CONFIG_REFRESH_AT, RTC_CONFIG_RETRY_MS);
+  }
+  app.rtcRefresh = setTimeout(() => refreshRtcConfig(app), Math.min(wait, MAX_TIMER_MS));
 }
 
 async function main() {
@@ -66,6 +101,7 @@ function createApp() {
     announced: new Set(), // peers whose "connected" line is out
     joiners: new Set(), // peers that joined after us, whose arrival is news
     turnRefused: false, // the line saying why the relay server refused us is out
+    rtcRefresh: null, // the timer that fetches the next RTCConfiguration
   };
 }
 
@@ -80,7 +116,7 @@ function showStart({ ui, chat, myName }, requested) {
 
 /** The connection to the server coming and going. */
 function followConnection(app) {
-  const { ui, signaling, peers } = app;
+  const { ui, signaling } = app;
   signaling.addEventListener(SignalingEvent.ONLINE, (e) => {
     document.body.dataset.signaling = 'online';
     ui.setOffline(false);
@@ -88,7 +124,7 @@ function followConnection(app) {
     if (e.detail.rejoin) {
       ui.addSystem('Reconnected to the server; rejoining the room.');
       // ICE server credentials may be short-lived: take fresh ones for the new connections.
-      loadRtcConfig().then((config) => peers.setRtcConfig(config));
+      refreshRtcConfig(app);
     }
   });
   // Only a page that never reached the server says so at once: one that lost it says
@@ -278,7 +314,7 @@ function leaveRoom(app) {
 /** Connects once the ICE servers are known, and enters `requested` or a new room. */
 async function enterRoom(app, requested) {
   updateComposer(app);
-  app.peers.setRtcConfig(await loadRtcConfig());
+  await refreshRtcConfig(app);
   app.signaling.start(requested);
 }
 

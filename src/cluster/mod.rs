@@ -2,6 +2,7 @@
 //! to the other nodes, readiness, and the heartbeat that finds dead nodes and puts this
 //! node's memberships back after Redis lost them (how and why: README, "Several nodes").
 
+mod open;
 mod pubsub;
 
 use std::sync::Arc;
@@ -45,9 +46,12 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     /// Connects lazily: the node starts even while Redis is down, and reports not ready.
-    pub(crate) fn connect(config: &Config, url: &str) -> Result<Self> {
-        let client = redis::Client::open(url)?;
+    /// Settings that can never work (an untrusted certificate, refused credentials) are an
+    /// error instead, within a few seconds.
+    pub(crate) async fn connect(config: &Config, url: &str) -> Result<Self> {
+        let client = open::client(url, config.redis_ca_file.as_deref())?;
         let timeout = config.redis_timeout();
+        open::check(&client, timeout).await?;
         let commands = command_connection(&client, timeout)?;
         let node: Arc<str> = nanoid::nanoid!(12).into();
         let interval = config.node_heartbeat();

@@ -1,16 +1,17 @@
-//! Checks on every Socket.IO HTTP request before the Engine.IO layer sees it: the Origin
-//! allow-list, the connection cap and the per-IP connection rate.
+//! Checks on every Socket.IO HTTP request before the Engine.IO layer sees it (the Origin
+//! allow-list, the connection cap and the per-IP connection rate), and the per-IP rate of
+//! `GET /api/rtc-config`, which hands out TURN credentials.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::debug;
 
-use super::{has_session, web};
+use super::{has_session, rtc_config, web};
 use crate::config::Config;
 use crate::limits::ConnectLimiter;
 use crate::metrics::Metrics;
@@ -23,6 +24,8 @@ pub(crate) struct Gate {
     any_origin: bool,
     config: Arc<Config>,
     connect: ConnectLimiter,
+    /// RTC configurations per client IP: each mints TURN credentials.
+    rtc_config: ConnectLimiter,
     metrics: Arc<Metrics>,
 }
 
@@ -38,6 +41,7 @@ impl Gate {
             any_origin: origins.iter().any(|o| o == "*"),
             allowed_origins: origins.into(),
             connect: ConnectLimiter::new(&config),
+            rtc_config: ConnectLimiter::new(&config),
             config,
             metrics,
         }
@@ -80,6 +84,14 @@ impl Gate {
         self.metrics.connection_refused(reason);
     }
 
+    fn peer_ip(&self, req: &Request) -> Option<IpAddr> {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        self.client_ip(req.headers(), peer)
+    }
+
     /// The client's IP: the peer address, or the proxy's header when trusted.
     fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
         if self.config.trust_proxy {
@@ -100,10 +112,21 @@ impl Gate {
     }
 }
 
-/// Axum middleware: refuses Socket.IO requests from foreign origins, and new sessions over
-/// the connection cap or the caller's connection rate.
+/// Axum middleware: refuses Socket.IO requests from foreign origins, new sessions over
+/// the connection cap or the caller's connection rate, and RTC configurations over the
+/// caller's rate.
 pub(crate) async fn admit(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
+    if path == rtc_config::PATH {
+        if let Some(ip) = gate.peer_ip(&req)
+            && let Err(wait) = gate.rtc_config.check(ip)
+        {
+            debug!(%ip, "rtc-config rate exceeded");
+            gate.refused("rtc_config_rate");
+            return too_many(wait, "too many requests");
+        }
+        return next.run(req).await;
+    }
     if !path.starts_with("/socket.io") || web::is_socket_io_client(path) {
         return next.run(req).await;
     }
@@ -120,19 +143,27 @@ pub(crate) async fn admit(State(gate): State<Gate>, req: Request, next: Next) ->
             gate.refused("server_full");
             return (StatusCode::SERVICE_UNAVAILABLE, "server full").into_response();
         }
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        if let Some(ip) = gate.client_ip(req.headers(), peer)
-            && !gate.connect.allow(ip)
+        if let Some(ip) = gate.peer_ip(&req)
+            && let Err(wait) = gate.connect.check(ip)
         {
             debug!(%ip, "connection rate exceeded");
             gate.refused("connect_rate");
-            return (StatusCode::TOO_MANY_REQUESTS, "too many connections").into_response();
+            return too_many(wait, "too many connections");
         }
     }
     next.run(req).await
+}
+
+/// 429, with `Retry-After` in whole seconds (at least 1) from the bucket's wait.
+fn too_many(wait: std::time::Duration, text: &'static str) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let retry_after = HeaderValue::from(seconds.max(1));
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry_after)],
+        text,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

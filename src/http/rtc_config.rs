@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::turn::TurnIssuer;
 
 /// Where the page fetches its `RTCConfiguration`.
-const PATH: &str = "/api/rtc-config";
+pub(crate) const PATH: &str = "/api/rtc-config";
 
 /// The body: what the page passes to `new RTCPeerConnection()`.
 #[derive(Debug, Serialize)]

@@ -50,7 +50,6 @@ pub(crate) async fn init_socket<A: Adapter>(
     s: SocketRef<A>,
     State(signaling): State<Signaling>,
 ) -> Result<(), std::convert::Infallible> {
-    signaling.metrics.connected.inc();
     let peer = Peer::new(PeerLimits::new(&signaling.quotas));
     s.join(peer.id.socket_room());
     s.extensions.insert(peer);
@@ -66,11 +65,15 @@ pub(crate) async fn init_socket<A: Adapter>(
 }
 
 /// The connect handler, run once [`init_socket`] has and the socket counts as connected:
-/// lets the socket's event handlers start.
-pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>) {
+/// counts it and lets its event handlers start.
+pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>, State(signaling): State<Signaling>) {
     let Some(peer) = s.extensions.get::<Arc<Peer>>() else {
         return;
     };
+    // Counted here, not in `init_socket`: socketioxide starts this handler only once the
+    // CONNECT ack is out, and a socket whose ack failed is dropped without a disconnect.
+    // The disconnect handler waits for `open` below, so it never uncounts a socket first.
+    signaling.metrics.connected.inc();
     info!(sid = %s.id, peer = %peer.id, transport = ?s.transport_type(), "connected");
     peer.open().await;
 }

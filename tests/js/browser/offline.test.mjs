@@ -115,10 +115,10 @@ test('with the server down, a reload starts from the cached page, says it is off
   assert.equal(await page.locator('#offline').isVisible(), false, 'the offline banner is gone');
 
   // While the server was down the browser logged its failed requests, and the page said
-  // it had no RTC configuration: nothing else.
+  // it could not fetch the RTC configuration: nothing else.
   assertNoProblems([page], [
     /console error: Failed to load resource: net::ERR_CONNECTION_REFUSED/,
-    /warning: meshchat: no RTC configuration/,
+    /warning: meshchat: could not fetch the RTC configuration/,
   ]);
 });
 

@@ -63,7 +63,7 @@ test('on a phone: chat, member panel, 44 px tap targets, composer above the keyb
   assert.equal(await linus.locator('#members-toggle').getAttribute('aria-expanded'), 'true');
   assert.deepEqual(await smallTapTargets(linus), []);
   await setName(linus, 'Linus');
-  await linus.locator('#members').getByText('Grace').waitFor({ timeout: WAIT_MS });
+  await linus.locator('#members').getByText('Grace', { exact: true }).waitFor({ timeout: WAIT_MS });
   assert.ok(await onScreen(linus, '#side'), 'the panel fits the screen');
   await linus.screenshot({ path: path.join(repo, 'target', 'phone-members.png') });
   await linus.locator('#members-toggle').tap();

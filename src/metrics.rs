@@ -14,8 +14,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
+use socketioxide::{BroadcastError, SendError, SocketError};
 use subtle::ConstantTimeEq;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::config::{Config, Secret};
 use crate::membership::Membership;
@@ -68,14 +69,17 @@ impl Metrics {
     }
 
     /// Counts and logs a failed emit of `event`: mostly a client's full outgoing buffer.
-    pub(crate) fn count_failed<E: std::fmt::Debug>(
-        &self,
-        sent: Result<(), E>,
-        event: &'static str,
-    ) {
+    /// One whose targets had all just closed is a normal race with their disconnect (a
+    /// whole room leaving at once, a node shutting down): counted, but logged at debug, or
+    /// thousands of them would flood the log.
+    pub(crate) fn count_failed<E: EmitFailure>(&self, sent: Result<(), E>, event: &'static str) {
         if let Err(error) = sent {
             self.failed_emits.get_or_create(&[("event", event)]).inc();
-            warn!(event, ?error, "emit failed");
+            if error.targets_closed() {
+                debug!(event, ?error, "emit failed: target closed");
+            } else {
+                warn!(event, ?error, "emit failed");
+            }
         }
     }
 
@@ -261,10 +265,44 @@ fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// A failed emit, as [`Metrics::count_failed`] tells them apart.
+pub(crate) trait EmitFailure: std::fmt::Debug {
+    /// Whether every target the emit failed for had already closed.
+    fn targets_closed(&self) -> bool;
+}
+
+impl EmitFailure for SendError {
+    fn targets_closed(&self) -> bool {
+        matches!(self, SendError::Socket(SocketError::Closed))
+    }
+}
+
+impl EmitFailure for BroadcastError {
+    fn targets_closed(&self) -> bool {
+        match self {
+            BroadcastError::Socket(errors) => {
+                errors.iter().all(|e| matches!(e, SocketError::Closed))
+            }
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    /// A broadcast counts as finding its targets gone only when every one of them had
+    /// closed: one full buffer among them is worth a warning.
+    #[test]
+    fn an_emit_fails_quietly_only_when_every_target_had_closed() {
+        use SocketError::{Closed, InternalChannelFull};
+        assert!(SendError::Socket(Closed).targets_closed());
+        assert!(!SendError::Socket(InternalChannelFull).targets_closed());
+        assert!(BroadcastError::Socket(vec![Closed, Closed]).targets_closed());
+        assert!(!BroadcastError::Socket(vec![Closed, InternalChannelFull]).targets_closed());
+    }
 
     #[test]
     fn only_the_exact_bearer_token_is_authorized() {

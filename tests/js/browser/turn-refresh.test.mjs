@@ -3,26 +3,16 @@
 // embedded relay, relay-only). The page's clock is Playwright's, moved forward by the test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import { startServer } from '../helpers/server.mjs';
+import { freeUdpPort, startServer, until } from '../helpers/server.mjs';
 import {
   launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, setName, assertNoProblems,
 } from '../helpers/browser.mjs';
-import { until } from '../helpers/server.mjs';
 
 const TTL_SECS = 60;
 
 let browser;
 before(async () => { browser = await launch(); });
 after(() => browser?.close());
-
-async function freeUdpPort() {
-  const socket = dgram.createSocket('udp4');
-  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise((resolve) => socket.close(resolve));
-  return port;
-}
 
 /** The expiry, in unix seconds, that a TURN username starts with. */
 const expiry = (username) => Number(username.split(':')[0]);

@@ -4,8 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import dgram from 'node:dgram';
-import { startServer } from '../helpers/server.mjs';
+import { freeUdpPort, startServer } from '../helpers/server.mjs';
 import {
   launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, waitForSystemLine,
   assertNoProblems, setName, explained, WAIT_MS,
@@ -17,15 +16,6 @@ const REFUSED = 'The relay (TURN) server refused this page';
 let browser;
 before(async () => { browser = await launch(); });
 after(() => browser?.close());
-
-/** A UDP port free on loopback now. */
-async function freeUdpPort() {
-  const socket = dgram.createSocket('udp4');
-  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise((resolve) => socket.close(resolve));
-  return port;
-}
 
 /** A server whose STUN port also relays, for relay-only browsers. */
 async function relayServer(t) {

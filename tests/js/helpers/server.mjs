@@ -1,6 +1,7 @@
 // Starts the real meshchat binary on an ephemeral loopback port for a test, stops it, and
 // waits for states of it that no event reports.
 import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -79,4 +80,13 @@ export async function until(check, what, ms = 15_000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** A UDP port free on loopback a moment ago, for a server's STUN/TURN port. */
+export async function freeUdpPort() {
+  const socket = dgram.createSocket('udp4');
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise((resolve) => socket.close(resolve));
+  return port;
 }

@@ -37,7 +37,12 @@ export const ChatEvent = Object.freeze({
   NAMED: 'member-named',
   REJOINED: 'member-rejoined', // {peerId, oldId}: the member behind `oldId` came back as `peerId`
   LEFT: 'member-left', // {peerId, name, client}
-  MESSAGE: 'message', // {peerId, text, at}
+  MESSAGE: 'message', // {peerId, id, text, at}
+  // {peerId, messages: [{id, at, name, client, text}], done, refused}: messages from
+  // before we joined that we did not have (`at` in ms, by the sender's clock), oldest first
+  HISTORY: 'history',
+  SENT: 'sent', // {peerId, ids}: our queued messages went out once its connection was back
+  UNDELIVERED: 'undelivered', // {peerId, name, client, ids}: queued ones that will not
 });
 
 /** From UI: what the user asked for. */
@@ -45,4 +50,5 @@ export const UserEvent = Object.freeze({
   SEND: 'send', // {text}
   RENAME: 'rename', // {name}
   LEAVE: 'leave', // {}
+  SHARE_HISTORY: 'share-history', // {on}: give newcomers the messages we have seen
 });

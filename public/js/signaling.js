@@ -63,6 +63,15 @@ export class Signaling extends EventTarget {
     return this.#roomId;
   }
 
+  /** Our peer id on the server now; a new one after each reconnect. */
+  get id() {
+    return this.#socket.id ?? null;
+  }
+
+  get connected() {
+    return this.#socket.connected;
+  }
+
   /** Connects and enters `roomId`, or a new room when it is null. */
   start(roomId) {
     this.#requested = roomId;

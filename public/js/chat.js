@@ -268,7 +268,10 @@ export class Chat extends EventTarget {
     const hello = msg.type === MessageType.HELLO;
     if (hello) {
       member.caps = Array.isArray(msg.caps) ? msg.caps.filter((c) => typeof c === 'string').slice(0, 16) : [];
-      if (member.caps.includes(Capability.ICE_RESTART)) this.#peers.setRestartable(peerId);
+      // The page with the smaller client id gives way in a glare: both compare the same two.
+      if (member.caps.includes(Capability.ICE_RESTART) && isId(msg.client) && msg.client !== this.#client) {
+        this.#peers.setRestartable(peerId, { polite: this.#client < msg.client });
+      }
     }
     if (hello && this.#adopt(peerId, member, msg.client)) return;
     this.#emit(ChatEvent.NAMED, { peerId, name: member.name, oldName, hello });

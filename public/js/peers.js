@@ -43,10 +43,11 @@ class Peer {
     this.connectTimer = null;
     this.previous = null; // the connection this one replaces, used until this one opens
     this.initiator = false; // we made the first offer
-    this.localId = null; // our own peer id when this connection was made
+    this.socketId = null; // our signaling connection when this connection was made
     // ICE restarts, only towards pages whose hello says they take one (setRestartable):
     // the reference client answers any offer with a brand-new connection.
     this.restartable = false;
+    this.polite = false; // in a glare, we give way
     this.restarts = 0; // attempts since the connection last worked
     this.restartTimer = null;
     this.ignoredOffer = false; // perfect negotiation: we last dropped an offer of theirs
@@ -83,9 +84,11 @@ class Peer {
  *
  * A connection whose network path breaks while both of us keep our peer ids is healed in
  * place: an ICE restart on the same RTCPeerConnection, so its data channel stays the same
- * object. Both sides may restart at once; "perfect negotiation" settles that glare: the
- * side with the smaller peer id is polite (it drops its own offer for the other's), the
- * other ignores an offer that collides with its own.
+ * object. Both sides may restart at once; "perfect negotiation" settles that glare: one
+ * side is polite (it drops its own offer for the other's), the other ignores an offer
+ * that collides with its own. Which is which the caller decides from what both sides
+ * know (chat.js compares the client ids of the two pages; pages are not told their own
+ * peer id).
  */
 export class Peers extends EventTarget {
   #signaling;
@@ -109,10 +112,13 @@ export class Peers extends EventTarget {
     return this.#peers.get(peerId);
   }
 
-  /** The member behind `peerId` told us its page takes ICE restarts. */
-  setRestartable(peerId) {
+  /** The member behind `peerId` told us its page takes ICE restarts; `polite` is our
+   * side's role in a glare, the opposite of theirs. */
+  setRestartable(peerId, { polite }) {
     const peer = this.#peers.get(peerId);
-    if (peer) peer.restartable = true;
+    if (!peer) return;
+    peer.restartable = true;
+    peer.polite = polite;
   }
 
   /** Looks at every connection now (the network or the page came back): those that are
@@ -156,8 +162,9 @@ export class Peers extends EventTarget {
   #canRestart(peer) {
     return this.#isCurrent(peer) && peer.restartable && peer.opened
       && peer.channel?.readyState === 'open' && peer.pc.signalingState !== 'closed'
-      // Under a new peer id of ours the others offer us new connections anyway.
-      && this.#signaling.connected && this.#signaling.id === peer.localId;
+      // Under a new peer id of ours (a new signaling connection) the others offer us new
+      // connections anyway.
+      && this.#signaling.connected && this.#signaling.id === peer.socketId;
   }
 
   get list() {
@@ -197,7 +204,7 @@ export class Peers extends EventTarget {
     const pc = new RTCPeerConnection(this.#rtcConfig);
     const peer = new Peer(peerId, pc);
     peer.initiator = initiator;
-    peer.localId = this.#signaling.id;
+    peer.socketId = this.#signaling.id;
     const older = this.#peers.get(peerId);
     if (older) {
       older.previous?.close();
@@ -272,9 +279,7 @@ export class Peers extends EventTarget {
     this.#serially(peer, async () => {
       const { pc } = peer;
       const collision = pc.signalingState !== 'stable';
-      // Polite: the smaller peer id gives way. Both sides compare the same two ids.
-      const polite = (peer.localId ?? '') < peer.id;
-      peer.ignoredOffer = collision && !polite;
+      peer.ignoredOffer = collision && !peer.polite;
       if (peer.ignoredOffer) return; // ours wins: they roll theirs back and answer ours
       if (peer.state === PeerState.OPEN || peer.state === PeerState.INTERRUPTED) {
         this.#setState(peer, PeerState.RECONNECTING);

@@ -63,7 +63,8 @@ export class Signaling extends EventTarget {
     return this.#roomId;
   }
 
-  /** Our peer id on the server now; a new one after each reconnect. */
+  /** The id of our signaling connection now; a new one after each reconnect, as is our
+   * peer id (which the server does not tell us). */
   get id() {
     return this.#socket.id ?? null;
   }

@@ -48,6 +48,7 @@ class Peer {
     // the reference client answers any offer with a brand-new connection.
     this.restartable = false;
     this.polite = false; // in a glare, we give way
+    this.unreachable = false; // the server said its signaling connection ended
     this.restarts = 0; // attempts since the connection last worked
     this.restartTimer = null;
     this.ignoredOffer = false; // perfect negotiation: we last dropped an offer of theirs
@@ -101,6 +102,11 @@ export class Peers extends EventTarget {
     this.#signaling = signaling;
     signaling.addEventListener(SignalingEvent.PEER_JOINED, (e) => this.#offerTo(e.detail.peerId));
     signaling.addEventListener(SignalingEvent.SIGNAL, (e) => this.#onSignal(e.detail));
+    // Signaling can no longer reach it: no restarts (chat.js decides whether it is gone).
+    signaling.addEventListener(SignalingEvent.PEER_LEFT, (e) => {
+      const peer = this.#peers.get(e.detail.peerId);
+      if (peer) peer.unreachable = true;
+    });
   }
 
   /** The RTCConfiguration for connections made from now on. */
@@ -160,7 +166,7 @@ export class Peers extends EventTarget {
   }
 
   #canRestart(peer) {
-    return this.#isCurrent(peer) && peer.restartable && peer.opened
+    return this.#isCurrent(peer) && peer.restartable && peer.opened && !peer.unreachable
       && peer.channel?.readyState === 'open' && peer.pc.signalingState !== 'closed'
       // Under a new peer id of ours (a new signaling connection) the others offer us new
       // connections anyway.

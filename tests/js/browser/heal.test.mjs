@@ -152,10 +152,13 @@ function startRelay(udpPort) {
   });
 }
 
-test('when the relay carrying a connection goes away and comes back, ICE restarts heal it', async (t) => {
-  // Relay-only pages whose every packet goes through a TURN relay run by another process:
-  // stopping that process is, to the pages, a real loss of the network path (nothing
-  // answers their connectivity checks any more) while signaling stays up.
+/**
+ * Two relay-only pages whose every packet goes through a TURN relay run by another
+ * process: stopping that process is, to the pages, a real loss of the network path
+ * (nothing answers their connectivity checks any more) while signaling stays up.
+ * Returns {pages, stopRelay(), startRelay()}.
+ */
+async function relayedRoom(t) {
   const udpPort = await freeUdpPort();
   let relay = await startRelay(udpPort);
   t.after(() => relay.stop());
@@ -166,13 +169,22 @@ test('when the relay carrying a connection goes away and comes back, ICE restart
   });
   t.after(() => server.stop());
   const { pages } = await room(t, server, ['Ada', 'Grace']);
+  return {
+    pages,
+    stopRelay: () => relay.stop(),
+    startRelay: async () => { relay = await startRelay(udpPort); },
+  };
+}
+
+test('when the relay carrying a connection goes away and comes back, ICE restarts heal it', async (t) => {
+  const { pages, stopRelay, startRelay: restartRelay } = await relayedRoom(t);
   const [a, b] = pages;
   const bAtA = await peerIdOf(a, 'Grace');
   const aAtB = await peerIdOf(b, 'Ada');
   await markConnection(a, bAtA);
   await markConnection(b, aAtB);
 
-  await relay.stop();
+  await stopRelay();
   const lost = Date.now();
   for (const page of pages) {
     await waitForMemberState(page, page === a ? 'Grace' : 'Ada', 'reconnecting');
@@ -185,7 +197,7 @@ test('when the relay carrying a connection goes away and comes back, ICE restart
     .waitFor({ timeout: WAIT_MS }));
   await say(a, 'second during the outage');
 
-  relay = await startRelay(udpPort);
+  await restartRelay();
   const t0 = Date.now();
   await waitForMessage(b, 'Ada', 'written during the outage', 10_000);
   await waitForMessage(b, 'Ada', 'second during the outage', 10_000);
@@ -211,6 +223,21 @@ test('when the relay carrying a connection goes away and comes back, ICE restart
   // The relay's absence is seen by Chromium as unanswered TURN requests, which it does not
   // log as console errors; nothing else may show.
   assertNoProblems(pages);
+});
+
+test('a message waiting for a member who leaves meanwhile is reported as not delivered', async (t) => {
+  const { pages, stopRelay } = await relayedRoom(t);
+  const [a, b] = pages;
+  await stopRelay();
+  await waitForMemberState(a, 'Grace', 'reconnecting');
+  await say(a, 'Grace will not read this');
+  await a.locator('#log .message.own .delivery', { hasText: 'Waiting for a connection' }).waitFor({ timeout: WAIT_MS });
+  // Grace's page goes; the server says so and her channel cannot answer Ada's ping.
+  await b.close();
+  await explained(a, () => a.locator('#log .message.own .delivery.problem', { hasText: 'Not delivered to Grace.' })
+    .waitFor({ timeout: WAIT_MS }));
+  await waitForSystemLine(a, 'Grace left.');
+  assertNoProblems([a]);
 });
 
 test('a late joiner is given the room\'s 30 messages once, in order, marked as history', async (t) => {

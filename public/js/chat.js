@@ -55,6 +55,7 @@ export class Chat extends EventTarget {
   #outbox = new Map(); // by peer id: [{id, data}] to send once its connection is back
   #backfill = {
     asking: null, // the peer id asked, until it is done
+    asked: new Set(), // peer ids asked that have not finished: history from others is not taken
     done: false, // a peer gave us the room's history
     refusedBy: new Set(), // peers that refused, or had nothing to give
     given: 0, // messages the peer asked gave us so far
@@ -125,6 +126,7 @@ export class Chat extends EventTarget {
     const peer = this.#peers.get(peerId);
     if (!peer?.isOpen) return false;
     this.#backfill.asking = peerId;
+    this.#backfill.asked.add(peerId);
     this.#backfill.given = 0;
     peer.channel.send(JSON.stringify({ type: MessageType.HISTORY_REQUEST }));
     return true;
@@ -224,6 +226,7 @@ export class Chat extends EventTarget {
   /** A batch of the room's recent messages: the new ones go to the page, the ones we have
    * (given by another peer, or seen live meanwhile) are dropped. */
   #onHistory(peerId, msg) {
+    if (!this.#backfill.asked.has(peerId)) return;
     const fresh = [];
     for (const raw of Array.isArray(msg.messages) ? msg.messages : []) {
       const item = parseHistoryItem(raw, { maxText: MAX_TEXT_LENGTH, cleanName });
@@ -231,6 +234,7 @@ export class Chat extends EventTarget {
     }
     const done = msg.done === true;
     const refused = done && msg.refused === true;
+    if (done) this.#backfill.asked.delete(peerId);
     if (fresh.length > 0 || done) {
       this.#emit(ChatEvent.HISTORY, { peerId, messages: fresh.sort((a, b) => a.at - b.at), done, refused });
     }

@@ -148,12 +148,7 @@ export class Peers extends EventTarget {
     }
     peer.restarts += 1;
     this.#setState(peer, PeerState.RECONNECTING);
-    // Not connected by then: try again (the network may have been down all along).
-    peer.restartTimer = setTimeout(() => {
-      if (!this.#isCurrent(peer)) return;
-      if (peer.pc.connectionState === 'connected') this.#healed(peer);
-      else this.restart(peer.id);
-    }, RESTART_TIMEOUT_MS);
+    this.#retryLater(peer);
     this.#serially(peer, async () => {
       const { pc } = peer;
       // Our previous attempt went unanswered: take it back and make a new one.
@@ -163,6 +158,17 @@ export class Peers extends EventTarget {
       this.#signaling.send(SocketEvent.OFFER, peer.id, pc.localDescription.toJSON());
     });
     return true;
+  }
+
+  /** Not connected within RESTART_TIMEOUT_MS: we try (again) ourselves, since the network
+   * may have been down all along, or the side that restarted may have given up. */
+  #retryLater(peer) {
+    clearTimeout(peer.restartTimer);
+    peer.restartTimer = setTimeout(() => {
+      if (!this.#isCurrent(peer)) return;
+      if (peer.pc.connectionState === 'connected') this.#healed(peer);
+      else if (!this.restart(peer.id) && peer.pc.connectionState === 'failed') this.#fail(peer);
+    }, RESTART_TIMEOUT_MS);
   }
 
   #canRestart(peer) {
@@ -289,6 +295,7 @@ export class Peers extends EventTarget {
       if (peer.ignoredOffer) return; // ours wins: they roll theirs back and answer ours
       if (peer.state === PeerState.OPEN || peer.state === PeerState.INTERRUPTED) {
         this.#setState(peer, PeerState.RECONNECTING);
+        this.#retryLater(peer);
       }
       // Our own offer, if any, is rolled back by the remote one (implicit rollback).
       await pc.setRemoteDescription(offer);

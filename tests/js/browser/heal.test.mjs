@@ -279,11 +279,19 @@ test('a late joiner is given the room\'s 30 messages once, in order, marked as h
   await explained(c, () => c.waitForFunction(() => window.meshchatTest.historyAnswers() === 2, null, { timeout: WAIT_MS }));
   assert.deepEqual(await shown(), expected);
 
-  // A message sent now is live, after the history, and unmarked.
+  // History nobody asked for is not taken: Ada's page could claim anything.
+  const cAtA = await peerIdOf(a, 'Linus');
+  await a.evaluate((id) => window.meshchatTest.peer(id).channel.send(JSON.stringify({
+    type: 'history', done: true,
+    messages: [{ id: 'forged-1', at: 0, name: 'Grace', client: null, text: 'forged' }],
+  })), cAtA);
+  // A message sent now is live, after the history, and unmarked (and comes after the
+  // forged batch on the same channel).
   await say(a, 'live after the backfill');
   await waitForMessage(c, 'Ada', 'live after the backfill');
   const last = (await shown()).at(-1);
   assert.deepEqual(last, { author: 'Ada', text: 'live after the backfill', history: false, mark: null });
+  assert.equal((await shown()).length, 31);
   assertNoProblems(pages);
 });
 

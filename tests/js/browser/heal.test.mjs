@@ -225,6 +225,39 @@ test('when the relay carrying a connection goes away and comes back, ICE restart
   assertNoProblems(pages);
 });
 
+/** On `page`, once the member `peerId` shows "connection interrupted", fires `event` at
+ * `target` ('window' or 'document') and resolves with how many ICE restarts the page has
+ * begun towards it by the time the event's listeners have run. */
+function restartsOnEvent(page, peerId, target, event) {
+  return page.evaluate(([id, target, event]) => new Promise((resolve) => {
+    const li = [...document.querySelectorAll('#members li[data-peer-id]')].find((el) => el.dataset.peerId === id);
+    const observer = new MutationObserver(() => {
+      if (li.dataset.state !== 'interrupted') return;
+      observer.disconnect();
+      (target === 'window' ? window : document).dispatchEvent(new Event(event));
+      resolve(window.meshchatTest.peer(id).restarts);
+    });
+    observer.observe(li, { attributes: true, attributeFilter: ['data-state'] });
+  }), [peerId, target, event]);
+}
+
+test('coming back online or to the tab restarts an interrupted connection at once', async (t) => {
+  const { pages, stopRelay, startRelay: restartRelay } = await relayedRoom(t);
+  const [a, b] = pages;
+  // Without the check, the pages would wait out their own grace period (seconds) first.
+  const restarts = Promise.all([
+    restartsOnEvent(a, await peerIdOf(a, 'Grace'), 'window', 'online'),
+    restartsOnEvent(b, await peerIdOf(b, 'Ada'), 'document', 'visibilitychange'),
+  ]);
+  await stopRelay();
+  assert.deepEqual(await restarts, [1, 1]);
+  await restartRelay();
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, 1)));
+  await say(b, 'back via the check');
+  await waitForMessage(a, 'Grace', 'back via the check', 10_000);
+  assertNoProblems(pages);
+});
+
 test('a message waiting for a member who leaves meanwhile is reported as not delivered', async (t) => {
   const { pages, stopRelay } = await relayedRoom(t);
   const [a, b] = pages;

@@ -43,6 +43,12 @@ export const ChatEvent = Object.freeze({
   LEFT: 'member-left', // {peerId, name, client}
   MESSAGE: 'message', // {peerId, text, at}
   TYPING: 'member-typing', // {peerId}: the member is typing a message
+  MESSAGE: 'message', // {peerId, id, text, at}
+  // {peerId, messages: [{id, at, name, client, text}], done, refused}: messages from
+  // before we joined that we did not have (`at` in ms, by the sender's clock), oldest first
+  HISTORY: 'history',
+  SENT: 'sent', // {peerId, ids}: our queued messages went out once its connection was back
+  UNDELIVERED: 'undelivered', // {peerId, name, client, ids}: queued ones that will not
 });
 
 /** From UI: what the user asked for. */
@@ -53,4 +59,5 @@ export const UserEvent = Object.freeze({
   TYPING: 'typing', // {}: the user typed in the message box
   NOTIFY_DESKTOP: 'notify-desktop', // {on}: desktop notifications wanted or not (from a click)
   NOTIFY_PRIVATE: 'notify-private', // {on}: notifications without names and text
+  SHARE_HISTORY: 'share-history', // {on}: give newcomers the messages we have seen
 });

@@ -9,6 +9,7 @@ import { Notifier } from './notify.js';
 import { Typing } from './typing.js';
 import { registerServiceWorker } from './offline.js';
 import { cleanName, fallbackName, loadName, saveName } from './names.js';
+import { loadShareHistory, saveShareHistory } from './history.js';
 import { lastRoom, lastRoomSecret, rememberRoom, roomIdFromUrl, shareLink, showRoomInAddressBar } from './room.js';
 // Files, safety codes and private rooms: each module hooks itself into the page.
 import { installFiles } from './files-ui.js';
@@ -82,6 +83,8 @@ async function main() {
   installSeal(app);
   installSafety(app, (peerId) => nameOf(app, peerId));
   installFiles(app, (peerId) => nameOf(app, peerId));
+  followNetwork(app);
+  exposeTestHook(app);
   await enterRoom(app, requested);
 }
 
@@ -100,6 +103,9 @@ function createApp() {
     left: false, // the user pressed Leave: the page stays, out of the room
     announced: new Set(), // peers whose "connected" line is out
     joiners: new Set(), // peers that joined after us, whose arrival is news
+    healing: new Set(), // peers whose "reconnecting" line is out
+    pending: new Map(), // by message id: how many peers it still waits for
+    historyShown: false, // the "before you joined" line is out
     turnRefused: false, // the line saying why the relay server refused us is out
     rtcRefresh: null, // the timer that fetches the next RTCConfiguration
   };
@@ -109,6 +115,9 @@ function createApp() {
 function showStart({ ui, chat, myName }, requested) {
   ui.setOwnName(myName);
   chat.setName(myName);
+  const share = loadShareHistory();
+  ui.setShareHistory(share);
+  chat.shareHistory = share;
   document.body.dataset.signaling = 'connecting';
   const last = lastRoom();
   if (!requested && last) ui.offerLastRoom(shareLink(last, lastRoomSecret()));
@@ -199,7 +208,14 @@ function followPeers(app) {
     updateComposer(app);
   });
   peers.addEventListener(PeerEvent.STATE, (e) => {
-    ui.setMember(e.detail.peerId, { state: e.detail.state });
+    const { peerId, state } = e.detail;
+    ui.setMember(peerId, { state });
+    if (state === PeerState.RECONNECTING && !app.healing.has(peerId)) {
+      app.healing.add(peerId);
+      ui.addSystem(`The connection to ${nameOf(app, peerId)} was interrupted; reconnecting… Messages to them wait until it is back.`, { problem: true });
+    } else if (state !== PeerState.RECONNECTING && state !== PeerState.INTERRUPTED && app.healing.delete(peerId)) {
+      if (state === PeerState.OPEN) ui.addSystem(`Connected to ${nameOf(app, peerId)} again.`);
+    }
     updateComposer(app);
   });
   peers.addEventListener(PeerEvent.OPEN, (e) => {
@@ -251,12 +267,46 @@ function followMembers(app) {
     updateComposer(app);
   });
   chat.addEventListener(ChatEvent.MESSAGE, (e) => {
-    const { peerId, text, at } = e.detail;
+    const { peerId, id, text, at } = e.detail;
     app.typing.stopped(peerId);
-    ui.addMessage({ author: nameOf(app, peerId), text, at, own: false });
+    ui.addMessage({ author: nameOf(app, peerId), id, text, at, own: false });
     app.notifier.message(nameOf(app, peerId), text);
   });
   chat.addEventListener(ChatEvent.TYPING, (e) => app.typing.heard(e.detail.peerId));
+  chat.addEventListener(ChatEvent.HISTORY, (e) => showHistory(app, e.detail));
+  chat.addEventListener(ChatEvent.SENT, (e) => {
+    for (const id of e.detail.ids) {
+      const left = (app.pending.get(id) ?? 1) - 1;
+      if (left > 0) {
+        app.pending.set(id, left);
+      } else if (app.pending.delete(id)) {
+        ui.setMessageStatus(id, '');
+      }
+    }
+  });
+  chat.addEventListener(ChatEvent.UNDELIVERED, (e) => {
+    const { name, client, peerId, ids } = e.detail;
+    const who = name || fallbackName(client ?? peerId);
+    for (const id of ids) {
+      app.pending.delete(id);
+      ui.setMessageStatus(id, `Not delivered to ${who}.`, { problem: true });
+    }
+  });
+}
+
+/** Messages from before we joined, as a peer gave them to us. */
+function showHistory(app, { peerId, messages, done, refused }) {
+  const { ui, chat } = app;
+  for (const m of messages) {
+    const own = m.client === chat.client;
+    const author = own ? app.myName : (m.name || fallbackName(m.client ?? m.id));
+    ui.addMessage({ author, text: m.text, at: new Date(m.at), own, id: m.id, history: true });
+  }
+  if (messages.length > 0 && !app.historyShown) {
+    app.historyShown = true;
+    ui.addSystem(`Earlier messages of the room, from before you joined, came from ${nameOf(app, peerId)}; they are marked "before you joined".`);
+  }
+  if (done && refused) ui.addSystem(`${nameOf(app, peerId)} does not share earlier messages with newcomers.`);
 }
 
 /** What the user does: send, rename, leave, close the page. */
@@ -264,13 +314,20 @@ function followUser(app) {
   const { ui, chat, peers } = app;
   ui.addEventListener(UserEvent.SEND, (e) => {
     const text = e.detail.text.slice(0, MAX_TEXT_LENGTH);
-    if (chat.sendText(text) === 0) return updateComposer(app);
-    ui.addMessage({ author: app.myName, text, at: new Date(), own: true });
+    const { id, at, sent, queued } = chat.sendText(text);
+    if (sent + queued === 0) return updateComposer(app);
+    if (queued > 0) app.pending.set(id, queued);
+    const status = queued > 0 ? 'Waiting for a connection to come back…' : '';
+    ui.addMessage({ author: app.myName, text, at, own: true, id, status });
     ui.clearMessage();
     app.typing.reset();
   });
   ui.addEventListener(UserEvent.TYPING, () => {
     if (app.typing.typed()) chat.sendTyping();
+  });
+  ui.addEventListener(UserEvent.SHARE_HISTORY, (e) => {
+    chat.shareHistory = e.detail.on;
+    saveShareHistory(e.detail.on);
   });
   ui.addEventListener(UserEvent.RENAME, (e) => {
     app.myName = cleanName(e.detail.name);
@@ -293,6 +350,30 @@ function followAttention(app) {
   ui.setNotificationSettings(notifier.settings);
   ui.addEventListener(UserEvent.NOTIFY_DESKTOP, async (e) => ui.setNotificationSettings(await notifier.setDesktop(e.detail.on)));
   ui.addEventListener(UserEvent.NOTIFY_PRIVATE, (e) => ui.setNotificationSettings(notifier.setPrivate(e.detail.on)));
+}
+
+/** The network or the page coming back: connections that broke meanwhile are checked
+ * and restarted at once, rather than after their timers. */
+function followNetwork({ signaling, peers }) {
+  addEventListener('online', () => peers.check());
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') peers.check();
+  });
+  signaling.addEventListener(SignalingEvent.ONLINE, () => peers.check());
+}
+
+/** With `?test=1` only: lets browser tests start what a network change would. */
+function exposeTestHook({ peers, chat }) {
+  if (new URLSearchParams(location.search).get('test') !== '1') return;
+  const historyFrom = []; // peer ids whose history answer is complete, in order
+  chat.addEventListener(ChatEvent.HISTORY, (e) => e.detail.done && historyFrom.push(e.detail.peerId));
+  window.meshchatTest = {
+    peer: (peerId) => peers.get(peerId),
+    restartIce: (peerId) => peers.restart(peerId),
+    requestHistory: (peerId) => chat.requestHistory(peerId),
+    askedForHistory: () => historyFrom[0] ?? null,
+    historyAnswers: () => historyFrom.length,
+  };
 }
 
 /** Closes every connection and offers a way back in. */

@@ -1,6 +1,7 @@
 // The peer connections: one RTCPeerConnection and one data channel per peer, negotiated
 // as the protocol says (existing members offer to a newcomer, the newcomer answers, both
-// sides trickle ICE candidates). What is said over the channels is chat.js's job.
+// sides trickle ICE candidates), and healed by ICE restarts when the network path breaks.
+// What is said over the channels is chat.js's job.
 import { SocketEvent } from './signaling.js';
 import { PeerEvent, SignalingEvent } from './events.js';
 
@@ -9,6 +10,7 @@ export const PeerState = Object.freeze({
   CONNECTING: 'connecting',
   OPEN: 'open',
   INTERRUPTED: 'interrupted',
+  RECONNECTING: 'reconnecting', // an ICE restart is under way
   FAILED: 'failed',
 });
 
@@ -20,6 +22,12 @@ const MAX_EARLY_CANDIDATES = 200;
 const CONNECT_TIMEOUT_MS = 30_000;
 // How long a replaced connection is kept for the other side to close it first.
 const REPLACED_GRACE_MS = 10_000;
+// How long a connection may stay `disconnected` before we restart ICE: it often recovers
+// by itself within a second or two (a lost burst of packets).
+const DISCONNECTED_GRACE_MS = 3_000;
+// A restart not connected by then is tried again, up to MAX_RESTARTS times in a row.
+const RESTART_TIMEOUT_MS = 5_000;
+const MAX_RESTARTS = 6;
 
 /** One connection to a remote peer. */
 class Peer {
@@ -34,6 +42,16 @@ class Peer {
     this.negotiation = Promise.resolve(); // offers and answers, applied one at a time
     this.connectTimer = null;
     this.previous = null; // the connection this one replaces, used until this one opens
+    this.initiator = false; // we made the first offer
+    this.socketId = null; // our signaling connection when this connection was made
+    // ICE restarts, only towards pages whose hello says they take one (setRestartable):
+    // the reference client answers any offer with a brand-new connection.
+    this.restartable = false;
+    this.polite = false; // in a glare, we give way
+    this.unreachable = false; // the server said its signaling connection ended
+    this.restarts = 0; // attempts since the connection last worked
+    this.restartTimer = null;
+    this.ignoredOffer = false; // perfect negotiation: we last dropped an offer of theirs
   }
 
   get isOpen() {
@@ -48,6 +66,7 @@ class Peer {
 
   close() {
     clearTimeout(this.connectTimer);
+    clearTimeout(this.restartTimer);
     this.channel?.close();
     this.pc.close();
   }
@@ -63,6 +82,14 @@ class Peer {
  * The connections by peer id. Open channels outlive the signaling connection: when we
  * rejoin under a new id, the others offer to us again and each new connection replaces
  * the old one to the same peer id once it opens. Emits the PeerEvents of events.js.
+ *
+ * A connection whose network path breaks while both of us keep our peer ids is healed in
+ * place: an ICE restart on the same RTCPeerConnection, so its data channel stays the same
+ * object. Both sides may restart at once; "perfect negotiation" settles that glare: one
+ * side is polite (it drops its own offer for the other's), the other ignores an offer
+ * that collides with its own. Which is which the caller decides from what both sides
+ * know (chat.js compares the client ids of the two pages; pages are not told their own
+ * peer id).
  */
 export class Peers extends EventTarget {
   #signaling;
@@ -75,6 +102,11 @@ export class Peers extends EventTarget {
     this.#signaling = signaling;
     signaling.addEventListener(SignalingEvent.PEER_JOINED, (e) => this.#offerTo(e.detail.peerId));
     signaling.addEventListener(SignalingEvent.SIGNAL, (e) => this.#onSignal(e.detail));
+    // Signaling can no longer reach it: no restarts (chat.js decides whether it is gone).
+    signaling.addEventListener(SignalingEvent.PEER_LEFT, (e) => {
+      const peer = this.#peers.get(e.detail.peerId);
+      if (peer) peer.unreachable = true;
+    });
   }
 
   /** The RTCConfiguration for connections made from now on. */
@@ -84,6 +116,67 @@ export class Peers extends EventTarget {
 
   get(peerId) {
     return this.#peers.get(peerId);
+  }
+
+  /** The member behind `peerId` told us its page takes ICE restarts; `polite` is our
+   * side's role in a glare, the opposite of theirs. */
+  setRestartable(peerId, { polite }) {
+    const peer = this.#peers.get(peerId);
+    if (!peer) return;
+    peer.restartable = true;
+    peer.polite = polite;
+  }
+
+  /** Looks at every connection now (the network or the page came back): those that are
+   * not connected are restarted at once rather than after their timers. */
+  check() {
+    for (const peer of this.#peers.values()) {
+      const s = peer.pc.connectionState;
+      if (peer.opened && (s === 'disconnected' || s === 'failed')) this.restart(peer.id);
+    }
+  }
+
+  /** Restarts ICE towards `peerId` if its page takes it and our signaling can carry it;
+   * returns whether a restart was started. */
+  restart(peerId) {
+    const peer = this.#peers.get(peerId);
+    if (!peer || !this.#canRestart(peer)) return false;
+    clearTimeout(peer.restartTimer);
+    if (peer.restarts >= MAX_RESTARTS) {
+      this.#fail(peer);
+      return false;
+    }
+    peer.restarts += 1;
+    this.#setState(peer, PeerState.RECONNECTING);
+    this.#retryLater(peer);
+    this.#serially(peer, async () => {
+      const { pc } = peer;
+      // Our previous attempt went unanswered: take it back and make a new one.
+      if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
+      if (pc.signalingState !== 'stable') return;
+      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+      this.#signaling.send(SocketEvent.OFFER, peer.id, pc.localDescription.toJSON());
+    });
+    return true;
+  }
+
+  /** Not connected within RESTART_TIMEOUT_MS: we try (again) ourselves, since the network
+   * may have been down all along, or the side that restarted may have given up. */
+  #retryLater(peer) {
+    clearTimeout(peer.restartTimer);
+    peer.restartTimer = setTimeout(() => {
+      if (!this.#isCurrent(peer)) return;
+      if (peer.pc.connectionState === 'connected') this.#healed(peer);
+      else if (!this.restart(peer.id) && peer.pc.connectionState === 'failed') this.#fail(peer);
+    }, RESTART_TIMEOUT_MS);
+  }
+
+  #canRestart(peer) {
+    return this.#isCurrent(peer) && peer.restartable && peer.opened && !peer.unreachable
+      && peer.channel?.readyState === 'open' && peer.pc.signalingState !== 'closed'
+      // Under a new peer id of ours (a new signaling connection) the others offer us new
+      // connections anyway.
+      && this.#signaling.connected && this.#signaling.id === peer.socketId;
   }
 
   get list() {
@@ -122,6 +215,8 @@ export class Peers extends EventTarget {
   #connect(peerId, initiator) {
     const pc = new RTCPeerConnection(this.#rtcConfig);
     const peer = new Peer(peerId, pc);
+    peer.initiator = initiator;
+    peer.socketId = this.#signaling.id;
     const older = this.#peers.get(peerId);
     if (older) {
       older.previous?.close();
@@ -166,10 +261,15 @@ export class Peers extends EventTarget {
   }
 
   /** The newcomer's side. An offer from a peer we already have means we rejoined under
-   * a new id: the new connection replaces the old one once it opens. */
+   * a new id: the new connection replaces the old one once it opens; unless it comes from
+   * the same connection of theirs (the same DTLS fingerprint), which restarts ICE. */
   #onOffer(from, offer) {
     if (!isDescription(offer, 'offer')) return;
     const existing = this.#peers.get(from);
+    if (existing && isRenegotiation(existing, offer)) {
+      this.#onRestartOffer(existing, offer);
+      return;
+    }
     // One offer per pair: while the first is still connecting, another is a duplicate.
     if (existing && !existing.opened && existing.state === PeerState.CONNECTING) return;
     const peer = this.#connect(from, false);
@@ -184,6 +284,28 @@ export class Peers extends EventTarget {
     });
   }
 
+  /** An ICE restart offer on a connection we have, perfect-negotiation style. Steps run
+   * one at a time (#serially), so at the time this one runs an offer of ours is either out
+   * (`have-local-offer`) or not started. */
+  #onRestartOffer(peer, offer) {
+    this.#serially(peer, async () => {
+      const { pc } = peer;
+      const collision = pc.signalingState !== 'stable';
+      peer.ignoredOffer = collision && !peer.polite;
+      if (peer.ignoredOffer) return; // ours wins: they roll theirs back and answer ours
+      if (peer.state === PeerState.OPEN || peer.state === PeerState.INTERRUPTED) {
+        this.#setState(peer, PeerState.RECONNECTING);
+        this.#retryLater(peer);
+      }
+      // Our own offer, if any, is rolled back by the remote one (implicit rollback).
+      await pc.setRemoteDescription(offer);
+      await pc.setLocalDescription(await pc.createAnswer());
+      this.#signaling.send(SocketEvent.ANSWER, peer.id, pc.localDescription.toJSON());
+      // A restart over a path that still works never leaves `connected`.
+      if (pc.connectionState === 'connected') this.#healed(peer);
+    });
+  }
+
   #onAnswer(from, answer) {
     const peer = this.#peers.get(from);
     if (!peer || !isDescription(answer, 'answer')) return;
@@ -191,6 +313,7 @@ export class Peers extends EventTarget {
       if (peer.pc.signalingState !== 'have-local-offer') return;
       await peer.pc.setRemoteDescription(answer);
       this.#onRemoteDescription(peer);
+      if (peer.opened && peer.pc.connectionState === 'connected') this.#healed(peer);
     });
   }
 
@@ -220,11 +343,18 @@ export class Peers extends EventTarget {
 
   #addCandidate(peer, candidate) {
     if (peer.pc.signalingState === 'closed') return;
-    // An empty (or missing) candidate string is the end-of-candidates marker.
-    const added = !candidate || !candidate.candidate
-      ? peer.pc.addIceCandidate()
-      : peer.pc.addIceCandidate(candidate);
-    added.catch((err) => console.warn(`meshchat: ICE candidate from ${peer.id} not used:`, err.message));
+    // In line with offers and answers: a candidate of a restart must wait for its offer.
+    peer.negotiation = peer.negotiation.then(async () => {
+      if (peer.pc.signalingState === 'closed') return;
+      try {
+        // An empty (or missing) candidate string is the end-of-candidates marker.
+        if (!candidate || !candidate.candidate) await peer.pc.addIceCandidate();
+        else await peer.pc.addIceCandidate(candidate);
+      } catch (err) {
+        // Those of an offer we dropped in a glare do not fit, as expected.
+        if (!peer.ignoredOffer) console.warn(`meshchat: ICE candidate from ${peer.id} not used:`, err.message);
+      }
+    });
   }
 
   /** Runs offer/answer steps of one peer in order; a failure fails that peer only. */
@@ -276,9 +406,29 @@ export class Peers extends EventTarget {
   #onConnectionState(peer) {
     if (!this.#isCurrent(peer)) return;
     const s = peer.pc.connectionState;
-    if (s === 'failed') this.#fail(peer);
-    else if (s === 'disconnected' && peer.state === PeerState.OPEN) this.#setState(peer, PeerState.INTERRUPTED);
-    else if (s === 'connected' && peer.state === PeerState.INTERRUPTED) this.#setState(peer, PeerState.OPEN);
+    const broken = peer.state === PeerState.OPEN || peer.state === PeerState.INTERRUPTED
+      || peer.state === PeerState.RECONNECTING;
+    if (s === 'failed') {
+      // While a restart is under way its own timer decides when to try again.
+      if (peer.state === PeerState.RECONNECTING) return;
+      if (!(broken && this.restart(peer.id))) this.#fail(peer);
+    } else if (s === 'disconnected' && peer.state === PeerState.OPEN) {
+      this.#setState(peer, PeerState.INTERRUPTED);
+      clearTimeout(peer.restartTimer);
+      peer.restartTimer = setTimeout(() => {
+        if (this.#isCurrent(peer) && peer.pc.connectionState === 'disconnected') this.restart(peer.id);
+      }, DISCONNECTED_GRACE_MS);
+    } else if (s === 'connected' && broken) {
+      this.#healed(peer);
+    }
+  }
+
+  /** The connection works again after an interruption or a restart. */
+  #healed(peer) {
+    if (peer.state !== PeerState.INTERRUPTED && peer.state !== PeerState.RECONNECTING) return;
+    clearTimeout(peer.restartTimer);
+    peer.restarts = 0;
+    this.#setState(peer, PeerState.OPEN);
   }
 
   #fail(peer) {
@@ -298,6 +448,19 @@ export class Peers extends EventTarget {
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/** Whether `offer` comes from the RTCPeerConnection we already talk to (a restart) rather
+ * than from a new one: each connection has its own certificate, so its own fingerprint. */
+function isRenegotiation(peer, offer) {
+  const current = peer.pc.remoteDescription?.sdp;
+  if (!current) return false;
+  const theirs = fingerprint(offer.sdp);
+  return theirs !== null && theirs === fingerprint(current);
+}
+
+function fingerprint(sdp) {
+  return /^a=fingerprint:(.+)$/m.exec(sdp)?.[1]?.trim() ?? null;
 }
 
 function isDescription(value, type) {

@@ -69,6 +69,16 @@ export class Signaling extends EventTarget {
     return this.#roomId;
   }
 
+  /** The id of our signaling connection now; a new one after each reconnect, as is our
+   * peer id (which the server does not tell us). */
+  get id() {
+    return this.#socket.id ?? null;
+  }
+
+  get connected() {
+    return this.#socket.connected;
+  }
+
   /** Connects and enters `roomId`, or a new room when it is null. */
   start(roomId) {
     this.#requested = roomId;

@@ -7,6 +7,7 @@ const STATE_LABELS = {
   [PeerState.CONNECTING]: 'connecting…',
   [PeerState.OPEN]: 'connected',
   [PeerState.INTERRUPTED]: 'connection interrupted',
+  [PeerState.RECONNECTING]: 'reconnecting…',
   [PeerState.FAILED]: 'could not connect',
 };
 
@@ -39,6 +40,7 @@ export class UI extends EventTarget {
   #notifyPrivate;
   #notifyHint;
   #pinned = true; // the log shows its end, and keeps showing it as lines come
+  #shareHistory;
 
   constructor(doc = document) {
     super();
@@ -69,6 +71,7 @@ export class UI extends EventTarget {
     this.#notifyDesktop = $('notify-desktop');
     this.#notifyPrivate = $('notify-private');
     this.#notifyHint = $('notify-hint');
+    this.#shareHistory = $('share-history');
 
     $('composer').addEventListener('submit', (e) => {
       e.preventDefault();
@@ -103,6 +106,11 @@ export class UI extends EventTarget {
     new ResizeObserver(() => {
       if (this.#pinned) this.#log.scrollTop = this.#log.scrollHeight;
     }).observe(this.#log);
+    this.#shareHistory.addEventListener('change', () => this.#emit(UserEvent.SHARE_HISTORY, { on: this.#shareHistory.checked }));
+  }
+
+  setShareHistory(on) {
+    this.#shareHistory.checked = on;
   }
 
   setStatus(text) {
@@ -177,10 +185,13 @@ export class UI extends EventTarget {
     this.#selfName.textContent = name ? `${name} (you)` : 'You';
   }
 
-  /** Appends a chat message; `own` marks ours. */
-  addMessage({ author, text, at, own }) {
+  /** Appends a chat message; `own` marks ours, `id` lets its status be set later. One
+   * from before we joined (`history`) goes among the others of its kind, by time, above
+   * everything that happened since. */
+  addMessage({ author, text, at, own, id, history = false, status = '' }) {
     const li = this.#doc.createElement('li');
     li.className = own ? 'message own' : 'message';
+    if (id) li.dataset.messageId = id;
     const meta = this.#doc.createElement('p');
     meta.className = 'meta';
     const who = this.#doc.createElement('span');
@@ -193,8 +204,31 @@ export class UI extends EventTarget {
     const body = this.#doc.createElement('p');
     body.className = 'text';
     body.textContent = text;
-    li.append(meta, body);
-    this.#append(li);
+    const state = this.#doc.createElement('p');
+    state.className = 'delivery';
+    state.textContent = status;
+    li.append(meta, body, state);
+    if (!history) return this.#append(li);
+    li.classList.add('history');
+    li.dataset.at = String(at.getTime());
+    const mark = this.#doc.createElement('span');
+    mark.className = 'history-mark';
+    mark.textContent = 'before you joined';
+    meta.append(mark);
+    const older = [...this.#log.querySelectorAll('li.history')];
+    const later = older.find((el) => Number(el.dataset.at) > at.getTime());
+    if (later) later.before(li);
+    else if (older.length > 0) older[older.length - 1].after(li);
+    else this.#log.prepend(li);
+  }
+
+  /** Says what became of one of our messages ('' once it went out everywhere). */
+  setMessageStatus(id, text, { problem = false } = {}) {
+    const li = [...this.#log.querySelectorAll('li[data-message-id]')].find((el) => el.dataset.messageId === id);
+    if (!li) return;
+    const state = li.querySelector('.delivery');
+    state.textContent = text;
+    state.classList.toggle('problem', problem);
   }
 
   /** Appends a system line; `problem` marks failures. */

@@ -330,6 +330,7 @@ async fn a_full_room_refuses_the_next_joiner() {
     let mut c = Client::connect(server.addr).await;
     let ack = c.emit_ack("join-room", &[Value::from(room.clone())]).await;
     assert_eq!(ack[0]["error"], "the room is full");
+    assert_eq!(ack[0]["reason"], "room_full");
     assert_eq!(c.expect_event("room-full").await, vec![Value::from(room)]);
     // The members' next event is a normal relay: no new-user-joined slipped through.
     a.emit("rtc-offer", &[Value::from(b_peer), json!({"x": 1})]);
@@ -610,7 +611,7 @@ async fn relays_to_a_client_whose_buffer_is_full_are_refused() {
     let args = a.expect_event("request-error").await;
     assert_eq!(
         args[0],
-        json!({"event": "ice-candidate", "error": "the peer could not be reached"})
+        json!({"event": "ice-candidate", "error": "the peer could not be reached", "reason": "undeliverable"})
     );
 }
 

@@ -10,7 +10,7 @@ export const SignalingEvent = Object.freeze({
   // so when `requested` differs the link was stale
   ROOM: 'room',
   ROOM_FULL: 'room-full', // {roomId}
-  REFUSED: 'refused', // {event, error}: the server turned down `event`
+  REFUSED: 'refused', // {event, error, reason}: the server turned down `event` (`reason`: its stable name)
   PEER_JOINED: 'peer-joined', // {peerId}
   PEER_LEFT: 'peer-left', // {peerId}: its signaling connection ended
   SIGNAL: 'signal', // {kind, from, payload}: an offer, answer or ICE candidate

@@ -165,12 +165,14 @@ function followRoom(app) {
     ui.setStatus('The room is full.');
   });
   signaling.addEventListener(SignalingEvent.REFUSED, (e) => {
-    const { event, error } = e.detail;
+    const { event, error, reason } = e.detail;
     if (event === SocketEvent.JOIN_ROOM || event === SocketEvent.CREATE_ROOM) {
-      if (/full/.test(error)) return; // explained by room-full
+      if (reason === 'room_full') return; // explained by room-full
       ui.addSystem(`The server refused to ${event === SocketEvent.JOIN_ROOM ? 'join the room' : 'create a room'}: ${error}.`, { problem: true });
+    } else if (reason === 'not_in_your_rooms' || reason === 'undeliverable') {
+      // A relay to a peer that has just left, or whose tab stopped reading: a normal race.
+      console.debug(`meshchat: server refused ${event}: ${error}`);
     } else {
-      // Relays to a peer that has just left are refused in normal races: not worth a line.
       console.warn(`meshchat: server refused ${event}: ${error}`);
     }
   });

@@ -57,6 +57,7 @@ export class Signaling extends EventTarget {
     s.on(SocketEvent.REQUEST_ERROR, (body) => this.#emit(SignalingEvent.REFUSED, {
       event: String(body?.event ?? ''),
       error: String(body?.error ?? 'refused'),
+      reason: String(body?.reason ?? ''),
     }));
     s.on(SocketEvent.NEW_USER_JOINED, (peerId) => isId(peerId) && this.#emit(SignalingEvent.PEER_JOINED, { peerId }));
     s.on(SocketEvent.USER_DISCONNECTED, (peerId) => isId(peerId) && this.#emit(SignalingEvent.PEER_LEFT, { peerId }));
@@ -158,7 +159,7 @@ export class Signaling extends EventTarget {
   /** True for a success ack; reports an `{error}` ack. */
   #checkAck(event, ack) {
     if (ack && typeof ack.error === 'string') {
-      this.#emit(SignalingEvent.REFUSED, { event, error: ack.error });
+      this.#emit(SignalingEvent.REFUSED, { event, error: ack.error, reason: String(ack.reason ?? '') });
       return false;
     }
     return Boolean(ack && typeof ack.roomId === 'string');

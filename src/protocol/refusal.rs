@@ -57,8 +57,9 @@ impl Refusal {
         }
     }
 
-    /// The acknowledgement body: `{"error": "..."}`.
+    /// The acknowledgement body: `{"error": "...", "reason": "..."}`, the text for people
+    /// and the stable name for programs (clients match on `reason`, never on the text).
     pub fn to_ack(&self) -> Value {
-        json!({ "error": self.to_string() })
+        json!({ "error": self.to_string(), "reason": self.reason() })
     }
 }

@@ -136,6 +136,7 @@ impl<A: Adapter> FromMessageParts<A> for Reply<A> {
 struct RequestError<'a> {
     event: &'a str,
     error: String,
+    reason: &'static str,
 }
 
 impl<A: Adapter> Reply<A> {
@@ -160,6 +161,7 @@ impl<A: Adapter> Reply<A> {
             let body = RequestError {
                 event,
                 error: refusal.to_string(),
+                reason: refusal.reason(),
             };
             let _ = s.emit(event::REQUEST_ERROR, &body);
         }

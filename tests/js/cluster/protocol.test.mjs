@@ -127,7 +127,7 @@ test('cluster: the same-room check holds across nodes', async (t) => {
   for (const target of [aPeer, bPeer]) {
     for (const event of ['rtc-offer', 'rtc-answer', 'ice-candidate']) {
       const ack = await request(x, event, target, { type: 'offer', sdp: 'forged' });
-      assert.deepEqual(ack, { error: 'that peer is not in any of your rooms' }, `${event} to ${target}`);
+      assert.deepEqual(ack, { error: 'that peer is not in any of your rooms', reason: 'not_in_your_rooms' }, `${event} to ${target}`);
     }
   }
   // Had a forged relay been delivered, it would have reached a before this one: the
@@ -150,7 +150,7 @@ test('cluster: room capacity holds across nodes', async (t) => {
   assert.deepEqual(await request(b, 'join-room', roomId), { roomId, created: false });
 
   const full = next(c, 'room-full');
-  assert.deepEqual(await request(c, 'join-room', roomId), { error: 'the room is full' });
+  assert.deepEqual(await request(c, 'join-room', roomId), { error: 'the room is full', reason: 'room_full' });
   assert.deepEqual(await full, [roomId]);
 
   // A seat freed on B can be taken from C.

@@ -146,6 +146,15 @@ impl Membership {
         }
     }
 
+    /// The node is draining for a restart: with Redis, rooms its peers empty on the way out
+    /// stay joinable for a while, so that their members find them again elsewhere. Memory
+    /// rooms end with the process anyway.
+    pub(crate) fn begin_drain(&self) {
+        if let Backend::Redis(rooms) = &self.backend {
+            rooms.begin_drain();
+        }
+    }
+
     /// How many rooms have each number of members (with Redis: in the whole cluster).
     pub(crate) async fn room_sizes(&self) -> Result<BTreeMap<usize, usize>> {
         match &self.backend {

@@ -3,6 +3,7 @@
 //! that must be atomic is one Lua script (key layout: README, "Several nodes").
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,10 +26,10 @@ local function resize(h, from, to)
 end
 ";
 
-/// KEYS: the new room, the peer's rooms, the node's peers, the room sizes; ARGV: peer,
-/// room. 0: the id is taken, 1: created.
+/// KEYS: the new room, the peer's rooms, the node's peers, the room sizes, the room's
+/// kept mark; ARGV: peer, room. 0: the id is taken, 1: created.
 const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1], KEYS[5]) > 0 then return 0 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
@@ -36,11 +37,14 @@ resize(KEYS[4], 0, 1)
 return 1
 ";
 
-/// KEYS: the room, the peer's rooms, the node's peers, the room sizes; ARGV: peer, room,
-/// most members. -1: no such room, -2: already a member, -3: full, otherwise the number
-/// of other members.
+/// KEYS: the room, the peer's rooms, the node's peers, the room sizes, the room's kept
+/// mark; ARGV: peer, room, most members. -1: no such room, -2: already a member, -3:
+/// full, otherwise the number of other members. A kept room that emptied is taken up
+/// again by its first joiner.
 const JOIN: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if redis.call('DEL', KEYS[5]) == 0 then return -1 end
+end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -2 end
 local n = redis.call('SCARD', KEYS[1])
 if n >= tonumber(ARGV[3]) then return -3 end
@@ -51,13 +55,17 @@ resize(KEYS[4], n, n + 1)
 return n
 ";
 
-/// KEYS: the peer's rooms, the node's peers, the room sizes; ARGV: key prefix, peer, then
-/// its rooms.
+/// KEYS: the peer's rooms, the node's peers, the room sizes; ARGV: key prefix, peer, how
+/// long to keep a room this empties (ms, 0: not at all), then its rooms.
 const LEAVE: &str = r"
-for i = 3, #ARGV do
+local keep = tonumber(ARGV[3])
+for i = 4, #ARGV do
   local room = ARGV[1] .. 'room:' .. ARGV[i]
   local n = redis.call('SCARD', room)
-  if redis.call('SREM', room, ARGV[2]) == 1 then resize(KEYS[3], n, n - 1) end
+  if redis.call('SREM', room, ARGV[2]) == 1 then
+    resize(KEYS[3], n, n - 1)
+    if n == 1 and keep > 0 then redis.call('SET', ARGV[1] .. 'kept:' .. ARGV[i], '1', 'PX', keep) end
+  end
 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
@@ -146,7 +154,14 @@ pub(crate) struct RedisRooms {
     registration: Arc<RwLock<()>>,
     /// Leaves that could not reach Redis, retried by the heartbeat.
     pending_leaves: Arc<Mutex<Leaves>>,
+    /// Set while the node drains for a restart: a room its leaving peers empty is kept
+    /// for [`KEEP_ROOM`], so that its members find it again through another node.
+    draining: Arc<AtomicBool>,
 }
+
+/// How long a room emptied by a draining node stays joinable under its id: its members
+/// reconnect within seconds (the page retries for longer, at most every 5 s).
+const KEEP_ROOM: Duration = Duration::from_secs(60);
 
 struct Scripts {
     create: Script,
@@ -186,7 +201,13 @@ impl RedisRooms {
             own: Arc::default(),
             registration: Arc::default(),
             pending_leaves: Arc::default(),
+            draining: Arc::default(),
         }
+    }
+
+    /// From now on, rooms this node's leaving peers empty are kept (see [`KEEP_ROOM`]).
+    pub(crate) fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Release);
     }
 
     fn room_key(&self, room: &RoomId) -> String {
@@ -203,6 +224,10 @@ impl RedisRooms {
 
     fn sizes_key(&self) -> String {
         format!("{}room_sizes", self.prefix)
+    }
+
+    fn kept_key(&self, room: &RoomId) -> String {
+        format!("{}kept:{}", self.prefix, room)
     }
 
     fn own(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, HashSet<RoomId>>> {
@@ -230,6 +255,7 @@ impl RedisRooms {
                 .key(self.peer_key(peer))
                 .key(self.node_peers_key())
                 .key(self.sizes_key())
+                .key(self.kept_key(&room))
                 .arg(peer.as_str())
                 .arg(room.as_str());
             let created: i64 = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
@@ -255,6 +281,7 @@ impl RedisRooms {
             .key(self.peer_key(peer))
             .key(self.node_peers_key())
             .key(self.sizes_key())
+            .key(self.kept_key(room))
             .arg(peer.as_str())
             .arg(room.as_str())
             .arg(limits.room_size);
@@ -310,7 +337,12 @@ impl RedisRooms {
             .key(self.node_peers_key())
             .key(self.sizes_key())
             .arg(&*self.prefix)
-            .arg(peer.as_str());
+            .arg(peer.as_str())
+            .arg(if self.draining.load(Ordering::Acquire) {
+                u64::try_from(KEEP_ROOM.as_millis()).unwrap_or(u64::MAX)
+            } else {
+                0
+            });
         for room in rooms {
             call.arg(room.as_str());
         }

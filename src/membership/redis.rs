@@ -460,8 +460,10 @@ impl RedisRooms {
         Ok(pairs.len())
     }
 
-    /// This node's peers, for disconnecting them after the cluster declared it dead.
-    pub(crate) fn local_peers(&self) -> Vec<PeerId> {
-        self.own().keys().cloned().collect()
+    /// Forgets this node's peers and returns them, for disconnecting them after the cluster
+    /// declared this node dead: their rooms were already told they left, so their own
+    /// disconnects must not tell them again.
+    pub(crate) fn forget_local_peers(&self) -> Vec<PeerId> {
+        self.own().drain().map(|(peer, _)| peer).collect()
     }
 }

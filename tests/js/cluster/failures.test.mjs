@@ -115,8 +115,11 @@ test('cluster: a node that stalls past its TTL is declared dead, then drops its 
   const [A, B] = await startNodes(t, 2, redis);
   const a = await connected(t, A);
   const b = await connected(t, B);
-  const { peers: [bPeer] } = await meshOf(a, b);
+  const meshOfRoom = meshOf(a, b);
+  const { peers: [bPeer] } = await meshOfRoom;
 
+  const leaves = [];
+  a.on('user-disconnected', (peer) => leaves.push(peer));
   const aSeesLeave = next(a, 'user-disconnected', DEAD_NODE_MS);
   B.child.kill('SIGSTOP');
   t.after(() => B.child.kill('SIGCONT'));
@@ -129,6 +132,14 @@ test('cluster: a node that stalls past its TTL is declared dead, then drops its 
   const [reason] = await bDropped;
   assert.equal(reason, 'io server disconnect');
   await until(async () => (await status(B, '/readyz')) === 200, 'B ready again');
+  // b's own disconnect on B does not tell the room a second time: a newcomer through B is
+  // announced after anything B sent about b.
+  const { roomId } = await meshOfRoom;
+  const c = await connected(t, B);
+  const aSeesC = next(a, 'new-user-joined');
+  assert.deepEqual(await request(c, 'join-room', roomId), { roomId, created: false });
+  await aSeesC;
+  assert.deepEqual(leaves, [bPeer]);
 });
 
 test('cluster: a node started while Redis is down serves once Redis comes up', async (t) => {

@@ -72,6 +72,7 @@ pub(crate) enum Join {
 /// The rooms a departing peer left.
 #[derive(Debug)]
 pub(crate) struct Left {
+    /// The rooms to tell now: none while the leave is deferred.
     pub(crate) rooms: Vec<RoomId>,
     /// Redis could not be told; the backend retries and announces the leave itself.
     pub(crate) deferred: Option<crate::error::Error>,

@@ -56,20 +56,23 @@ return n
 ";
 
 /// KEYS: the peer's rooms, the node's peers, the room sizes; ARGV: key prefix, peer, how
-/// long to keep a room this empties (ms, 0: not at all), then its rooms.
+/// long to keep a room this empties (ms, 0: not at all), then its rooms. Returns the rooms
+/// the peer was still a member of (a sweep may have removed it already).
 const LEAVE: &str = r"
 local keep = tonumber(ARGV[3])
+local left = {}
 for i = 4, #ARGV do
   local room = ARGV[1] .. 'room:' .. ARGV[i]
   local n = redis.call('SCARD', room)
   if redis.call('SREM', room, ARGV[2]) == 1 then
     resize(KEYS[3], n, n - 1)
     if n == 1 and keep > 0 then redis.call('SET', ARGV[1] .. 'kept:' .. ARGV[i], '1', 'PX', keep) end
+    table.insert(left, ARGV[i])
   end
 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
-return 1
+return left
 ";
 
 /// The heartbeat, run every interval by every node. Refreshes this node's key, then
@@ -258,7 +261,13 @@ impl RedisRooms {
                 .key(self.kept_key(&room))
                 .arg(peer.as_str())
                 .arg(room.as_str());
-            let created: i64 = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
+            let created: i64 = match bounded(self.timeout, call.invoke_async(&mut conn)).await {
+                Ok(created) => created,
+                Err(error) => {
+                    self.maybe_in(peer, &room);
+                    return Err(error);
+                }
+            };
             if created == 1 {
                 self.own()
                     .entry(peer.clone())
@@ -285,7 +294,13 @@ impl RedisRooms {
             .arg(peer.as_str())
             .arg(room.as_str())
             .arg(limits.room_size);
-        let n: i64 = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
+        let n: i64 = match bounded(self.timeout, call.invoke_async(&mut conn)).await {
+            Ok(n) => n,
+            Err(error) => {
+                self.maybe_in(peer, room);
+                return Err(error);
+            }
+        };
         Ok(match n {
             -1 => Join::NoSuchRoom,
             -2 => Join::AlreadyMember,
@@ -302,8 +317,19 @@ impl RedisRooms {
         })
     }
 
-    /// Removes `peer` from every room it is in. When Redis cannot be reached the leave is
-    /// kept and retried by the heartbeat, so a departed peer never stays a member.
+    /// Notes a membership that a script which timed out may have made all the same (Redis
+    /// runs it once it answers again): the peer's leave then removes it too, instead of
+    /// leaving a member nobody will ever remove.
+    fn maybe_in(&self, peer: &PeerId, room: &RoomId) {
+        self.own()
+            .entry(peer.clone())
+            .or_default()
+            .insert(room.clone());
+    }
+
+    /// Removes `peer` from every room it is in, and returns those it was still in. When
+    /// Redis cannot be reached the leave is kept, retried and told by the heartbeat, so a
+    /// departed peer never stays a member and its rooms hear of it once.
     pub(crate) async fn leave_all(&self, peer: &PeerId) -> Left {
         let _change = self.registration.read().await;
         let rooms: Vec<RoomId> = self
@@ -317,11 +343,19 @@ impl RedisRooms {
                 deferred: None,
             };
         }
-        let deferred = self.leave_in_redis(&rooms, peer).await.err();
-        if deferred.is_some() {
-            self.pending_leaves().push((peer.clone(), rooms.clone()));
+        match self.leave_in_redis(&rooms, peer).await {
+            Ok(left) => Left {
+                rooms: left,
+                deferred: None,
+            },
+            Err(error) => {
+                self.pending_leaves().push((peer.clone(), rooms));
+                Left {
+                    rooms: Vec::new(),
+                    deferred: Some(error),
+                }
+            }
         }
-        Left { rooms, deferred }
     }
 
     fn pending_leaves(&self) -> std::sync::MutexGuard<'_, Leaves> {
@@ -330,7 +364,8 @@ impl RedisRooms {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn leave_in_redis(&self, rooms: &[RoomId], peer: &PeerId) -> Result<()> {
+    /// Runs [`LEAVE`]; returns the rooms the peer was still in.
+    async fn leave_in_redis(&self, rooms: &[RoomId], peer: &PeerId) -> Result<Vec<RoomId>> {
         let mut conn = self.conn.clone();
         let mut call = self.scripts.leave.prepare_invoke();
         call.key(self.peer_key(peer))
@@ -346,12 +381,13 @@ impl RedisRooms {
         for room in rooms {
             call.arg(room.as_str());
         }
-        bounded(self.timeout, call.invoke_async::<i64>(&mut conn)).await?;
-        Ok(())
+        let left: Vec<String> = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
+        Ok(left.iter().filter_map(|r| RoomId::parse(r)).collect())
     }
 
     /// Retries the leaves that failed; returns those that went through now, so their
-    /// rooms can be told.
+    /// rooms can be told. All their rooms: the first attempt may have run after all, or
+    /// Redis may have lost the memberships meanwhile, and nobody told them yet.
     pub(crate) async fn retry_leaves(&self) -> Leaves {
         let pending = std::mem::take(&mut *self.pending_leaves());
         let mut done = Vec::new();

@@ -53,6 +53,10 @@ export async function startProxy(ports) {
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    /** Ends every open connection at once, as a network failure would. */
+    cut() {
+      for (const socket of open) socket.destroy();
+    },
     close() {
       for (const socket of open) socket.destroy();
       return new Promise((resolve) => server.close(resolve));

@@ -55,11 +55,13 @@ resize(KEYS[4], n, n + 1)
 return n
 ";
 
-/// KEYS: the peer's rooms, the node's peers, the room sizes; ARGV: key prefix, peer, how
-/// long to keep a room this empties (ms, 0: not at all), then its rooms. Returns the rooms
-/// the peer was still a member of (a sweep may have removed it already).
+/// KEYS: the peer's rooms, the node's peers, the room sizes, the node's swept mark; ARGV:
+/// key prefix, peer, how long to keep a room this empties (ms, 0: not at all), then its
+/// rooms. Returns the rooms to tell: those the peer was still in, or all of them unless a
+/// sweep of this node removed it (and told them) first; Redis may have lost them instead.
 const LEAVE: &str = r"
 local keep = tonumber(ARGV[3])
+local swept = redis.call('EXISTS', KEYS[4]) == 1
 local left = {}
 for i = 4, #ARGV do
   local room = ARGV[1] .. 'room:' .. ARGV[i]
@@ -67,6 +69,8 @@ for i = 4, #ARGV do
   if redis.call('SREM', room, ARGV[2]) == 1 then
     resize(KEYS[3], n, n - 1)
     if n == 1 and keep > 0 then redis.call('SET', ARGV[1] .. 'kept:' .. ARGV[i], '1', 'PX', keep) end
+    table.insert(left, ARGV[i])
+  elseif not swept then
     table.insert(left, ARGV[i])
   end
 end
@@ -371,6 +375,7 @@ impl RedisRooms {
         call.key(self.peer_key(peer))
             .key(self.node_peers_key())
             .key(self.sizes_key())
+            .key(format!("{}swept:{}", self.prefix, self.node))
             .arg(&*self.prefix)
             .arg(peer.as_str())
             .arg(if self.draining.load(Ordering::Acquire) {

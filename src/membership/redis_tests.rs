@@ -336,3 +336,16 @@ async fn a_leave_after_a_sweep_tells_nobody() {
     assert!(a.leave_all(&p).await.rooms.is_empty());
     assert_eq!(b.leave_all(&q).await.rooms, [room]);
 }
+
+/// A leave after Redis lost its data (before the node wrote its members back) still tells
+/// the peer's rooms: nobody else did.
+#[tokio::test]
+async fn a_leave_after_redis_lost_its_data_tells_the_rooms() {
+    let redis = Redis::start().await;
+    let a = redis.node("a").await;
+    let [p, q] = std::array::from_fn(|_| PeerId::random());
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    a.join(&room, &q, LIMITS).await.unwrap();
+    redis.flushall().await;
+    assert_eq!(a.leave_all(&p).await.rooms, [room]);
+}

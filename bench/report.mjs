@@ -1,6 +1,6 @@
 // Turns the results of bench/run.sh into BENCHMARKS.md (on stdout).
 // Usage: node bench/report.mjs results.jsonl meta.txt commands.txt
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
 const [resultsFile, metaFile, commandsFile] = process.argv.slice(2);
 const results = readFileSync(resultsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -292,6 +292,12 @@ out('  KiB per client against glibc\'s 20.5, so glibc stays. What remains is mos
 out('  buffer handed to the upgraded connection (an empty `Bytes` still holds its allocation) and');
 out('  engineioxide\'s per-socket state; both need changes upstream.');
 out();
+// The chaos soak runs on its own (bench/chaos.mjs) and writes its section itself.
+const chaos = new URL('./chaos-report.md', import.meta.url);
+if (existsSync(chaos)) {
+  out(readFileSync(chaos, 'utf8').trimEnd());
+  out();
+}
 out('## Machine and versions');
 out();
 out(`- CPU: ${meta.cpu}, ${meta.cores} cores; kernel ${meta.kernel}`);

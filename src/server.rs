@@ -1,5 +1,5 @@
-//! Wires the server together, on one node or as part of a cluster, and serves it until
-//! shutdown.
+//! Wires the server together, on one node or as part of a cluster, serves it until
+//! shutdown, and then drains it: clients are handed over a few at a time.
 
 use std::future::Future;
 use std::io;
@@ -7,22 +7,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::serve::ListenerExt;
 use socketioxide::adapter::Adapter;
 use socketioxide::{SocketIo, SocketIoBuilder, handler::ConnectHandler};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::cluster::{Cluster, ClusterAdapter};
 use crate::config::{Config, IceTransportPolicy};
-use crate::http;
+use crate::http::{self, Drain};
 use crate::membership::{Limits, Membership};
 use crate::metrics::Metrics;
 use crate::signaling::{self, Signaling};
 use crate::turn::StunTurn;
 
-/// Serves meshchat on `listener` until `shutdown` resolves, then disconnects every client
-/// and waits for connections to close, for at most the configured shutdown timeout. With
+/// Serves meshchat on `listener` until `shutdown` resolves, then drains: `/readyz` fails
+/// and new sessions are refused at once, each client's transport is closed (so that it
+/// reconnects, to another node if there is one) at its own moment over a few seconds, and
+/// open connections are given the rest of the configured shutdown timeout to close. With
 /// `REDIS_URL` it joins the cluster in that Redis; it starts even while Redis is down, and
 /// `/readyz` says when it can serve. The STUN server (and TURN relay) runs beside it on
 /// `STUN_PORT`.
@@ -50,13 +54,21 @@ async fn run_signaling(
 ) -> io::Result<()> {
     let limits = Limits::new(&config);
     let timeout = config.shutdown_timeout();
+    let drain = Drain::default();
     let Some(url) = config.redis_url.as_deref() else {
         let membership = Membership::local(limits);
         let signaling = Signaling::new(config.clone(), membership.clone(), metrics.clone());
         let (layer, io) = socket_io(&config, signaling).build_layer();
         io.ns("/", signaling::on_connect.with(signaling::init_socket));
-        let router = http::router(&config, &metrics, membership, layer, || true);
-        return serve(listener, router, io, timeout, shutdown).await;
+        let router = http::router(&config, &metrics, membership.clone(), layer, &drain, || {
+            true
+        });
+        let stop = Stop {
+            drain,
+            membership,
+            timeout,
+        };
+        return serve(listener, router, io, stop, shutdown).await;
     };
     let cluster = match Cluster::connect(&config, url).await {
         Ok(cluster) => cluster,
@@ -80,10 +92,20 @@ async fn run_signaling(
     }
     cluster.start_heartbeat(io.clone(), metrics.clone());
     info!(node = %cluster.node(), "cluster mode: redis adapter");
-    let router = http::router(&config, &metrics, membership, layer, move || {
-        cluster.is_ready()
-    });
-    serve(listener, router, io, timeout, shutdown).await
+    let router = http::router(
+        &config,
+        &metrics,
+        membership.clone(),
+        layer,
+        &drain,
+        move || cluster.is_ready(),
+    );
+    let stop = Stop {
+        drain,
+        membership,
+        timeout,
+    };
+    serve(listener, router, io, stop, shutdown).await
 }
 
 fn warn_about(config: &Config) {
@@ -110,13 +132,33 @@ fn socket_io(config: &Config, signaling: Signaling) -> SocketIoBuilder {
         .with_state(signaling)
 }
 
-/// Serves `router` until `shutdown`, then closes every Socket.IO session and gives open
-/// connections `timeout` to finish.
+/// What a shutdown works with.
+struct Stop {
+    drain: Drain,
+    membership: Membership,
+    /// `SHUTDOWN_TIMEOUT_SECS`.
+    timeout: Duration,
+}
+
+/// Longest time over which clients are handed over: long enough that their reconnections
+/// do not all land on the remaining nodes at once, short enough for any platform's grace.
+const MOST_SPREAD: Duration = Duration::from_secs(5);
+
+impl Stop {
+    /// How long the hand-over is spread over: half the shutdown timeout, at most
+    /// [`MOST_SPREAD`], leaving the rest for the last disconnects and connections.
+    fn spread(&self) -> Duration {
+        (self.timeout / 2).min(MOST_SPREAD)
+    }
+}
+
+/// Serves `router` until `shutdown`, then drains (see [`run`]) and gives open connections
+/// the rest of the shutdown timeout to finish.
 async fn serve<A: Adapter>(
     listener: TcpListener,
     router: Router,
     io: SocketIo<A>,
-    timeout: Duration,
+    stop: Stop,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
@@ -125,16 +167,30 @@ async fn serve<A: Adapter>(
     // Signaling messages are small and latency-bound. Without TCP_NODELAY, Nagle's
     // algorithm holds a write back until the peer acknowledges the previous one: the
     // benchmark showed relays waiting ~30 ms for the receiver's next packet.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
+    let listener = stop.drain.listener(listener).tap_io(|tcp| {
+        if let Err(error) = tcp.stream().set_nodelay(true) {
             debug!(%error, "could not set TCP_NODELAY");
         }
     });
+    let timeout = stop.timeout;
     let (closing_tx, closing_rx) = tokio::sync::oneshot::channel::<()>();
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // The listener keeps accepting while draining, so that `/readyz` can say 503 and new
+    // sessions are refused with a status rather than a closed port.
     let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = closing_tx.send(());
+        let spread = stop.spread();
+        stop.drain.begin();
+        stop.membership.begin_drain();
+        // Bounded, so that the final close below always runs before the deadline.
+        let bound = spread + (timeout - spread) / 2;
+        if tokio::time::timeout(bound, hand_over_all(&io, &stop.drain, spread))
+            .await
+            .is_err()
+        {
+            warn!(?bound, "hand-over unfinished, closing the rest at once");
+        }
         info!("shutting down: disconnecting clients");
         io.close().await;
     });
@@ -156,4 +212,29 @@ async fn serve<A: Adapter>(
             Ok(())
         }
     }
+}
+
+/// Hands every client of this node over, one at a time at even intervals over `spread`,
+/// in no particular order; resolves once each has left its rooms.
+async fn hand_over_all<A: Adapter>(io: &SocketIo<A>, drain: &Drain, spread: Duration) {
+    let sockets = io.sockets();
+    let count = sockets.len();
+    info!(clients = count, ?spread, "draining: handing clients over");
+    let step = spread / u32::try_from(count.max(1)).unwrap_or(u32::MAX);
+    let start = Instant::now();
+    let handed = sockets.into_iter().enumerate().map(|(i, s)| {
+        let at = start + step * u32::try_from(i).unwrap_or(u32::MAX);
+        async move {
+            tokio::time::sleep_until(at).await;
+            let sid = s.id.to_string();
+            let handshake = s
+                .req_parts()
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0);
+            signaling::hand_over(s, || drain.cut(&sid, handshake)).await;
+        }
+    });
+    futures_util::future::join_all(handed).await;
+    info!(clients = count, "draining: every client handed over");
 }

@@ -131,7 +131,7 @@ impl Cluster {
         if tick.was_swept {
             // The others were told this node's peers left: make that true, so clients
             // reconnect and rejoin instead of sitting in rooms nobody else sees them in.
-            let peers = self.rooms.local_peers();
+            let peers = self.rooms.forget_local_peers();
             warn!(
                 peers = peers.len(),
                 "redis: this node was declared dead; dropping its clients"

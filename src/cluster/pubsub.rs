@@ -1,6 +1,8 @@
 //! The Redis pub/sub driver under socketioxide-redis's adapter: publishes on a
 //! self-healing command connection and keeps every subscription alive across Redis
 //! restarts (the crate's own driver silently loses them; see the README, "Several nodes").
+//! Every message also goes into a short stream, from which a resubscribing node replays
+//! what was published while it was away.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +19,28 @@ use crate::error::{Error, bounded};
 
 /// Longest pause between two attempts to reach Redis again.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// About how many messages the stream keeps: far more than a few seconds of a busy
+/// cluster's cross-node traffic, which is all a reconnect needs.
+const BUS_LENGTH: u64 = 20_000;
+
+/// KEYS: the stream; ARGV: channel, payload, stream length. Adds the message to the
+/// stream, then publishes it prefixed with its stream id and a space, in one step: the
+/// ids of what a subscriber receives only grow, and whatever it missed is in the stream.
+const PUBLISH: &str = r"
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'p', ARGV[2])
+redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
+return 1
+";
+
+/// A stream entry id, `milliseconds-sequence`.
+type StreamId = (u64, u64);
+
+fn parse_id(id: &[u8]) -> Option<StreamId> {
+    let id = std::str::from_utf8(id).ok()?;
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
 
 type Handlers = HashMap<String, mpsc::Sender<ChanItem>>;
 
@@ -41,6 +65,12 @@ struct Inner {
     /// Counts subscriber connections made. A new one may mean a new Redis that lost
     /// everything, so the node registers its memberships again before it is ready.
     connections: AtomicU64,
+    /// The stream every message also goes to, and the script that puts it there.
+    bus: String,
+    publish: redis::Script,
+    /// The id of the last message passed on: what a replay starts after, and what a
+    /// message received both live and replayed is recognised by. `None` before any.
+    last: std::sync::Mutex<Option<StreamId>>,
 }
 
 impl std::fmt::Debug for PubSubDriver {
@@ -68,6 +98,9 @@ impl PubSubDriver {
             sink: Mutex::default(),
             live: AtomicBool::new(false),
             connections: AtomicU64::new(0),
+            bus: format!("{}bus", super::PREFIX),
+            publish: redis::Script::new(PUBLISH),
+            last: std::sync::Mutex::default(),
         });
         tokio::spawn(subscriber(Arc::downgrade(&inner), ping_every));
         Self { inner }
@@ -141,6 +174,19 @@ async fn subscriber(inner: std::sync::Weak<Inner>, ping_every: Duration) {
             channels = driver.handlers().len(),
             "redis: subscriber connected"
         );
+        // Subscribed first, so nothing falls between the replay and the live messages;
+        // what arrives both ways is passed on once.
+        // The command connection may have died with this one, and reconnects on the
+        // command after a failure: one retry.
+        let replayed = match driver.replay().await {
+            Err(_) => driver.replay().await,
+            done => done,
+        };
+        match replayed {
+            Ok(0) => {}
+            Ok(replayed) => info!(replayed, "redis: replayed messages published while away"),
+            Err(error) => warn!(%error, "redis: replay failed; messages may be lost"),
+        }
 
         let mut ping = tokio::time::interval(ping_every);
         ping.tick().await;
@@ -180,7 +226,91 @@ impl PubSubDriver {
         Ok(())
     }
 
-    fn dispatch(&self, chan: &str, payload: &[u8]) {
+    /// Passes on, once, what the stream holds after the last message passed on (before the
+    /// first connection: nothing, and the replay starts from the stream's end). Returns
+    /// how many messages it passed on.
+    async fn replay(&self) -> Result<usize, Error> {
+        let mut conn = self.inner.commands.clone();
+        let timeout = self.inner.timeout;
+        let last = *self.last();
+        let Some((ms, seq)) = last else {
+            let newest: Vec<(String, Vec<Vec<u8>>)> = bounded(
+                timeout,
+                redis::cmd("XREVRANGE")
+                    .arg(&self.inner.bus)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn),
+            )
+            .await?;
+            let start = newest
+                .first()
+                .and_then(|(id, _)| parse_id(id.as_bytes()))
+                .unwrap_or((0, 0));
+            self.last().get_or_insert(start);
+            return Ok(0);
+        };
+        let entries: Vec<(String, Vec<Vec<u8>>)> = bounded(
+            timeout,
+            redis::cmd("XRANGE")
+                .arg(&self.inner.bus)
+                .arg(format!("({ms}-{seq}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(BUS_LENGTH)
+                .query_async(&mut conn),
+        )
+        .await?;
+        let mut replayed = 0;
+        for (id, fields) in entries {
+            let (Some(id), [c, chan, p, payload]) = (parse_id(id.as_bytes()), fields.as_slice())
+            else {
+                continue;
+            };
+            if c.as_slice() != b"c" || p.as_slice() != b"p" {
+                continue;
+            }
+            if self.pass_on(String::from_utf8_lossy(chan).as_ref(), id, payload) {
+                replayed += 1;
+            }
+        }
+        Ok(replayed)
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<StreamId>> {
+        // Only a comparison and an assignment happen under this lock.
+        self.inner.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A live message: its stream id, a space, then what the adapter published.
+    fn dispatch(&self, chan: &str, message: &[u8]) {
+        let split = message.iter().position(|&b| b == b' ');
+        let Some((id, payload)) =
+            split.and_then(|at| Some((parse_id(&message[..at])?, &message[at + 1..])))
+        else {
+            // From a node of an older version, during a rolling deploy: passed on as is.
+            self.forward(chan, message);
+            return;
+        };
+        self.pass_on(chan, id, payload);
+    }
+
+    /// Forwards message `id` to the adapter unless it was already; true if it was now.
+    fn pass_on(&self, chan: &str, id: StreamId, payload: &[u8]) -> bool {
+        {
+            let mut last = self.last();
+            if last.is_some_and(|last| id <= last) {
+                return false;
+            }
+            *last = Some(id);
+        }
+        self.forward(chan, payload);
+        true
+    }
+
+    fn forward(&self, chan: &str, payload: &[u8]) {
         let handlers = self.handlers();
         let Some(tx) = handlers.get(chan) else {
             return;
@@ -196,14 +326,9 @@ impl Driver for PubSubDriver {
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
         let mut conn = self.inner.commands.clone();
-        bounded(
-            self.inner.timeout,
-            redis::cmd("PUBLISH")
-                .arg(chan)
-                .arg(val)
-                .query_async::<()>(&mut conn),
-        )
-        .await
+        let mut call = self.inner.publish.prepare_invoke();
+        call.key(&self.inner.bus).arg(chan).arg(val).arg(BUS_LENGTH);
+        bounded(self.inner.timeout, call.invoke_async::<()>(&mut conn)).await
     }
 
     /// Never fails: a channel asked for while Redis is away is subscribed as soon as the

@@ -1,8 +1,9 @@
 //! The HTTP side, beside Socket.IO: the gate in front of it, health and readiness,
-//! `/metrics`, the page's RTC configuration, the web client, and the headers every
-//! response carries.
+//! `/metrics`, the page's RTC configuration, the web client, the headers every response
+//! carries, and the connections a rolling restart drains.
 
 mod affinity;
+mod drain;
 mod gate;
 mod rtc_config;
 mod web;
@@ -22,20 +23,25 @@ use crate::config::Config;
 use crate::membership::Membership;
 use crate::metrics::{self, Metrics};
 use affinity::Affinity;
+pub(crate) use drain::Drain;
 use gate::Gate;
 
-/// Every route, with Socket.IO at `/socket.io/`. `ready` answers `/readyz`.
+/// Every route, with Socket.IO at `/socket.io/`. `ready` answers `/readyz`, which also
+/// fails from the moment `drain` begins.
 pub(crate) fn router<A: Adapter>(
     config: &Arc<Config>,
     metrics: &Arc<Metrics>,
     membership: Membership,
     socket_io: SocketIoLayer<A>,
+    drain: &Drain,
     ready: impl Fn() -> bool + Clone + Send + Sync + 'static,
 ) -> Router {
+    let draining = drain.clone();
     let readyz = move || {
         let ready = ready.clone();
+        let draining = draining.clone();
         async move {
-            if ready() {
+            if !draining.is_draining() && ready() {
                 (StatusCode::OK, "ready")
             } else {
                 (StatusCode::SERVICE_UNAVAILABLE, "not ready")
@@ -54,6 +60,11 @@ pub(crate) fn router<A: Adapter>(
     let gate = Gate::new(config.clone(), metrics.clone());
     web::route_socket_io_client(app, files)
         .layer(middleware::from_fn_with_state(gate, gate::admit))
+        // Before the gate: a refused handshake costs no connection-rate token.
+        .layer(middleware::from_fn_with_state(
+            (drain.clone(), metrics.clone()),
+            drain::follow_sessions,
+        ))
         // Outside the gate: a request for another machine is counted over there.
         .layer(middleware::from_fn_with_state(
             Affinity::new(config.fly_machine_id.as_deref()),

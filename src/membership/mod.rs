@@ -72,6 +72,7 @@ pub(crate) enum Join {
 /// The rooms a departing peer left.
 #[derive(Debug)]
 pub(crate) struct Left {
+    /// The rooms to tell now: none while the leave is deferred.
     pub(crate) rooms: Vec<RoomId>,
     /// Redis could not be told; the backend retries and announces the leave itself.
     pub(crate) deferred: Option<crate::error::Error>,
@@ -143,6 +144,15 @@ impl Membership {
         match &self.backend {
             Backend::Local(rooms) => Ok(rooms.share_a_room(sender, target)),
             Backend::Redis(rooms) => rooms.share_a_room(sender, target).await,
+        }
+    }
+
+    /// The node is draining for a restart: with Redis, rooms its peers empty on the way out
+    /// stay joinable for a while, so that their members find them again elsewhere. Memory
+    /// rooms end with the process anyway.
+    pub(crate) fn begin_drain(&self) {
+        if let Backend::Redis(rooms) = &self.backend {
+            rooms.begin_drain();
         }
     }
 

@@ -3,6 +3,7 @@
 //! that must be atomic is one Lua script (key layout: README, "Several nodes").
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,10 +26,10 @@ local function resize(h, from, to)
 end
 ";
 
-/// KEYS: the new room, the peer's rooms, the node's peers, the room sizes; ARGV: peer,
-/// room. 0: the id is taken, 1: created.
+/// KEYS: the new room, the peer's rooms, the node's peers, the room sizes, the room's
+/// kept mark; ARGV: peer, room. 0: the id is taken, 1: created.
 const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1], KEYS[5]) > 0 then return 0 end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
@@ -36,11 +37,14 @@ resize(KEYS[4], 0, 1)
 return 1
 ";
 
-/// KEYS: the room, the peer's rooms, the node's peers, the room sizes; ARGV: peer, room,
-/// most members. -1: no such room, -2: already a member, -3: full, otherwise the number
-/// of other members.
+/// KEYS: the room, the peer's rooms, the node's peers, the room sizes, the room's kept
+/// mark; ARGV: peer, room, most members. -1: no such room, -2: already a member, -3:
+/// full, otherwise the number of other members. A kept room that emptied is taken up
+/// again by its first joiner.
 const JOIN: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if redis.call('DEL', KEYS[5]) == 0 then return -1 end
+end
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -2 end
 local n = redis.call('SCARD', KEYS[1])
 if n >= tonumber(ARGV[3]) then return -3 end
@@ -51,17 +55,28 @@ resize(KEYS[4], n, n + 1)
 return n
 ";
 
-/// KEYS: the peer's rooms, the node's peers, the room sizes; ARGV: key prefix, peer, then
-/// its rooms.
+/// KEYS: the peer's rooms, the node's peers, the room sizes, the node's swept mark; ARGV:
+/// key prefix, peer, how long to keep a room this empties (ms, 0: not at all), then its
+/// rooms. Returns the rooms to tell: those the peer was still in, or all of them unless a
+/// sweep of this node removed it (and told them) first; Redis may have lost them instead.
 const LEAVE: &str = r"
-for i = 3, #ARGV do
+local keep = tonumber(ARGV[3])
+local swept = redis.call('EXISTS', KEYS[4]) == 1
+local left = {}
+for i = 4, #ARGV do
   local room = ARGV[1] .. 'room:' .. ARGV[i]
   local n = redis.call('SCARD', room)
-  if redis.call('SREM', room, ARGV[2]) == 1 then resize(KEYS[3], n, n - 1) end
+  if redis.call('SREM', room, ARGV[2]) == 1 then
+    resize(KEYS[3], n, n - 1)
+    if n == 1 and keep > 0 then redis.call('SET', ARGV[1] .. 'kept:' .. ARGV[i], '1', 'PX', keep) end
+    table.insert(left, ARGV[i])
+  elseif not swept then
+    table.insert(left, ARGV[i])
+  end
 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
-return 1
+return left
 ";
 
 /// The heartbeat, run every interval by every node. Refreshes this node's key, then
@@ -146,7 +161,14 @@ pub(crate) struct RedisRooms {
     registration: Arc<RwLock<()>>,
     /// Leaves that could not reach Redis, retried by the heartbeat.
     pending_leaves: Arc<Mutex<Leaves>>,
+    /// Set while the node drains for a restart: a room its leaving peers empty is kept
+    /// for [`KEEP_ROOM`], so that its members find it again through another node.
+    draining: Arc<AtomicBool>,
 }
+
+/// How long a room emptied by a draining node stays joinable under its id: its members
+/// reconnect within seconds (the page retries for longer, at most every 5 s).
+const KEEP_ROOM: Duration = Duration::from_secs(60);
 
 struct Scripts {
     create: Script,
@@ -186,7 +208,13 @@ impl RedisRooms {
             own: Arc::default(),
             registration: Arc::default(),
             pending_leaves: Arc::default(),
+            draining: Arc::default(),
         }
+    }
+
+    /// From now on, rooms this node's leaving peers empty are kept (see [`KEEP_ROOM`]).
+    pub(crate) fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Release);
     }
 
     fn room_key(&self, room: &RoomId) -> String {
@@ -203,6 +231,10 @@ impl RedisRooms {
 
     fn sizes_key(&self) -> String {
         format!("{}room_sizes", self.prefix)
+    }
+
+    fn kept_key(&self, room: &RoomId) -> String {
+        format!("{}kept:{}", self.prefix, room)
     }
 
     fn own(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, HashSet<RoomId>>> {
@@ -230,9 +262,16 @@ impl RedisRooms {
                 .key(self.peer_key(peer))
                 .key(self.node_peers_key())
                 .key(self.sizes_key())
+                .key(self.kept_key(&room))
                 .arg(peer.as_str())
                 .arg(room.as_str());
-            let created: i64 = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
+            let created: i64 = match bounded(self.timeout, call.invoke_async(&mut conn)).await {
+                Ok(created) => created,
+                Err(error) => {
+                    self.maybe_in(peer, &room);
+                    return Err(error);
+                }
+            };
             if created == 1 {
                 self.own()
                     .entry(peer.clone())
@@ -255,10 +294,17 @@ impl RedisRooms {
             .key(self.peer_key(peer))
             .key(self.node_peers_key())
             .key(self.sizes_key())
+            .key(self.kept_key(room))
             .arg(peer.as_str())
             .arg(room.as_str())
             .arg(limits.room_size);
-        let n: i64 = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
+        let n: i64 = match bounded(self.timeout, call.invoke_async(&mut conn)).await {
+            Ok(n) => n,
+            Err(error) => {
+                self.maybe_in(peer, room);
+                return Err(error);
+            }
+        };
         Ok(match n {
             -1 => Join::NoSuchRoom,
             -2 => Join::AlreadyMember,
@@ -275,8 +321,19 @@ impl RedisRooms {
         })
     }
 
-    /// Removes `peer` from every room it is in. When Redis cannot be reached the leave is
-    /// kept and retried by the heartbeat, so a departed peer never stays a member.
+    /// Notes a membership that a script which timed out may have made all the same (Redis
+    /// runs it once it answers again): the peer's leave then removes it too, instead of
+    /// leaving a member nobody will ever remove.
+    fn maybe_in(&self, peer: &PeerId, room: &RoomId) {
+        self.own()
+            .entry(peer.clone())
+            .or_default()
+            .insert(room.clone());
+    }
+
+    /// Removes `peer` from every room it is in, and returns those it was still in. When
+    /// Redis cannot be reached the leave is kept, retried and told by the heartbeat, so a
+    /// departed peer never stays a member and its rooms hear of it once.
     pub(crate) async fn leave_all(&self, peer: &PeerId) -> Left {
         let _change = self.registration.read().await;
         let rooms: Vec<RoomId> = self
@@ -290,11 +347,19 @@ impl RedisRooms {
                 deferred: None,
             };
         }
-        let deferred = self.leave_in_redis(&rooms, peer).await.err();
-        if deferred.is_some() {
-            self.pending_leaves().push((peer.clone(), rooms.clone()));
+        match self.leave_in_redis(&rooms, peer).await {
+            Ok(left) => Left {
+                rooms: left,
+                deferred: None,
+            },
+            Err(error) => {
+                self.pending_leaves().push((peer.clone(), rooms));
+                Left {
+                    rooms: Vec::new(),
+                    deferred: Some(error),
+                }
+            }
         }
-        Left { rooms, deferred }
     }
 
     fn pending_leaves(&self) -> std::sync::MutexGuard<'_, Leaves> {
@@ -303,23 +368,31 @@ impl RedisRooms {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn leave_in_redis(&self, rooms: &[RoomId], peer: &PeerId) -> Result<()> {
+    /// Runs [`LEAVE`]; returns the rooms the peer was still in.
+    async fn leave_in_redis(&self, rooms: &[RoomId], peer: &PeerId) -> Result<Vec<RoomId>> {
         let mut conn = self.conn.clone();
         let mut call = self.scripts.leave.prepare_invoke();
         call.key(self.peer_key(peer))
             .key(self.node_peers_key())
             .key(self.sizes_key())
+            .key(format!("{}swept:{}", self.prefix, self.node))
             .arg(&*self.prefix)
-            .arg(peer.as_str());
+            .arg(peer.as_str())
+            .arg(if self.draining.load(Ordering::Acquire) {
+                u64::try_from(KEEP_ROOM.as_millis()).unwrap_or(u64::MAX)
+            } else {
+                0
+            });
         for room in rooms {
             call.arg(room.as_str());
         }
-        bounded(self.timeout, call.invoke_async::<i64>(&mut conn)).await?;
-        Ok(())
+        let left: Vec<String> = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
+        Ok(left.iter().filter_map(|r| RoomId::parse(r)).collect())
     }
 
     /// Retries the leaves that failed; returns those that went through now, so their
-    /// rooms can be told.
+    /// rooms can be told. All their rooms: the first attempt may have run after all, or
+    /// Redis may have lost the memberships meanwhile, and nobody told them yet.
     pub(crate) async fn retry_leaves(&self) -> Leaves {
         let pending = std::mem::take(&mut *self.pending_leaves());
         let mut done = Vec::new();
@@ -428,8 +501,10 @@ impl RedisRooms {
         Ok(pairs.len())
     }
 
-    /// This node's peers, for disconnecting them after the cluster declared it dead.
-    pub(crate) fn local_peers(&self) -> Vec<PeerId> {
-        self.own().keys().cloned().collect()
+    /// Forgets this node's peers and returns them, for disconnecting them after the cluster
+    /// declared this node dead: their rooms were already told they left, so their own
+    /// disconnects must not tell them again.
+    pub(crate) fn forget_local_peers(&self) -> Vec<PeerId> {
+        self.own().drain().map(|(peer, _)| peer).collect()
     }
 }

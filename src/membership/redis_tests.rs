@@ -294,3 +294,58 @@ async fn memberships_come_back_after_redis_lost_them() {
     assert_eq!(a.members(&room).await.unwrap(), vec![p.to_string()]);
     assert_eq!(sizes(&a).await, [(1, 1)]);
 }
+
+/// A room that a draining node's peer empties is joined again under its id, as a room of
+/// one; a room emptied otherwise is gone.
+#[tokio::test]
+async fn a_room_emptied_by_a_draining_node_stays_joinable() {
+    let redis = Redis::start().await;
+    let (a, b) = (redis.node("a").await, redis.node("b").await);
+    let [p, q, r] = std::array::from_fn(|_| PeerId::random());
+    let gone = created(b.create(&p, LIMITS).await.unwrap());
+    let kept = created(a.create(&q, LIMITS).await.unwrap());
+    assert_eq!(b.leave_all(&p).await.rooms, std::slice::from_ref(&gone));
+    a.begin_drain();
+    assert_eq!(a.leave_all(&q).await.rooms, std::slice::from_ref(&kept));
+    assert_eq!(sizes(&b).await, []);
+    assert_eq!(b.join(&gone, &r, LIMITS).await.unwrap(), Join::NoSuchRoom);
+    assert_eq!(
+        b.join(&kept, &r, LIMITS).await.unwrap(),
+        Join::Joined { others: 0 }
+    );
+    assert_eq!(sizes(&b).await, [(1, 1)]);
+    // Taken up: it is an ordinary room again, gone when it empties.
+    assert_eq!(b.leave_all(&r).await.rooms, std::slice::from_ref(&kept));
+    assert_eq!(b.join(&kept, &q, LIMITS).await.unwrap(), Join::NoSuchRoom);
+}
+
+/// A leave tells only the rooms the peer was still in: after a sweep removed it, none.
+#[tokio::test]
+async fn a_leave_after_a_sweep_tells_nobody() {
+    let redis = Redis::start().await;
+    let (a, b) = (redis.node("a").await, redis.node("b").await);
+    let [p, q] = std::array::from_fn(|_| PeerId::random());
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    b.join(&room, &q, LIMITS).await.unwrap();
+    a.tick(Duration::from_millis(50)).await.unwrap();
+    b.tick(Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // a's key expired: b's beat removes p, as from a dead node.
+    let swept = b.tick(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(swept.gone.get(&p), Some(&vec![room.clone()]));
+    assert!(a.leave_all(&p).await.rooms.is_empty());
+    assert_eq!(b.leave_all(&q).await.rooms, [room]);
+}
+
+/// A leave after Redis lost its data (before the node wrote its members back) still tells
+/// the peer's rooms: nobody else did.
+#[tokio::test]
+async fn a_leave_after_redis_lost_its_data_tells_the_rooms() {
+    let redis = Redis::start().await;
+    let a = redis.node("a").await;
+    let [p, q] = std::array::from_fn(|_| PeerId::random());
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    a.join(&room, &q, LIMITS).await.unwrap();
+    redis.flushall().await;
+    assert_eq!(a.leave_all(&p).await.rooms, [room]);
+}

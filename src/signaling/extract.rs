@@ -2,6 +2,7 @@
 //! handlers, the way to answer, and the raw arguments.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -28,6 +29,9 @@ pub(crate) struct Peer {
     /// given up by the connect handler, which socketioxide starts only once the socket
     /// counts as connected: no event handler runs before (its emits would fail).
     connecting: Mutex<Option<Ticket>>,
+    /// Set once the disconnect handler has left every room and told them.
+    has_left: AtomicBool,
+    left: tokio::sync::Notify,
 }
 
 impl Peer {
@@ -39,7 +43,27 @@ impl Peer {
             limits,
             order,
             connecting,
+            has_left: AtomicBool::new(false),
+            left: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Says that the peer has left its rooms and they were told.
+    pub(crate) fn mark_left(&self) {
+        self.has_left.store(true, Ordering::Release);
+        self.left.notify_waiters();
+    }
+
+    /// Resolves once [`Peer::mark_left`] was called.
+    pub(crate) async fn left(&self) {
+        let notified = self.left.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a mark in between is not missed.
+        notified.as_mut().enable();
+        if self.has_left.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
     }
 
     /// Lets the socket's event handlers start: called once it counts as connected.

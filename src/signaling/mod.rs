@@ -329,6 +329,23 @@ async fn on_disconnect<A: Adapter>(
         .await;
     }
     info!(sid = %s.id, peer = %peer.id, %reason, "disconnected");
+    peer.mark_left();
+}
+
+/// Hands a socket over in a rolling restart: `cut` ends its transport, which the client
+/// takes for a lost server and reconnects from (a namespace disconnect would stop it from
+/// reconnecting); then it is disconnected here at once, rather than when its transport's
+/// close is noticed, and this resolves once its rooms were left and told.
+pub(crate) async fn hand_over<A: Adapter>(s: SocketRef<A>, cut: impl FnOnce()) {
+    let Some(peer) = s.extensions.get::<Arc<Peer>>() else {
+        return;
+    };
+    cut();
+    // The disconnect packet this queues finds the transport cut: the client never reads it.
+    if s.connected() && s.clone().disconnect().is_err() {
+        debug!(sid = %s.id, "hand-over: socket already closing");
+    }
+    peer.left().await;
 }
 
 /// The Socket.IO rooms of these chat rooms.

@@ -240,11 +240,11 @@ test('while the server is down, open channels keep working; after a restart the 
   }
   await say(b, 'still connected');
   await waitForMessage(a, 'Grace', 'still connected');
-  // Chromium logs the refused reconnection attempts, and the new server's 400 to a
-  // polling request of the old session.
+  // Chromium logs the refused reconnection attempts, the draining server's 503 to one
+  // made before it exited, and the new server's 400 to a polling request of the old session.
   assertNoProblems(pages, [
     /^console error: Failed to load resource: net::ERR_CONNECTION_REFUSED$/,
-    /^console error: Failed to load resource: the server responded with a status of 400 \(Bad Request\)$/,
+    /^console error: Failed to load resource: the server responded with a status of (400 \(Bad Request\)|503 \(Service Unavailable\))$/,
     /^console error: WebSocket connection to '[^']+' failed/,
   ]);
 });

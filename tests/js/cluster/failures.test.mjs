@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connected, next, request } from '../helpers/client.mjs';
 import { DEAD_NODE_MS, FAST, startRedis, startNodes } from '../helpers/cluster.mjs';
+import { startProxy } from '../helpers/proxy.mjs';
 import { startServer, status, until } from '../helpers/server.mjs';
 
 /** Puts a on its node in a new room and the others in it; returns the room and peer ids. */
@@ -115,8 +116,11 @@ test('cluster: a node that stalls past its TTL is declared dead, then drops its 
   const [A, B] = await startNodes(t, 2, redis);
   const a = await connected(t, A);
   const b = await connected(t, B);
-  const { peers: [bPeer] } = await meshOf(a, b);
+  const meshOfRoom = meshOf(a, b);
+  const { peers: [bPeer] } = await meshOfRoom;
 
+  const leaves = [];
+  a.on('user-disconnected', (peer) => leaves.push(peer));
   const aSeesLeave = next(a, 'user-disconnected', DEAD_NODE_MS);
   B.child.kill('SIGSTOP');
   t.after(() => B.child.kill('SIGCONT'));
@@ -129,6 +133,14 @@ test('cluster: a node that stalls past its TTL is declared dead, then drops its 
   const [reason] = await bDropped;
   assert.equal(reason, 'io server disconnect');
   await until(async () => (await status(B, '/readyz')) === 200, 'B ready again');
+  // b's own disconnect on B does not tell the room a second time: a newcomer through B is
+  // announced after anything B sent about b.
+  const { roomId } = await meshOfRoom;
+  const c = await connected(t, B);
+  const aSeesC = next(a, 'new-user-joined');
+  assert.deepEqual(await request(c, 'join-room', roomId), { roomId, created: false });
+  await aSeesC;
+  assert.deepEqual(leaves, [bPeer]);
 });
 
 test('cluster: a node started while Redis is down serves once Redis comes up', async (t) => {
@@ -146,4 +158,35 @@ test('cluster: a node started while Redis is down serves once Redis comes up', a
   const a = await connected(t, A);
   const b = await connected(t, B);
   await meshOf(a, b);
+});
+
+test('cluster: a relay published while the target\'s node has lost Redis reaches it once that node is back', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  // B reaches Redis through a proxy, so that only B loses it.
+  const ports = [redis.port];
+  const proxy = await startProxy(ports);
+  t.after(() => proxy.close());
+  const [A] = await startNodes(t, 1, redis);
+  const [B] = await startNodes(t, 1, { url: `redis://127.0.0.1:${proxy.port}` });
+  const a = await connected(t, A);
+  const b = await connected(t, B);
+  const { aPeer, peers: [bPeer] } = await meshOf(a, b);
+  const got = [];
+  b.on('rtc-offer', (...args) => got.push(args));
+
+  ports.length = 0;
+  proxy.cut();
+  await until(async () => (await status(B, '/readyz')) === 503, 'B has lost Redis');
+  // A still has Redis: the relay is accepted while B cannot hear it.
+  assert.deepEqual(await request(a, 'rtc-offer', bPeer, { type: 'offer', sdp: 'while away' }), { ok: true });
+  ports.push(redis.port);
+  await until(() => got.length > 0, 'b got the offer', 10_000);
+  // Once, and in order before what follows.
+  assert.deepEqual(await request(a, 'rtc-offer', bPeer, { type: 'offer', sdp: 'after' }), { ok: true });
+  await until(() => got.length > 1, 'b got the second offer');
+  assert.deepEqual(got, [
+    [aPeer, { type: 'offer', sdp: 'while away' }],
+    [aPeer, { type: 'offer', sdp: 'after' }],
+  ]);
 });

@@ -58,6 +58,13 @@ export async function startRedis() {
       proc = spawnRedis(port);
       await proc.ready;
     },
+    /** Sends `signal` to redis-server (SIGSTOP/SIGCONT: pause and resume it). */
+    signal(signal) {
+      proc.child.kill(signal);
+    },
+    get pid() {
+      return proc.child.pid;
+    },
     /** Runs one command with redis-cli and resolves with its trimmed output. */
     cli(...args) {
       return new Promise((resolve, reject) => {

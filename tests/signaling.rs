@@ -241,7 +241,7 @@ async fn binary_attachments_are_refused_and_the_connection_survives() {
         ack,
         Incoming::Ack(
             1,
-            vec![json!({"error": "binary attachments are not accepted"})]
+            vec![json!({"error": "binary attachments are not accepted", "reason": "binary"})]
         )
     );
     a.emit("rtc-offer", &[Value::from(b_peer), json!({"sdp": "after"})]);

@@ -42,6 +42,7 @@ test('cluster: a node killed with SIGKILL has its members announced as gone; the
   // The dead node's peer is no longer a member anywhere.
   assert.deepEqual(await request(a, 'rtc-offer', bPeer, { type: 'offer', sdp: 'x' }), {
     error: 'that peer is not in any of your rooms',
+    reason: 'not_in_your_rooms',
   });
   // The room still works between survivors, and takes newcomers on any node.
   const cGets = next(c, 'rtc-offer');
@@ -80,6 +81,7 @@ test('cluster: after Redis restarts (losing its data) the nodes recover by thems
   // While Redis is away, requests are refused promptly rather than left hanging.
   assert.deepEqual(await request(a, 'rtc-offer', bPeer, { type: 'offer', sdp: 'x' }), {
     error: 'the server is briefly unavailable: try again',
+    reason: 'unavailable',
   });
 
   await redis.restart();

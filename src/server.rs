@@ -7,10 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
 use socketioxide::adapter::Adapter;
 use socketioxide::{SocketIo, SocketIoBuilder, handler::ConnectHandler};
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
 use crate::cluster::{Cluster, ClusterAdapter};
@@ -105,6 +111,11 @@ fn socket_io(config: &Config, signaling: Signaling) -> SocketIoBuilder {
         .with_state(signaling)
 }
 
+/// hyper's cap on a connection's read buffer, and so on a request head (its default is
+/// ~400 KiB). With the default, a keep-alive connection's buffer grows from 8 to 16 KiB
+/// when it cannot reuse its space in place, and an idle long-polling client keeps it all.
+const HTTP1_MAX_BUFFER: usize = 8 * 1024;
+
 /// Serves `router` until `shutdown`, then closes every Socket.IO session and gives open
 /// connections `timeout` to finish.
 async fn serve<A: Adapter>(
@@ -116,39 +127,68 @@ async fn serve<A: Adapter>(
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
-
-    // Signaling messages are small and latency-bound. Without TCP_NODELAY, Nagle's
-    // algorithm holds a write back until the peer acknowledges the previous one: the
-    // benchmark showed relays waiting ~30 ms for the receiver's next packet.
-    let listener = listener.tap_io(|tcp| {
+    // HTTP/1.1 only, as before: browsers speak HTTP/2 only over TLS, which a proxy ends.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder.http1().max_buf_size(HTTP1_MAX_BUFFER);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    debug!(%error, "accept failed");
+                    // Out of file descriptors and the like: give closing connections time.
+                    if !is_connection_error(&error) {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Signaling messages are small and latency-bound. Without TCP_NODELAY, Nagle's
+        // algorithm holds a write back until the peer acknowledges the previous one: the
+        // benchmark showed relays waiting ~30 ms for the receiver's next packet.
         if let Err(error) = tcp.set_nodelay(true) {
             debug!(%error, "could not set TCP_NODELAY");
         }
-    });
-    let (closing_tx, closing_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = closing_tx.send(());
-        info!("shutting down: disconnecting clients");
-        io.close().await;
-    });
-    let deadline = async move {
-        // Only a dropped sender (the server ended first) makes this fail: then wait forever
-        // and let the server's own result win the select.
-        if closing_rx.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(timeout).await;
-    };
-    tokio::select! {
-        result = server => {
-            info!("stopped");
-            result
-        }
-        () = deadline => {
-            warn!(?timeout, "shutdown timed out, exiting anyway");
-            Ok(())
-        }
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(ConnectInfo(remote));
+            router.clone().oneshot(req)
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                debug!(%error, "connection ended with an error");
+            }
+        });
     }
+    drop(listener);
+    info!("shutting down: disconnecting clients");
+    let closed = async move {
+        io.close().await;
+        graceful.shutdown().await;
+    };
+    if tokio::time::timeout(timeout, closed).await.is_err() {
+        warn!(?timeout, "shutdown timed out, exiting anyway");
+    } else {
+        info!("stopped");
+    }
+    Ok(())
+}
+
+/// Errors of one connection that was already gone when accepted, not of the listener.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
 }

@@ -3,21 +3,28 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::serve::ListenerExt;
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
 use socketioxide::adapter::Adapter;
 use socketioxide::{SocketIo, SocketIoBuilder, handler::ConnectHandler};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tower::ServiceExt;
 use tracing::{debug, error, info, warn};
 
 use crate::cluster::{Cluster, ClusterAdapter};
 use crate::config::{Config, IceTransportPolicy};
-use crate::http::{self, Drain};
+use crate::http::{self, Drain, Tracked};
 use crate::membership::{Limits, Membership};
 use crate::metrics::Metrics;
 use crate::signaling::{self, Signaling};
@@ -152,6 +159,11 @@ impl Stop {
     }
 }
 
+/// hyper's cap on a connection's read buffer, and so on a request head (its default is
+/// ~400 KiB). With the default, a keep-alive connection's buffer grows from 8 to 16 KiB
+/// when it cannot reuse its space in place, and an idle long-polling client keeps it all.
+const HTTP1_MAX_BUFFER: usize = 8 * 1024;
+
 /// Serves `router` until `shutdown`, then drains (see [`run`]) and gives open connections
 /// the rest of the shutdown timeout to finish.
 async fn serve<A: Adapter>(
@@ -163,55 +175,88 @@ async fn serve<A: Adapter>(
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
+    let mut listener = stop.drain.listener(listener);
+    // HTTP/1.1 only, as before: browsers speak HTTP/2 only over TLS, which a proxy ends.
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder.http1().max_buf_size(HTTP1_MAX_BUFFER);
+    let graceful = GracefulShutdown::new();
+    let accept = |(tcp, remote): (Tracked, SocketAddr)| {
+        serve_connection(&builder, &graceful, &router, tcp, remote);
+    };
 
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = Listener::accept(&mut listener) => accept(accepted),
+            () = &mut shutdown => break,
+        }
+    }
+
+    let timeout = stop.timeout;
+    let deadline = Instant::now() + timeout;
+    let spread = stop.spread();
+    stop.drain.begin();
+    stop.membership.begin_drain();
+    // Bounded, so that the final close below always runs before the deadline.
+    let bound = spread + (timeout - spread) / 2;
+    let handed = tokio::time::timeout(bound, hand_over_all(&io, &stop.drain, spread));
+    let mut handed = std::pin::pin!(handed);
+    // Still accepting while clients are handed over, so that `/readyz` can say 503 and new
+    // sessions are refused with a status rather than a closed port.
+    loop {
+        tokio::select! {
+            accepted = Listener::accept(&mut listener) => accept(accepted),
+            handed = &mut handed => {
+                if handed.is_err() {
+                    warn!(?bound, "hand-over unfinished, closing the rest at once");
+                }
+                break;
+            }
+        }
+    }
+    drop(listener);
+    info!("shutting down: disconnecting clients");
+    let closed = async {
+        io.close().await;
+        graceful.shutdown().await;
+    };
+    if tokio::time::timeout_at(deadline, closed).await.is_err() {
+        warn!(?timeout, "shutdown timed out, exiting anyway");
+    } else {
+        info!("stopped");
+    }
+    Ok(())
+}
+
+/// Serves one accepted connection on its own task, watched by `graceful`.
+fn serve_connection(
+    builder: &Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    router: &Router,
+    tcp: Tracked,
+    remote: SocketAddr,
+) {
     // Signaling messages are small and latency-bound. Without TCP_NODELAY, Nagle's
     // algorithm holds a write back until the peer acknowledges the previous one: the
     // benchmark showed relays waiting ~30 ms for the receiver's next packet.
-    let listener = stop.drain.listener(listener).tap_io(|tcp| {
-        if let Err(error) = tcp.stream().set_nodelay(true) {
-            debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let timeout = stop.timeout;
-    let (closing_tx, closing_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    // The listener keeps accepting while draining, so that `/readyz` can say 503 and new
-    // sessions are refused with a status rather than a closed port.
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = closing_tx.send(());
-        let spread = stop.spread();
-        stop.drain.begin();
-        stop.membership.begin_drain();
-        // Bounded, so that the final close below always runs before the deadline.
-        let bound = spread + (timeout - spread) / 2;
-        if tokio::time::timeout(bound, hand_over_all(&io, &stop.drain, spread))
-            .await
-            .is_err()
-        {
-            warn!(?bound, "hand-over unfinished, closing the rest at once");
-        }
-        info!("shutting down: disconnecting clients");
-        io.close().await;
-    });
-    let deadline = async move {
-        // Only a dropped sender (the server ended first) makes this fail: then wait forever
-        // and let the server's own result win the select.
-        if closing_rx.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(timeout).await;
-    };
-    tokio::select! {
-        result = server => {
-            info!("stopped");
-            result
-        }
-        () = deadline => {
-            warn!(?timeout, "shutdown timed out, exiting anyway");
-            Ok(())
-        }
+    if let Err(error) = tcp.stream().set_nodelay(true) {
+        debug!(%error, "could not set TCP_NODELAY");
     }
+    let router = router.clone();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(remote));
+        router.clone().oneshot(req)
+    });
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+        .into_owned();
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(error) = conn.await {
+            debug!(%error, "connection ended with an error");
+        }
+    });
 }
 
 /// Hands every client of this node over, one at a time at even intervals over `spread`,

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::{Router, middleware, routing::get};
 use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
+use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
 };
@@ -23,7 +24,7 @@ use crate::config::Config;
 use crate::membership::Membership;
 use crate::metrics::{self, Metrics};
 use affinity::Affinity;
-pub(crate) use drain::Drain;
+pub(crate) use drain::{Drain, Tracked};
 use gate::Gate;
 
 /// Every route, with Socket.IO at `/socket.io/`. `ready` answers `/readyz`, which also
@@ -55,37 +56,44 @@ pub(crate) fn router<A: Adapter>(
         .merge(metrics::router(config, metrics.clone(), membership))
         .merge(rtc_config::router(config.clone(), metrics.clone()))
         .merge(files.clone())
-        .layer(socket_io)
-        .layer(middleware::map_request(detach_from_read_buffer));
+        // One `layer` call per stack: axum boxes every route's future once per call, and a
+        // pending long-polling GET holds all of those boxes for as long as it waits.
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::map_request(detach_from_read_buffer))
+                .layer(socket_io),
+        );
     let gate = Gate::new(config.clone(), metrics.clone());
-    web::route_socket_io_client(app, files)
-        .layer(middleware::from_fn_with_state(gate, gate::admit))
-        // Before the gate: a refused handshake costs no connection-rate token.
-        .layer(middleware::from_fn_with_state(
-            (drain.clone(), metrics.clone()),
-            drain::follow_sessions,
-        ))
-        // Outside the gate: a request for another machine is counted over there.
-        .layer(middleware::from_fn_with_state(
-            Affinity::new(config.fly_machine_id.as_deref()),
-            affinity::keep_on_machine,
-        ))
-        // Every response: the page may load and connect only to its own origin, and room
-        // links never leak through the Referer header.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::new())
+    web::route_socket_io_client(app, files).layer(
+        ServiceBuilder::new()
+            .layer(CatchPanicLayer::new())
+            .layer(TraceLayer::new_for_http())
+            // Every response: the page may load and connect only to its own origin, and
+            // room links never leak through the Referer header.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            ))
+            // Outside the gate: a request for another machine is counted over there.
+            .layer(middleware::from_fn_with_state(
+                Affinity::new(config.fly_machine_id.as_deref()),
+                affinity::keep_on_machine,
+            ))
+            // Before the gate: a refused handshake costs no connection-rate token.
+            .layer(middleware::from_fn_with_state(
+                (drain.clone(), metrics.clone()),
+                drain::follow_sessions,
+            ))
+            .layer(middleware::from_fn_with_state(gate, gate::admit)),
+    )
 }
 
 /// Whether an Engine.IO request belongs to an existing session (has a `sid`) rather than

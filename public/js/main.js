@@ -372,6 +372,7 @@ function exposeTestHook({ peers, chat }) {
   window.meshchatTest = {
     peer: (peerId) => peers.get(peerId),
     restartIce: (peerId) => peers.restart(peerId),
+    setRtcConfig: (config) => peers.setRtcConfig(config),
     requestHistory: (peerId) => chat.requestHistory(peerId),
     askedForHistory: () => historyFrom[0] ?? null,
     historyAnswers: () => historyFrom.length,

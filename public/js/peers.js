@@ -118,6 +118,17 @@ export class Peers extends EventTarget {
     return this.#peers.get(peerId);
   }
 
+  /** A restart gathers new candidates: with the ICE servers (and TURN credentials) of now,
+   * not those the connection was made with, which may have expired since. */
+  #useCurrentIceServers(pc) {
+    if (!Array.isArray(this.#rtcConfig.iceServers)) return;
+    try {
+      pc.setConfiguration({ ...pc.getConfiguration(), iceServers: this.#rtcConfig.iceServers });
+    } catch (err) {
+      console.debug('meshchat: kept the ICE servers of the connection:', err.message);
+    }
+  }
+
   /** The member behind `peerId` told us its page takes ICE restarts; `polite` is our
    * side's role in a glare, the opposite of theirs. */
   setRestartable(peerId, { polite }) {
@@ -154,6 +165,7 @@ export class Peers extends EventTarget {
       // Our previous attempt went unanswered: take it back and make a new one.
       if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
       if (pc.signalingState !== 'stable') return;
+      this.#useCurrentIceServers(pc);
       await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
       this.#signaling.send(SocketEvent.OFFER, peer.id, pc.localDescription.toJSON());
     });
@@ -297,6 +309,7 @@ export class Peers extends EventTarget {
         this.#setState(peer, PeerState.RECONNECTING);
         this.#retryLater(peer);
       }
+      this.#useCurrentIceServers(pc);
       // Our own offer, if any, is rolled back by the remote one (implicit rollback).
       await pc.setRemoteDescription(offer);
       await pc.setLocalDescription(await pc.createAnswer());

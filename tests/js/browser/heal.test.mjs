@@ -4,8 +4,7 @@
 // recent messages by a peer, once each, marked as from before it joined.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import { startServer } from '../helpers/server.mjs';
+import { freeUdpPort, startServer, until } from '../helpers/server.mjs';
 import {
   WAIT_MS, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage,
   waitForSystemLine, assertNoProblems, setName, explained,
@@ -130,15 +129,6 @@ test('both sides restarting ICE at once converge; the same channels carry messag
   assertNoProblems(pages);
 });
 
-/** A UDP port free on loopback now. */
-async function freeUdpPort() {
-  const socket = dgram.createSocket('udp4');
-  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise((resolve) => socket.close(resolve));
-  return port;
-}
-
 const SECRET = 'heal-test-turn-secret';
 
 /** A second meshchat that only relays (its embedded TURN on `udpPort`). */
@@ -255,6 +245,33 @@ test('coming back online or to the tab restarts an interrupted connection at onc
   await Promise.all(pages.map((p) => waitForOpenPeers(p, 1)));
   await say(b, 'back via the check');
   await waitForMessage(a, 'Grace', 'back via the check', 10_000);
+  assertNoProblems(pages);
+});
+
+test('an ICE restart gathers with the ICE servers of now (fresh TURN credentials), on both sides', async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const { pages } = await room(t, server, ['Ada', 'Grace']);
+  const [ada, grace] = pages;
+  const ids = [await peerIdOf(ada, 'Grace'), await peerIdOf(grace, 'Ada')];
+  // What a credential refresh hands the pages: servers the connection was not made with.
+  const fresh = [{ urls: 'stun:127.0.0.1:9' }];
+  for (const page of pages) {
+    await page.evaluate((servers) => window.meshchatTest.setRtcConfig({ iceServers: servers }), fresh);
+  }
+  const urls = (page, id) => page.evaluate(
+    (peerId) => window.meshchatTest.peer(peerId).pc.getConfiguration().iceServers.flatMap((s) => [s.urls].flat()),
+    id,
+  );
+  assert.deepEqual(await urls(ada, ids[0]), [], 'before the restart: the servers it was made with');
+  await ada.evaluate((id) => window.meshchatTest.restartIce(id), ids[0]);
+  await Promise.all(pages.map((page, i) => until(
+    async () => (await urls(page, ids[i])).includes('stun:127.0.0.1:9'),
+    'the restarted connection to use the fresh ICE servers',
+  )));
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, 1)));
+  await say(ada, 'after the restart');
+  await waitForMessage(grace, 'Ada', 'after the restart');
   assertNoProblems(pages);
 });
 

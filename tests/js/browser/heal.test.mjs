@@ -219,16 +219,28 @@ test('when the relay carrying a connection goes away and comes back, ICE restart
  * `target` ('window' or 'document') and resolves with how many ICE restarts the page has
  * begun towards it by the time the event's listeners have run. */
 function restartsOnEvent(page, peerId, target, event) {
-  return page.evaluate(([id, target, event]) => new Promise((resolve) => {
+  return page.evaluate(([id, target, event, waitMs]) => new Promise((resolve) => {
     const li = [...document.querySelectorAll('#members li[data-peer-id]')].find((el) => el.dataset.peerId === id);
-    const observer = new MutationObserver(() => {
-      if (li.dataset.state !== 'interrupted') return;
+    const seen = [];
+    // Bounded: should the member never show "interrupted", the test fails with the states
+    // it went through instead of waiting forever.
+    const timer = setTimeout(() => {
+      observer.disconnect();
+      resolve(`never interrupted within ${waitMs} ms; states: ${seen.join(' → ')}`);
+    }, waitMs);
+    // Every state the member passed through, including one already replaced when the
+    // callback runs (a record's new value is the next record's old value).
+    const observer = new MutationObserver((records) => {
+      const states = records.slice(1).map((r) => r.oldValue).concat(li.dataset.state);
+      seen.push(...states);
+      if (!states.includes('interrupted')) return;
+      clearTimeout(timer);
       observer.disconnect();
       (target === 'window' ? window : document).dispatchEvent(new Event(event));
       resolve(window.meshchatTest.peer(id).restarts);
     });
-    observer.observe(li, { attributes: true, attributeFilter: ['data-state'] });
-  }), [peerId, target, event]);
+    observer.observe(li, { attributes: true, attributeFilter: ['data-state'], attributeOldValue: true });
+  }), [peerId, target, event, WAIT_MS]);
 }
 
 test('coming back online or to the tab restarts an interrupted connection at once', async (t) => {

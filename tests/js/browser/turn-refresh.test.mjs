@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { freeUdpPort, startServer, until } from '../helpers/server.mjs';
 import {
-  launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, setName, assertNoProblems,
+  recordPeerConnections, launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, setName, assertNoProblems,
 } from '../helpers/browser.mjs';
 
 const TTL_SECS = 60;
@@ -71,16 +71,3 @@ test('the page fetches fresh TURN credentials before they expire, and later conn
   assertNoProblems([a, b]);
 });
 
-/** Keeps the page's RTCPeerConnections in `window.peerConnections`. */
-async function recordPeerConnections(context) {
-  await context.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    window.peerConnections = [];
-    window.RTCPeerConnection = class extends Original {
-      constructor(...args) {
-        super(...args);
-        window.peerConnections.push(this);
-      }
-    };
-  });
-}

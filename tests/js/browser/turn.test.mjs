@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { freeUdpPort, startServer } from '../helpers/server.mjs';
 import {
-  launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, waitForSystemLine,
+  recordPeerConnections, launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, waitForSystemLine,
   assertNoProblems, setName, explained, WAIT_MS,
 } from '../helpers/browser.mjs';
 
@@ -29,21 +29,6 @@ async function relayServer(t) {
   });
   t.after(() => server.stop());
   return server;
-}
-
-/** Keeps the page's RTCPeerConnections in `window.peerConnections`, so the test can ask
- * them for their stats (the page itself exposes nothing). */
-async function recordPeerConnections(context) {
-  await context.addInitScript(() => {
-    const Original = window.RTCPeerConnection;
-    window.peerConnections = [];
-    window.RTCPeerConnection = class extends Original {
-      constructor(...args) {
-        super(...args);
-        window.peerConnections.push(this);
-      }
-    };
-  });
 }
 
 /** The local and remote candidate types of every selected candidate pair on the page. */

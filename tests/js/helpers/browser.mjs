@@ -143,3 +143,18 @@ export function assertNoProblems(pages, expected = []) {
     assert.deepEqual(problems, [], `page ${page.url()}`);
   }
 }
+
+/** Keeps the page's RTCPeerConnections in `window.peerConnections`, so the test can ask
+ * them for their stats (the page itself exposes nothing). */
+export async function recordPeerConnections(context) {
+  await context.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    window.peerConnections = [];
+    window.RTCPeerConnection = class extends Original {
+      constructor(...args) {
+        super(...args);
+        window.peerConnections.push(this);
+      }
+    };
+  });
+}

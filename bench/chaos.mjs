@@ -8,8 +8,9 @@
 //   node bench/chaos.mjs --minutes 10 --bin /tmp/meshchat-chaos [--workers 24] [--report bench/chaos-report.md]
 //
 // It uses the test helpers of tests/js and their socket.io-client (`npm ci` there first)
-// and needs `redis-server`. Prints one JSON line of figures, writes the markdown report if
-// asked, and exits non-zero on any invariant violation.
+// and needs `redis-server` (and gdb for one diagnostic figure). Prints one JSON line of
+// figures, writes the markdown report if asked, and exits non-zero on any invariant violation.
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -73,6 +74,16 @@ function rssKiB(node) {
   } catch {
     return NaN;
   }
+}
+
+/** RSS after malloc_trim(0) in the process (through gdb), or null without gdb. */
+function trimmedRssKiB(node) {
+  try {
+    execFileSync('gdb', ['-p', String(node.child.pid), '-batch', '-ex', 'call (int) malloc_trim(0)'], { stdio: 'ignore', timeout: 60_000 });
+  } catch {
+    return null;
+  }
+  return rssKiB(node);
 }
 
 /** A node's metrics: connected sockets and the room gauges (size → rooms). */
@@ -450,9 +461,22 @@ if (converged === null) violation('no convergence after the last fault', mismatc
 for (const { room } of held) for (const m of room) leave(m);
 const empty = await settledEmpty();
 if (!empty.ok) violation('rooms or peers left after every client went', empty);
+// The warm-up's traffic once more, so that every node, restarted or not, ends in the state
+// its baseline was taken in: just after that traffic, with no client left.
+log(`cool-down: the warm-up traffic again for ${opts.warmup} s`);
+traffic = true;
+workers = Array.from({ length: WORKERS }, (_, w) => worker(w));
+await sleep(Number(opts.warmup) * 1000);
+traffic = false;
+await Promise.all(workers);
+const cooled = await settledEmpty();
+if (!cooled.ok) violation('rooms or peers left after the cool-down', cooled);
 await sleep(5_000);
 const final = nodes.map(rssKiB);
-const rss = baseline.map((b, i) => ({ baseline: b, final: final[i], ratio: Number((final[i] / b).toFixed(3)), restarted: faults.some((f) => f.node === i && f.kind !== 'node SIGSTOP') }));
+// What glibc keeps of freed memory, told apart from memory still in use: RSS once more
+// after asking each process to give back its free pages (diagnostic only).
+const trimmed = nodes.map(trimmedRssKiB);
+const rss = baseline.map((b, i) => ({ baseline: b, final: final[i], trimmed: trimmed[i], ratio: Number((final[i] / b).toFixed(3)), restarted: faults.some((f) => f.node === i && f.kind !== 'node SIGSTOP') }));
 for (const [i, r] of rss.entries()) {
   if (r.final > r.baseline * 1.1) violation('RSS above baseline + 10%', { node: i, ...r });
 }
@@ -504,12 +528,14 @@ function report(r) {
     `| floods / junk events / clients vanished | ${r.floods} / ${r.junk} / ${r.vanished} |`,
     `| time to converge after the last fault | ${r.convergeSecondsAfterLastFault ?? 'never'} s |`,
     `| RSS after / baseline, per node | ${r.rss.map((x, i) => `${i}: ${(x.final / 1024).toFixed(1)} / ${(x.baseline / 1024).toFixed(1)} MiB${x.restarted ? ' (restarted)' : ''}`).join('; ')} |`,
+    `| RSS after malloc_trim(0), per node | ${r.rss.map((x, i) => `${i}: ${x.trimmed === null ? 'n/a' : `${(x.trimmed / 1024).toFixed(1)} MiB`}`).join('; ')} |`,
     '',
     'Invariants: no relay reaches a client outside the sender\'s room; every member that left is',
     'announced exactly once to every member that stayed (within 45 s); after the last fault, Redis',
     '(rooms, room-size hash, the nodes\' peer sets) and every node\'s `/metrics` agree with the rooms the',
     'clients are in; once all clients are gone no room and no peer remains in Redis or on any node; each',
-    'node\'s RSS ends within 10% of its baseline after warm-up (a restarted node starts afresh).',
+    'node\'s RSS ends within 10% of its baseline, both taken just after the same warm-up traffic with',
+    'no client left (the last after the soak, so a node restarted during it has had that traffic too).',
     '',
   ];
   if (r.violations > 0) lines.push(`Violations by kind: ${JSON.stringify(r.violationKinds)}.`, '');

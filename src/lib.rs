@@ -1,8 +1,9 @@
 //! meshchat: a Socket.IO signaling server for room-based WebRTC mesh chat.
 //!
 //! Modules from the bottom up; each imports only modules listed before it:
-//! - `error` (internal failures), [`ice`] (the ICE servers browsers get) and `protocol`
-//!   (the wire format: event names, ids, argument parsing, refusals).
+//! - `error` (internal failures), [`ice`] (the ICE servers browsers get), `once` (emits
+//!   that may be retried without being received twice) and `protocol` (the wire format:
+//!   event names, ids, argument parsing, refusals).
 //! - [`config`]: flags and environment variables.
 //! - `limits`: rate limits; `membership`: the only door to rooms, in memory or in Redis.
 //! - `metrics`: what the server counts, and `GET /metrics`.
@@ -14,6 +15,7 @@
 
 mod error;
 pub mod ice;
+mod once;
 mod protocol;
 
 pub mod config;

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::membership::{Limits, Membership, redis::RedisRooms};
 use crate::metrics::Metrics;
+use crate::protocol::{PeerId, RoomId};
 use crate::signaling;
 use pubsub::PubSubDriver;
 
@@ -160,12 +161,26 @@ impl Cluster {
         }
         for (peer, rooms) in tick.gone {
             info!(%peer, rooms = rooms.len(), "peer of a dead node removed");
-            signaling::announce_left(io.to(signaling::socket_rooms(&rooms)), &peer, metrics).await;
+            self.announce_left(io, peer, rooms, metrics).await;
         }
         for (peer, rooms) in self.rooms.retry_leaves().await {
-            signaling::announce_left(io.to(signaling::socket_rooms(&rooms)), &peer, metrics).await;
+            self.announce_left(io, peer, rooms, metrics).await;
         }
         true
+    }
+
+    /// Tells `rooms` that `peer` left, or keeps the leave to tell at the next beat.
+    async fn announce_left<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        peer: PeerId,
+        rooms: Vec<RoomId>,
+        metrics: &Metrics,
+    ) {
+        let members = io.to(signaling::socket_rooms(&rooms));
+        if !signaling::announce_left(members, &peer, metrics).await {
+            self.rooms.tell_later(peer, rooms);
+        }
     }
 }
 

@@ -33,6 +33,21 @@ redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
 return 1
 ";
 
+/// The same for an emit that may be retried (see [`crate::once`]), KEYS[2] being its
+/// once-key and ARGV[4] how long that key is kept, in ms: does nothing, and returns 0, if
+/// the key is there, so a retry after a publish that timed out but ran is not received twice.
+const PUBLISH_ONCE: &str = r"
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[4]) then return 0 end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'p', ARGV[2])
+redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
+return 1
+";
+
+/// How long a once-key is kept: far longer than a retry takes to follow its first attempt
+/// (the next heartbeat that reaches Redis), yet short enough that keys of busy rooms'
+/// leaves never add up.
+const ONCE_KEEP: Duration = Duration::from_secs(120);
+
 /// A stream entry id, `milliseconds-sequence`.
 type StreamId = (u64, u64);
 
@@ -68,6 +83,7 @@ struct Inner {
     /// The stream every message also goes to, and the script that puts it there.
     bus: String,
     publish: redis::Script,
+    publish_once: redis::Script,
     /// The id of the last message passed on: what a replay starts after, and what a
     /// message received both live and replayed is recognised by. `None` before any.
     last: std::sync::Mutex<Option<StreamId>>,
@@ -100,6 +116,7 @@ impl PubSubDriver {
             connections: AtomicU64::new(0),
             bus: format!("{}bus", super::PREFIX),
             publish: redis::Script::new(PUBLISH),
+            publish_once: redis::Script::new(PUBLISH_ONCE),
             last: std::sync::Mutex::default(),
         });
         tokio::spawn(subscriber(Arc::downgrade(&inner), ping_every));
@@ -326,8 +343,22 @@ impl Driver for PubSubDriver {
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
         let mut conn = self.inner.commands.clone();
-        let mut call = self.inner.publish.prepare_invoke();
-        call.key(&self.inner.bus).arg(chan).arg(val).arg(BUS_LENGTH);
+        let mut call;
+        match crate::once::key() {
+            None => {
+                call = self.inner.publish.prepare_invoke();
+                call.key(&self.inner.bus).arg(chan).arg(val).arg(BUS_LENGTH);
+            }
+            Some(key) => {
+                call = self.inner.publish_once.prepare_invoke();
+                call.key(&self.inner.bus)
+                    .key(format!("{}once:{key}", super::PREFIX))
+                    .arg(chan)
+                    .arg(val)
+                    .arg(BUS_LENGTH)
+                    .arg(u64::try_from(ONCE_KEEP.as_millis()).unwrap_or(u64::MAX));
+            }
+        }
         bounded(self.inner.timeout, call.invoke_async::<()>(&mut conn)).await
     }
 

@@ -139,6 +139,15 @@ impl Membership {
         }
     }
 
+    /// A leave whose announcement could not be sent: with Redis, the heartbeat tells its
+    /// rooms again (see [`crate::once`]). In memory an emit fails only towards sockets that
+    /// are closing, which nothing would reach.
+    pub(crate) fn tell_later(&self, peer: &PeerId, rooms: Vec<RoomId>) {
+        if let Backend::Redis(store) = &self.backend {
+            store.tell_later(peer.clone(), rooms);
+        }
+    }
+
     /// Whether `sender` and `target` are members of one room: the check before a relay.
     pub(crate) async fn share_a_room(&self, sender: &PeerId, target: &PeerId) -> Result<bool> {
         match &self.backend {

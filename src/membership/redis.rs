@@ -161,6 +161,9 @@ pub(crate) struct RedisRooms {
     registration: Arc<RwLock<()>>,
     /// Leaves that could not reach Redis, retried by the heartbeat.
     pending_leaves: Arc<Mutex<Leaves>>,
+    /// Leaves made in Redis whose announcement could not be published, told again by the
+    /// heartbeat.
+    untold: Arc<Mutex<Leaves>>,
     /// Set while the node drains for a restart: a room its leaving peers empty is kept
     /// for [`KEEP_ROOM`], so that its members find it again through another node.
     draining: Arc<AtomicBool>,
@@ -186,6 +189,12 @@ impl std::fmt::Debug for RedisRooms {
     }
 }
 
+/// Only map and list operations happen under these locks, never an await: what a panic
+/// left behind is still consistent.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl RedisRooms {
     pub(crate) fn new(
         conn: ConnectionManager,
@@ -208,6 +217,7 @@ impl RedisRooms {
             own: Arc::default(),
             registration: Arc::default(),
             pending_leaves: Arc::default(),
+            untold: Arc::default(),
             draining: Arc::default(),
         }
     }
@@ -238,8 +248,7 @@ impl RedisRooms {
     }
 
     fn own(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, HashSet<RoomId>>> {
-        // Only map operations happen under this lock, never an await.
-        self.own.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.own)
     }
 
     /// Whether `peer` may enter one more room. Its rooms are all on this node, and its
@@ -363,9 +372,7 @@ impl RedisRooms {
     }
 
     fn pending_leaves(&self) -> std::sync::MutexGuard<'_, Leaves> {
-        self.pending_leaves
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.pending_leaves)
     }
 
     /// Runs [`LEAVE`]; returns the rooms the peer was still in.
@@ -391,11 +398,12 @@ impl RedisRooms {
     }
 
     /// Retries the leaves that failed; returns those that went through now, so their
-    /// rooms can be told. All their rooms: the first attempt may have run after all, or
-    /// Redis may have lost the memberships meanwhile, and nobody told them yet.
+    /// rooms can be told, and the leaves whose announcement failed, to be told again. All
+    /// their rooms: the first attempt may have run after all, or Redis may have lost the
+    /// memberships meanwhile, and nobody told them yet.
     pub(crate) async fn retry_leaves(&self) -> Leaves {
         let pending = std::mem::take(&mut *self.pending_leaves());
-        let mut done = Vec::new();
+        let mut done = std::mem::take(&mut *lock(&self.untold));
         for (peer, rooms) in pending {
             if self.leave_in_redis(&rooms, &peer).await.is_ok() {
                 done.push((peer, rooms));
@@ -404,6 +412,11 @@ impl RedisRooms {
             }
         }
         done
+    }
+
+    /// Keeps a leave whose announcement could not be sent, for [`Self::retry_leaves`].
+    pub(crate) fn tell_later(&self, peer: PeerId, rooms: Vec<RoomId>) {
+        lock(&self.untold).push((peer, rooms));
     }
 
     /// Whether `target` is in one of the rooms of `sender`, a peer of this node: one round

@@ -320,13 +320,15 @@ async fn on_disconnect<A: Adapter>(
     for room in &left.rooms {
         info!(sid = %s.id, peer = %peer.id, room = %room, "peer left");
     }
-    if !left.rooms.is_empty() {
-        announce_left(
+    if !left.rooms.is_empty()
+        && !announce_left(
             s.to(socket_rooms(&left.rooms)),
             &peer.id,
             &signaling.metrics,
         )
-        .await;
+        .await
+    {
+        signaling.membership.tell_later(&peer.id, left.rooms);
     }
     info!(sid = %s.id, peer = %peer.id, %reason, "disconnected");
     peer.mark_left();
@@ -354,12 +356,17 @@ pub(crate) fn socket_rooms(rooms: &[RoomId]) -> Vec<String> {
 }
 
 /// Sends `user-disconnected(peer)` to `members`: one broadcast, so a member sharing several
-/// of the rooms hears it once.
+/// of the rooms hears it once. False if it could not be sent (Redis went away), to be tried
+/// again: every node that tells of this peer's leave does so under one once-key, so a first
+/// attempt that ran after all, or a sweep that told it already, makes the retry a no-op.
 pub(crate) async fn announce_left<A: Adapter>(
     members: BroadcastOperators<A>,
     peer: &PeerId,
     metrics: &Metrics,
-) {
-    let sent = members.emit(event::USER_DISCONNECTED, peer.as_str()).await;
+) -> bool {
+    let emit = members.emit(event::USER_DISCONNECTED, peer.as_str());
+    let sent = crate::once::scope(format!("left:{peer}"), emit).await;
+    let ok = sent.is_ok();
     metrics.count_failed(sent, event::USER_DISCONNECTED);
+    ok
 }

@@ -192,3 +192,35 @@ test('cluster: a relay published while the target\'s node has lost Redis reaches
     [aPeer, { type: 'offer', sdp: 'after' }],
   ]);
 });
+
+for (const ran of [false, true]) {
+  const how = ran ? 'ran but its reply was lost' : 'never reached Redis';
+  test(`cluster: a leave announcement whose publish ${how} is told once, by the heartbeat`, async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.stop());
+    // A reaches Redis through a proxy that can break A's connection at a chosen request.
+    const proxy = await startProxy([redis.port]);
+    t.after(() => proxy.close());
+    const [A] = await startNodes(t, 1, { url: `redis://127.0.0.1:${proxy.port}` });
+    const [B] = await startNodes(t, 1, redis);
+    const a = await connected(t, A);
+    const x = await connected(t, A);
+    const b = await connected(t, B);
+    const { roomId, peers: [xPeer] } = await meshOf(a, x, b);
+    const heard = { a: [], b: [] };
+    a.on('user-disconnected', (peer) => heard.a.push(peer));
+    b.on('user-disconnected', (peer) => heard.b.push(peer));
+
+    // x's leave is written to Redis; the publish of its announcement then fails.
+    const sprung = proxy.trap('user-disconnected', { ran });
+    x.disconnect();
+    await sprung;
+    await until(() => heard.a.length > 0 && heard.b.length > 0, 'a (same node) and b (other node) told', 10_000);
+    // A newcomer through A: b hears of it through Redis after anything A published about x.
+    const c = await connected(t, A);
+    const seen = [next(a, 'new-user-joined'), next(b, 'new-user-joined')];
+    assert.deepEqual(await request(c, 'join-room', roomId), { roomId, created: false });
+    await Promise.all(seen);
+    assert.deepEqual(heard, { a: [xPeer], b: [xPeer] });
+  });
+}

@@ -9,6 +9,7 @@ import { connect, createServer } from 'node:net';
 export async function startProxy(ports) {
   let next = 0;
   const open = new Set();
+  let trap = null;
   const server = createServer((client) => {
     open.add(client);
     client.once('close', () => open.delete(client));
@@ -41,7 +42,22 @@ export async function startProxy(ports) {
           client.destroy();
         });
         client.once('close', () => upstream.destroy());
-        client.pipe(upstream);
+        client.on('data', (chunk) => {
+          if (trap && chunk.includes(trap.pattern)) {
+            const { ran, sprung } = trap;
+            trap = null;
+            // The peer sees its connection fail mid-request. With `ran`, the request
+            // reaches the server first (it runs what it read before the close), so only
+            // the reply is lost.
+            if (ran) upstream.end(chunk);
+            else upstream.destroy();
+            client.destroy();
+            sprung();
+            return;
+          }
+          upstream.write(chunk);
+        });
+        client.once('end', () => upstream.end());
         upstream.pipe(client);
         client.resume();
       });
@@ -53,6 +69,16 @@ export async function startProxy(ports) {
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    /**
+     * Breaks the connection that next sends `pattern` (a string), as a network failure at
+     * that instant would: the request is lost, or with `ran` it reaches the server but its
+     * reply is lost. Resolves once it has.
+     */
+    trap(pattern, { ran = false } = {}) {
+      return new Promise((sprung) => {
+        trap = { pattern: Buffer.from(pattern), ran, sprung };
+      });
+    },
     /** Ends every open connection at once, as a network failure would. */
     cut() {
       for (const socket of open) socket.destroy();

@@ -373,6 +373,7 @@ function exposeTestHook({ peers, chat }) {
     peer: (peerId) => peers.get(peerId),
     restartIce: (peerId) => peers.restart(peerId),
     setRtcConfig: (config) => peers.setRtcConfig(config),
+    setDisconnectedGrace: (ms) => { peers.disconnectedGraceMs = ms; },
     requestHistory: (peerId) => chat.requestHistory(peerId),
     askedForHistory: () => historyFrom[0] ?? null,
     historyAnswers: () => historyFrom.length,

@@ -96,6 +96,9 @@ export class Peers extends EventTarget {
   #rtcConfig = {};
   #peers = new Map();
   #earlyCandidates = new Map(); // by peer id, for peers we have no connection to yet
+  // A field rather than the constant, so a browser test can keep one side from restarting
+  // by itself while it watches the other.
+  disconnectedGraceMs = DISCONNECTED_GRACE_MS;
 
   constructor(signaling) {
     super();
@@ -430,7 +433,7 @@ export class Peers extends EventTarget {
       clearTimeout(peer.restartTimer);
       peer.restartTimer = setTimeout(() => {
         if (this.#isCurrent(peer) && peer.pc.connectionState === 'disconnected') this.restart(peer.id);
-      }, DISCONNECTED_GRACE_MS);
+      }, this.disconnectedGraceMs);
     } else if (s === 'connected' && broken) {
       this.#healed(peer);
     }

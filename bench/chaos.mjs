@@ -255,6 +255,8 @@ async function cycle(tag) {
         m.id ??= id;
         return relay(o, m, 'rtc-offer', `o${i}`);
       }));
+      // A join that fails leaves these waiting; their rejection must not end the run.
+      for (const p of offered) p.catch(() => {});
       const ack = await m.socket.timeout(WAIT_MS).emitWithAck('join-room', roomId);
       if (ack?.roomId !== roomId) throw new Error(`join answered ${JSON.stringify(ack)}`);
       await Promise.all(offered);
@@ -426,6 +428,7 @@ for (let r = 0; r < 12; r += 1) {
   const [roomId] = await next(room[0].socket, 'room-created', WAIT_MS);
   for (const m of room.slice(1)) {
     const announced = next(room[0].socket, 'new-user-joined', WAIT_MS);
+    announced.catch(() => {}); // awaited below; a failed join throws first
     await m.socket.timeout(WAIT_MS).emitWithAck('join-room', roomId);
     [m.id] = await announced;
   }

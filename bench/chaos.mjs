@@ -5,7 +5,7 @@
 // data lost) or paused past REDIS_TIMEOUT_MS. Invariants are checked all along and at the end.
 //
 //   cargo build --release && cp target/release/meshchat /tmp/meshchat-chaos
-//   node bench/chaos.mjs --minutes 10 --bin /tmp/meshchat-chaos [--workers 24] [--report bench/chaos-report.md]
+//   node bench/chaos.mjs --minutes 10 --bin /tmp/meshchat-chaos [--workers 24] [--report bench/chaos-report.md] [--faults none]
 //
 // It uses the test helpers of tests/js and their socket.io-client (`npm ci` there first)
 // and needs `redis-server` (and gdb for one diagnostic figure). Prints one JSON line of
@@ -27,6 +27,9 @@ const { values: opts } = parseArgs({
     warmup: { type: 'string', default: '60' },
     bin: { type: 'string', default: path.join(REPO, 'target', 'release', 'meshchat') },
     report: { type: 'string' },
+    // `none`: the same traffic without faults, to tell what the faults cost from what the
+    // traffic does by itself.
+    faults: { type: 'string', default: 'all' },
   },
 });
 const MINUTES = Number(opts.minutes);
@@ -42,7 +45,11 @@ const TIMINGS = {
   PING_INTERVAL_MS: '5000',
   PING_TIMEOUT_MS: '5000',
   SHUTDOWN_TIMEOUT_SECS: '4',
+  HTTP_IDLE_TIMEOUT_MS: '30000',
 };
+/** How long RSS is left to settle before it is read: past the idle timeout, so that the
+ * keep-alive connections the clients' HTTP agents left open are closed by then. */
+const QUIET_MS = Number(TIMINGS.HTTP_IDLE_TIMEOUT_MS) + 5_000;
 const ENV = {
   RUST_LOG: 'warn,meshchat::server=info,meshchat::cluster::pubsub=info',
   // Every client comes from 127.0.0.1: the per-IP connection rate would be all we measure.
@@ -364,6 +371,8 @@ async function chaos(until) {
   while (Date.now() < until) {
     await sleep(10_000 + Math.random() * 20_000);
     if (Date.now() >= until) break;
+    log('RSS KiB', nodes.map(rssKiB));
+    if (opts.faults === 'none') continue;
     faulting = true;
     const fault = await (Math.random() < 0.6 ? nodeFault() : redisFault());
     faulting = false;
@@ -400,6 +409,7 @@ traffic = false;
 await Promise.all(workers);
 const warm = await settledEmpty();
 if (!warm.ok) violation('not empty after warm-up', warm);
+await sleep(QUIET_MS);
 const baseline = nodes.map(rssKiB);
 log('baseline RSS KiB', baseline);
 
@@ -474,7 +484,7 @@ traffic = false;
 await Promise.all(workers);
 const cooled = await settledEmpty();
 if (!cooled.ok) violation('rooms or peers left after the cool-down', cooled);
-await sleep(5_000);
+await sleep(QUIET_MS);
 const final = nodes.map(rssKiB);
 // What glibc keeps of freed memory, told apart from memory still in use: RSS once more
 // after asking each process to give back its free pages (diagnostic only).

@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
 
+    /// How long a connection may wait for a request head, in milliseconds: a keep-alive
+    /// connection idle that long is closed, as is one sending its head too slowly.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
+    pub http_idle_timeout_ms: u64,
+
     /// Most members one room may have. A full mesh of N peers costs every browser N-1
     /// connections.
     #[arg(long, env = "MAX_ROOM_SIZE", default_value_t = 8)]
@@ -378,6 +383,10 @@ impl Config {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_idle_timeout_ms.max(1))
     }
 
     pub fn turn_ttl(&self) -> Duration {

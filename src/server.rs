@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use socketioxide::adapter::Adapter;
@@ -75,7 +75,15 @@ async fn run_signaling(
             membership,
             timeout,
         };
-        return serve(listener, router, io, stop, shutdown).await;
+        return serve(
+            listener,
+            router,
+            io,
+            stop,
+            config.http_idle_timeout(),
+            shutdown,
+        )
+        .await;
     };
     let cluster = match Cluster::connect(&config, url).await {
         Ok(cluster) => cluster,
@@ -112,7 +120,15 @@ async fn run_signaling(
         membership,
         timeout,
     };
-    serve(listener, router, io, stop, shutdown).await
+    serve(
+        listener,
+        router,
+        io,
+        stop,
+        config.http_idle_timeout(),
+        shutdown,
+    )
+    .await
 }
 
 fn warn_about(config: &Config) {
@@ -165,12 +181,14 @@ impl Stop {
 const HTTP1_MAX_BUFFER: usize = 8 * 1024;
 
 /// Serves `router` until `shutdown`, then drains (see [`run`]) and gives open connections
-/// the rest of the shutdown timeout to finish.
+/// the rest of the shutdown timeout to finish. A connection waiting for a request head
+/// longer than `idle` is closed.
 async fn serve<A: Adapter>(
     listener: TcpListener,
     router: Router,
     io: SocketIo<A>,
     stop: Stop,
+    idle: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
@@ -178,7 +196,15 @@ async fn serve<A: Adapter>(
     let mut listener = stop.drain.listener(listener);
     // HTTP/1.1 only, as before: browsers speak HTTP/2 only over TLS, which a proxy ends.
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
-    builder.http1().max_buf_size(HTTP1_MAX_BUFFER);
+    // hyper times a request head from when the connection starts waiting for it, so this
+    // also ends keep-alive connections left idle: without it, each one a client never
+    // closes (a long-polling client gone, an HTTP agent's pool) kept its task and buffers
+    // for good, and a node's memory grew with every client it ever served.
+    builder
+        .http1()
+        .max_buf_size(HTTP1_MAX_BUFFER)
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle);
     let graceful = GracefulShutdown::new();
     let accept = |(tcp, remote): (Tracked, SocketAddr)| {
         serve_connection(&builder, &graceful, &router, tcp, remote);

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{Client, Incoming, Server, http, join_and_stop_reading, pair, peer_id_seen_by};
+use common::{
+    Client, Incoming, Server, config, http, join_and_stop_reading, pair, peer_id_seen_by, within,
+};
 use meshchat::Config;
 use serde_json::{Value, json};
 
@@ -720,4 +722,46 @@ async fn an_oversized_request_head_is_refused() {
     let mut response = Vec::new();
     tcp.read_to_end(&mut response).await.unwrap();
     assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));
+}
+
+/// A keep-alive connection left idle, and one sending its request head too slowly, are
+/// closed after `HTTP_IDLE_TIMEOUT_MS`: a client that never closes its connections must
+/// not hold the server's memory for good.
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start_with(Config {
+        http_idle_timeout_ms: 300,
+        ..config()
+    })
+    .await;
+
+    let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    within(
+        "the idle connection closed",
+        idle.read_to_end(&mut response),
+    )
+    .await
+    .unwrap();
+    assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));
+
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    within(
+        "the slow connection closed",
+        slow.read_to_end(&mut response),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&response).contains("200"),
+        "{response:?}"
+    );
 }

@@ -89,3 +89,37 @@ for (const mode of Object.keys(MODES)) {
     assert.deepEqual(seenByB, [['rtc-offer', from, { type: 'offer', sdp: 'y' }]]);
   });
 }
+
+test('clients on every transport outlive an HTTP idle timeout far shorter than the heartbeat', async (t) => {
+  // The server closes connections idle for 300 ms; heartbeats come every second, so the
+  // long-polling client's pongs keep finding their previous connection closed.
+  const server = await startServer({ HTTP_IDLE_TIMEOUT_MS: '300', PING_INTERVAL_MS: '1000', PING_TIMEOUT_MS: '2000' });
+  t.after(() => server.stop());
+  const sockets = Object.values(MODES).map((transports) => connect(t, server, transports));
+  const dropped = [];
+  for (const s of sockets) s.on('disconnect', (reason) => dropped.push(reason));
+  await Promise.all(sockets.map((s) => (s.connected ? null : next(s, 'connect'))));
+  const [first, ...others] = sockets;
+  first.emit('create-room');
+  const [roomId] = await next(first, 'room-created');
+  const ids = [];
+  for (const s of others) {
+    const joined = next(first, 'new-user-joined');
+    assert.deepEqual(await request(s, 'join-room', roomId), { roomId, created: false });
+    ids.push((await joined)[0]);
+  }
+  // Three heartbeats on each, with idle gaps longer than the timeout between them.
+  for (let beat = 0; beat < 3; beat += 1) {
+    await Promise.all(sockets.map((s) => new Promise((resolve) => s.io.engine.once('ping', resolve))));
+  }
+  for (const [i, s] of others.entries()) {
+    const got = next(s, 'rtc-offer');
+    assert.deepEqual(await request(first, 'rtc-offer', ids[i], { type: 'offer', sdp: 'after idle' }), { ok: true });
+    const [from, offer] = await got;
+    assert.deepEqual(offer, { type: 'offer', sdp: 'after idle' });
+    const back = next(first, 'rtc-answer');
+    assert.deepEqual(await request(s, 'rtc-answer', from, { type: 'answer', sdp: 'back' }), { ok: true });
+    assert.deepEqual((await back)[1], { type: 'answer', sdp: 'back' });
+  }
+  assert.deepEqual(dropped, []);
+});

@@ -68,6 +68,16 @@ const redis = await startRedis();
 const nodes = [];
 for (let i = 0; i < 3; i += 1) nodes.push(await startServer({ REDIS_URL: redis.url, ...ENV }, opts.bin));
 const ports = nodes.map((n) => n.port);
+// A crash of this script must not leave the nodes and Redis running (they would skew the
+// next run's figures).
+for (const event of ['uncaughtException', 'unhandledRejection']) {
+  process.on(event, (err) => {
+    console.error(err);
+    for (const node of nodes) node.child.kill('SIGKILL');
+    redis.stop();
+    process.exit(2);
+  });
+}
 /** Nodes that are up and not stopped, for new clients. */
 const usable = new Set([0, 1, 2]);
 

@@ -163,7 +163,7 @@ function member(roomTag) {
   const node = nodes[pick([...usable])];
   const socket = client(node, polling ? { transports: ['polling'], agent } : { transports: ['websocket'] });
   const m = {
-    name, socket, agent, polling, roomTag, id: null, ids: new Map(), leavesHeard: new Map(),
+    name, socket, agent, polling, roomTag, id: null, joined: false, ids: new Map(), leavesHeard: new Map(),
     goneAt: null, delivered: new Set(),
   };
   members.set(name, m);
@@ -213,8 +213,10 @@ async function departures(room) {
       else leave(m);
     }
     counts.leaves += 1;
-    const stay = order.slice(i + 1).filter((o) => o.goneAt === null);
-    if (m.id === null || stay.length === 0) continue;
+    // Only members the server put in the room hear of leaves: one whose connect or join
+    // failed (a fault, say) was never one.
+    const stay = order.slice(i + 1).filter((o) => o.goneAt === null && o.joined);
+    if (m.id === null || !m.joined || stay.length === 0) continue;
     const deadline = Date.now() + ANNOUNCE_MS;
     while (Date.now() < deadline && stay.some((o) => o.goneAt === null && !o.leavesHeard.has(m.id))) await sleep(100);
     for (const o of stay) {
@@ -263,6 +265,7 @@ async function cycle(tag) {
     await next(first.socket, 'connect', WAIT_MS);
     first.socket.emit('create-room');
     const [roomId] = await next(first.socket, 'room-created', WAIT_MS);
+    first.joined = true;
     for (let i = 1; i < size; i += 1) {
       const m = member(tag);
       room.push(m);
@@ -276,6 +279,7 @@ async function cycle(tag) {
       for (const p of offered) p.catch(() => {});
       const ack = await m.socket.timeout(WAIT_MS).emitWithAck('join-room', roomId);
       if (ack?.roomId !== roomId) throw new Error(`join answered ${JSON.stringify(ack)}`);
+      m.joined = true;
       await Promise.all(offered);
     }
     // Every member now knows everyone's id (from offers), but the first's is learned from

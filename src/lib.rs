@@ -6,7 +6,8 @@
 //!   event names, ids, argument parsing, refusals).
 //! - [`config`]: flags and environment variables.
 //! - `limits`: rate limits; `membership`: the only door to rooms, in memory or in Redis.
-//! - `metrics`: what the server counts, and `GET /metrics`.
+//! - `metrics`: what the server counts, and `GET /metrics`; `trim`: gives freed heap back
+//!   to the system after the crowd shrinks.
 //! - [`turn`]: TURN credentials, and the built-in STUN server and TURN relay.
 //! - `signaling`: one handler per protocol event; `http`: the gate, health, RTC config and
 //!   web client routes.
@@ -24,6 +25,7 @@ mod limits;
 mod membership;
 
 mod metrics;
+mod trim;
 
 pub mod turn;
 

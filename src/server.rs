@@ -28,6 +28,7 @@ use crate::http::{self, Drain, Tracked};
 use crate::membership::{Limits, Membership};
 use crate::metrics::Metrics;
 use crate::signaling::{self, Signaling};
+use crate::trim;
 use crate::turn::StunTurn;
 
 /// Serves meshchat on `listener` until `shutdown` resolves, then drains: `/readyz` fails
@@ -45,6 +46,7 @@ pub async fn run(
     let config = Arc::new(config);
     warn_about(&config);
     let metrics = Arc::new(Metrics::default());
+    trim::start(metrics.clone());
     let stun = StunTurn::start(&config, metrics.clone()).await?;
     let served = run_signaling(listener, config, metrics, shutdown).await;
     if let Some(stun) = stun {

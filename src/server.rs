@@ -62,7 +62,6 @@ async fn run_signaling(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let limits = Limits::new(&config);
-    let timeout = config.shutdown_timeout();
     let drain = Drain::default();
     let Some(url) = config.redis_url.as_deref() else {
         let membership = Membership::local(limits);
@@ -72,20 +71,8 @@ async fn run_signaling(
         let router = http::router(&config, &metrics, membership.clone(), layer, &drain, || {
             true
         });
-        let stop = Stop {
-            drain,
-            membership,
-            timeout,
-        };
-        return serve(
-            listener,
-            router,
-            io,
-            stop,
-            config.http_idle_timeout(),
-            shutdown,
-        )
-        .await;
+        let serving = Serving::new(&config, drain, membership);
+        return serve(listener, router, io, serving, shutdown).await;
     };
     let cluster = match Cluster::connect(&config, url).await {
         Ok(cluster) => cluster,
@@ -117,20 +104,8 @@ async fn run_signaling(
         &drain,
         move || cluster.is_ready(),
     );
-    let stop = Stop {
-        drain,
-        membership,
-        timeout,
-    };
-    serve(
-        listener,
-        router,
-        io,
-        stop,
-        config.http_idle_timeout(),
-        shutdown,
-    )
-    .await
+    let serving = Serving::new(&config, drain, membership);
+    serve(listener, router, io, serving, shutdown).await
 }
 
 fn warn_about(config: &Config) {
@@ -157,19 +132,30 @@ fn socket_io(config: &Config, signaling: Signaling) -> SocketIoBuilder {
         .with_state(signaling)
 }
 
-/// What a shutdown works with.
-struct Stop {
+/// What serving connections and shutting down work with.
+struct Serving {
     drain: Drain,
     membership: Membership,
     /// `SHUTDOWN_TIMEOUT_SECS`.
     timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT_MS`.
+    idle: Duration,
 }
 
 /// Longest time over which clients are handed over: long enough that their reconnections
 /// do not all land on the remaining nodes at once, short enough for any platform's grace.
 const MOST_SPREAD: Duration = Duration::from_secs(5);
 
-impl Stop {
+impl Serving {
+    fn new(config: &Config, drain: Drain, membership: Membership) -> Self {
+        Self {
+            drain,
+            membership,
+            timeout: config.shutdown_timeout(),
+            idle: config.http_idle_timeout(),
+        }
+    }
+
     /// How long the hand-over is spread over: half the shutdown timeout, at most
     /// [`MOST_SPREAD`], leaving the rest for the last disconnects and connections.
     fn spread(&self) -> Duration {
@@ -183,19 +169,17 @@ impl Stop {
 const HTTP1_MAX_BUFFER: usize = 8 * 1024;
 
 /// Serves `router` until `shutdown`, then drains (see [`run`]) and gives open connections
-/// the rest of the shutdown timeout to finish. A connection waiting for a request head
-/// longer than `idle` is closed.
+/// the rest of the shutdown timeout to finish.
 async fn serve<A: Adapter>(
     listener: TcpListener,
     router: Router,
     io: SocketIo<A>,
-    stop: Stop,
-    idle: Duration,
+    serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     info!(%addr, "listening");
-    let mut listener = stop.drain.listener(listener);
+    let mut listener = serving.drain.listener(listener);
     // HTTP/1.1 only, as before: browsers speak HTTP/2 only over TLS, which a proxy ends.
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     // hyper times a request head from when the connection starts waiting for it, so this
@@ -206,7 +190,7 @@ async fn serve<A: Adapter>(
         .http1()
         .max_buf_size(HTTP1_MAX_BUFFER)
         .timer(TokioTimer::new())
-        .header_read_timeout(idle);
+        .header_read_timeout(serving.idle);
     let graceful = GracefulShutdown::new();
     let accept = |(tcp, remote): (Tracked, SocketAddr)| {
         serve_connection(&builder, &graceful, &router, tcp, remote);
@@ -220,14 +204,14 @@ async fn serve<A: Adapter>(
         }
     }
 
-    let timeout = stop.timeout;
+    let timeout = serving.timeout;
     let deadline = Instant::now() + timeout;
-    let spread = stop.spread();
-    stop.drain.begin();
-    stop.membership.begin_drain();
+    let spread = serving.spread();
+    serving.drain.begin();
+    serving.membership.begin_drain();
     // Bounded, so that the final close below always runs before the deadline.
     let bound = spread + (timeout - spread) / 2;
-    let handed = tokio::time::timeout(bound, hand_over_all(&io, &stop.drain, spread));
+    let handed = tokio::time::timeout(bound, hand_over_all(&io, &serving.drain, spread));
     let mut handed = std::pin::pin!(handed);
     // Still accepting while clients are handed over, so that `/readyz` can say 503 and new
     // sessions are refused with a status rather than a closed port.

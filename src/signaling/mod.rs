@@ -8,6 +8,7 @@ mod order;
 use std::sync::Arc;
 
 use socketioxide::{
+    BroadcastError,
     adapter::Adapter,
     extract::{Event, SocketRef, State},
     operators::BroadcastOperators,
@@ -356,9 +357,12 @@ pub(crate) fn socket_rooms(rooms: &[RoomId]) -> Vec<String> {
 }
 
 /// Sends `user-disconnected(peer)` to `members`: one broadcast, so a member sharing several
-/// of the rooms hears it once. False if it could not be sent (Redis went away), to be tried
-/// again: every node that tells of this peer's leave does so under one once-key, so a first
-/// attempt that ran after all, or a sweep that told it already, makes the retry a no-op.
+/// of the rooms hears it once. False if it could not be published to the other nodes
+/// (Redis went away; then no member was told, since the adapter publishes before it
+/// delivers here), to be tried again: every node that tells of this peer's leave does so
+/// under one once-key, so a first attempt that ran after all, or a sweep that told it
+/// already, makes the retry a no-op. A failure of some local sockets (closing, full) is
+/// not retried: the others got it.
 pub(crate) async fn announce_left<A: Adapter>(
     members: BroadcastOperators<A>,
     peer: &PeerId,
@@ -366,7 +370,7 @@ pub(crate) async fn announce_left<A: Adapter>(
 ) -> bool {
     let emit = members.emit(event::USER_DISCONNECTED, peer.as_str());
     let sent = crate::once::scope(format!("left:{peer}"), emit).await;
-    let ok = sent.is_ok();
+    let published = !matches!(sent, Err(BroadcastError::Adapter(_)));
     metrics.count_failed(sent, event::USER_DISCONNECTED);
-    ok
+    published
 }

@@ -34,10 +34,11 @@ pub(crate) fn start(metrics: Arc<Metrics>) {
 }
 
 /// Whether enough clients left since the peak for their memory to be worth giving back:
-/// a quarter of them, and more than a handful.
+/// a quarter of them and more than a handful, or the last of them (a node left idle holds
+/// nothing for anyone, however few it served).
 fn fell(most: i64, now: i64) -> bool {
     let gone = most - now;
-    gone >= 16 && gone * 4 >= most
+    (now == 0 && most > 0) || (gone >= 16 && gone * 4 >= most)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -58,12 +59,13 @@ mod tests {
     use super::fell;
 
     #[test]
-    fn trims_after_a_quarter_and_more_than_a_handful_left() {
+    fn trims_after_a_quarter_and_more_than_a_handful_left_or_the_last() {
         assert!(fell(100, 75));
         assert!(!fell(100, 76));
         assert!(fell(16, 0));
-        assert!(!fell(15, 0), "a handful of clients is not worth a trim");
-        assert!(!fell(0, 0));
+        assert!(!fell(15, 1), "a handful of clients is not worth a trim");
+        assert!(fell(3, 0), "unless none is left");
+        assert!(!fell(0, 0), "nothing was served since the last trim");
         assert!(!fell(1000, 1000));
     }
 }

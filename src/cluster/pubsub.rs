@@ -33,15 +33,12 @@ redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
 return 1
 ";
 
-/// The same for an emit that may be retried (see [`crate::once`]), KEYS[2] being its
-/// once-key and ARGV[4] how long that key is kept, in ms: does nothing, and returns 0, if
-/// the key is there, so a retry after a publish that timed out but ran is not received twice.
-const PUBLISH_ONCE: &str = r"
-if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[4]) then return 0 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'c', ARGV[1], 'p', ARGV[2])
-redis.call('PUBLISH', ARGV[1], id .. ' ' .. ARGV[2])
-return 1
-";
+/// Put before [`PUBLISH`] for an emit that may be retried (see [`crate::once`]), KEYS[2]
+/// being its once-key and ARGV[4] how long that key is kept, in ms: does nothing, and
+/// returns 0, if the key is there, so a retry after a publish that timed out but ran is not
+/// received twice.
+const ONCE_GUARD: &str = r"
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[4]) then return 0 end";
 
 /// How long a once-key is kept: far longer than a retry takes to follow its first attempt
 /// (the next heartbeat that reaches Redis), yet short enough that keys of busy rooms'
@@ -116,7 +113,7 @@ impl PubSubDriver {
             connections: AtomicU64::new(0),
             bus: format!("{}bus", super::PREFIX),
             publish: redis::Script::new(PUBLISH),
-            publish_once: redis::Script::new(PUBLISH_ONCE),
+            publish_once: redis::Script::new(&format!("{ONCE_GUARD}{PUBLISH}")),
             last: std::sync::Mutex::default(),
         });
         tokio::spawn(subscriber(Arc::downgrade(&inner), ping_every));

@@ -1,4 +1,4 @@
-// The benchmark baseline: the room protocol of PROTOCOL.md on Node.js socket.io 4.x, as the
+// The benchmark baseline: the room protocol of docs/PROTOCOL.md on Node.js socket.io 4.x, as the
 // reference app speaks it (ids announced and addressed are socket ids; relays go to any
 // socket). Quiet on purpose: no per-message logging. PORT and HOST from the environment.
 import { createServer } from 'node:http';

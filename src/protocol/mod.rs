@@ -1,4 +1,4 @@
-//! The wire format of `PROTOCOL.md`, with no state: event names, ids, argument parsing,
+//! The wire format of `docs/PROTOCOL.md`, with no state: event names, ids, argument parsing,
 //! and the answers and refusals sent back to clients.
 
 mod answer;

@@ -1,4 +1,4 @@
-//! The handlers of `PROTOCOL.md`: connect, one per client event (one for the three relayed
+//! The handlers of `docs/PROTOCOL.md`: connect, one per client event (one for the three relayed
 //! signaling events), and disconnect. Each socket is addressed through a Socket.IO room
 //! named after its [`PeerId`], never by its socket id.
 

@@ -1,4 +1,4 @@
-//! Load generator for meshchat and any server of its room protocol (see PROTOCOL.md):
+//! Load generator for meshchat and any server of its room protocol (see docs/PROTOCOL.md):
 //! Engine.IO v4 over websocket, spoken directly, for many clients from one process.
 //!
 //! - `client`: connect, events, room setup

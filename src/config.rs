@@ -1,19 +1,35 @@
-//! Runtime configuration, read from command-line flags and environment variables.
+//! Runtime configuration, read from command-line flags and environment variables, in one
+//! group per concern: each module takes the groups it reads.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 
 use crate::ice::IceServers;
 
 /// meshchat: a Socket.IO signaling server for peer-to-peer WebRTC mesh chat.
 #[derive(Parser, Debug, Clone)]
 #[command(version, about)]
-#[command(group(clap::ArgGroup::new("turn_servers").multiple(true)))]
 pub struct Config {
+    #[command(flatten)]
+    pub listen: ListenConfig,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub cluster: ClusterConfig,
+    #[command(flatten)]
+    pub ice: IceConfig,
+    #[command(flatten)]
+    pub ops: OpsConfig,
+}
+
+/// Where the server listens, and how it talks HTTP and Engine.IO: message sizes,
+/// heartbeats and timeouts.
+#[derive(Args, Debug, Clone)]
+pub struct ListenConfig {
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub host: IpAddr,
@@ -53,7 +69,11 @@ pub struct Config {
     /// connection idle that long is closed, as is one sending its head too slowly.
     #[arg(long, env = "HTTP_IDLE_TIMEOUT_MS", default_value_t = 30_000)]
     pub http_idle_timeout_ms: u64,
+}
 
+/// What one client, one room and the whole server may have or do, and who may connect.
+#[derive(Args, Debug, Clone)]
+pub struct LimitsConfig {
     /// Most members one room may have. A full mesh of N peers costs every browser N-1
     /// connections.
     #[arg(long, env = "MAX_ROOM_SIZE", default_value_t = 8)]
@@ -108,7 +128,11 @@ pub struct Config {
     /// are always allowed; requests without an Origin header (non-browser clients) too.
     #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+}
 
+/// Cluster mode: the Redis that the nodes share, and the heartbeat between them.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterConfig {
     /// Redis URL shared by every node of a cluster: `redis://host:6379`, or
     /// `rediss://user:password@host:port` for TLS and an ACL user. Unset: a single node
     /// with everything in memory. May hold a password, so `--help` does not show its value.
@@ -134,7 +158,13 @@ pub struct Config {
     /// adapter requests) before the client's request is refused, in milliseconds.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1_000)]
     pub redis_timeout_ms: u64,
+}
 
+/// What browsers need to connect to each other: ICE servers, the built-in STUN server and
+/// TURN relay, and TURN credentials.
+#[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("turn_servers").multiple(true)))]
+pub struct IceConfig {
     /// ICE servers the web client uses, as a JSON list of `RTCIceServer` objects, e.g.
     /// `[{"urls":"stun:stun.l.google.com:19302"}]`. Empty: host candidates only (one
     /// machine or a LAN). May hold TURN credentials, so `--help` does not show its value.
@@ -145,10 +175,6 @@ pub struct Config {
         hide_env_values = true
     )]
     pub ice_servers: IceServers,
-
-    /// Log output format. Levels are set with RUST_LOG (default: info).
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
 
     /// Shared secret of the TURN relay (the built-in one with TURN_EMBEDDED, or a coturn run
     /// with `use-auth-secret`): each client gets its own time-limited credentials derived
@@ -227,6 +253,15 @@ pub struct Config {
     /// addresses (at the cost of relaying every byte).
     #[arg(long, env = "ICE_TRANSPORT_POLICY", value_enum, default_value_t = IceTransportPolicy::All)]
     pub ice_transport_policy: IceTransportPolicy,
+}
+
+/// Running it: logging, the metrics token, the fly.io machine.
+#[derive(Args, Debug, Clone)]
+pub struct OpsConfig {
+    /// Log output format. Levels are set with RUST_LOG (default: info).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text,
+        display_order = LOG_FORMAT_SHOWN_AT)]
+    pub log_format: LogFormat,
 
     /// Bearer token that `GET /metrics` requires; without it the metrics are public.
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
@@ -237,6 +272,10 @@ pub struct Config {
     #[arg(long, env = "FLY_MACHINE_ID", value_parser = machine_id)]
     pub fly_machine_id: Option<String>,
 }
+
+/// Where `--help` lists LOG_FORMAT: at the place of ICE_SERVERS (the 27th setting; a tie
+/// sorts by name), so right after it, as before the settings were grouped.
+const LOG_FORMAT_SHOWN_AT: usize = 26;
 
 /// Fly machine ids are short hex strings; anything else in a cookie is ignored, so a
 /// client cannot put arbitrary text into a response header.
@@ -356,7 +395,15 @@ impl Config {
     pub fn defaults() -> Self {
         Self::parse_from(["meshchat"])
     }
+}
 
+/// The configuration `meshchat` would read from `args`, for unit tests.
+#[cfg(test)]
+pub(crate) fn config_from(args: &[&str]) -> Result<Config, clap::Error> {
+    Config::try_parse_from(std::iter::once("meshchat").chain(args.iter().copied()))
+}
+
+impl ListenConfig {
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::new(self.host, self.port)
     }
@@ -369,6 +416,16 @@ impl Config {
         Duration::from_millis(self.ping_timeout_ms)
     }
 
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_idle_timeout_ms.max(1))
+    }
+}
+
+impl ClusterConfig {
     pub fn node_heartbeat(&self) -> Duration {
         Duration::from_millis(self.node_heartbeat_ms.max(1))
     }
@@ -380,24 +437,19 @@ impl Config {
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms.max(1))
     }
+}
 
-    pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_secs(self.shutdown_timeout_secs)
-    }
-
-    pub fn http_idle_timeout(&self) -> Duration {
-        Duration::from_millis(self.http_idle_timeout_ms.max(1))
-    }
-
+impl IceConfig {
     pub fn turn_ttl(&self) -> Duration {
         Duration::from_secs(self.turn_ttl_secs)
     }
 
-    /// Where the STUN/TURN UDP socket binds, as written (a name is resolved at startup).
-    pub fn udp_bind(&self) -> String {
+    /// Where the STUN/TURN UDP socket binds, as written (a name is resolved at startup):
+    /// `UDP_HOST`, else `host` (`HOST`).
+    pub fn udp_bind(&self, host: IpAddr) -> String {
         match &self.udp_host {
-            Some(host) => format!("{host}:{}", self.stun_port),
-            None => SocketAddr::new(self.host, self.stun_port).to_string(),
+            Some(udp_host) => format!("{udp_host}:{}", self.stun_port),
+            None => SocketAddr::new(host, self.stun_port).to_string(),
         }
     }
 }
@@ -406,13 +458,9 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
-        Config::try_parse_from(std::iter::once("meshchat").chain(args.iter().copied()))
-    }
-
     #[test]
     fn secrets_never_show_in_debug_output() {
-        let c = parse(&[
+        let c = config_from(&[
             "--turn-secret",
             "hunter2-turn",
             "--turn-urls",
@@ -423,12 +471,12 @@ mod tests {
         .unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert_eq!(c.turn_secret.unwrap().expose(), "hunter2-turn");
+        assert_eq!(c.ice.turn_secret.unwrap().expose(), "hunter2-turn");
     }
 
     #[test]
     fn turn_settings_come_together_and_urls_are_checked() {
-        let c = parse(&[
+        let c = config_from(&[
             "--turn-secret",
             "s",
             "--turn-urls",
@@ -436,7 +484,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            c.turn_urls,
+            c.ice.turn_urls,
             ["turn:a.example:3478?transport=udp", "turns:a.example:5349"]
         );
         for bad in [
@@ -449,9 +497,9 @@ mod tests {
             &["--turn-ttl", "0"],
             &["--turn-embedded"],
         ] {
-            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+            assert!(config_from(bad).is_err(), "{bad:?} should be refused");
         }
-        assert!(parse(&["--turn-secret", "s", "--turn-embedded"]).is_ok());
+        assert!(config_from(&["--turn-secret", "s", "--turn-embedded"]).is_ok());
         let both = [
             "--turn-secret",
             "s",
@@ -459,10 +507,13 @@ mod tests {
             "--turn-urls",
             "turn:a.example",
         ];
-        assert!(parse(&both).is_ok());
-        assert_eq!(Config::defaults().turn_ttl(), Duration::from_secs(4 * 3600));
+        assert!(config_from(&both).is_ok());
         assert_eq!(
-            Config::defaults().ice_transport_policy,
+            Config::defaults().ice.turn_ttl(),
+            Duration::from_secs(4 * 3600)
+        );
+        assert_eq!(
+            Config::defaults().ice.ice_transport_policy,
             IceTransportPolicy::All
         );
     }
@@ -470,24 +521,24 @@ mod tests {
     #[test]
     fn stun_is_on_by_default_and_its_settings_are_checked() {
         let c = Config::defaults();
-        assert_eq!(c.stun_port, 3478);
-        assert_eq!(c.udp_bind(), "0.0.0.0:3478");
+        assert_eq!(c.ice.stun_port, 3478);
+        assert_eq!(c.ice.udp_bind(c.listen.host), "0.0.0.0:3478");
         assert_eq!(
-            c.turn_relay_ports,
+            c.ice.turn_relay_ports,
             PortRange {
                 first: 49152,
                 last: 65535
             }
         );
-        let c = parse(&[
+        let c = config_from(&[
             "--udp-host",
             "fly-global-services",
             "--ice-host",
             "chat.example",
         ])
         .unwrap();
-        assert_eq!(c.udp_bind(), "fly-global-services:3478");
-        assert_eq!(c.ice_host.as_deref(), Some("chat.example"));
+        assert_eq!(c.ice.udp_bind(c.listen.host), "fly-global-services:3478");
+        assert_eq!(c.ice.ice_host.as_deref(), Some("chat.example"));
         for bad in [
             &["--ice-host", "a b"][..],
             &["--ice-host", "x?transport=tcp"],
@@ -495,7 +546,19 @@ mod tests {
             &["--turn-relay-ports", "6000-5000"],
             &["--turn-relay-ports", "0-10"],
         ] {
-            assert!(parse(bad).is_err(), "{bad:?} should be refused");
+            assert!(config_from(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn help_lists_log_format_right_after_ice_servers() {
+        use clap::CommandFactory;
+        let command = Config::command();
+        let order = |name: &str| {
+            let arg = command.get_arguments().find(|a| a.get_id() == name);
+            arg.map(clap::Arg::get_display_order)
+        };
+        assert_eq!(order("log_format"), order("ice_servers"));
+        assert_eq!(order("log_format").map(|n| n + 1), order("turn_secret"));
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::Config;
+use crate::config::LimitsConfig;
 
 /// A bucket refilling at `rate` per second and holding `burst`; `None` when `rate` is 0.
 fn quota(rate: u32, burst: u32) -> Option<Quota> {
@@ -29,7 +29,7 @@ pub(crate) struct Quotas {
 }
 
 impl Quotas {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &LimitsConfig) -> Self {
         Self {
             signal: quota(config.signal_rate, config.signal_burst),
             join: quota(config.join_rate, config.join_burst),
@@ -99,7 +99,7 @@ pub(crate) struct ConnectLimiter {
 const PRUNE_EVERY: u64 = 1024;
 
 impl ConnectLimiter {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &LimitsConfig) -> Self {
         Self {
             limiter: quota(config.connect_rate, config.connect_burst)
                 .map(|q| Arc::new(RateLimiter::keyed(q))),
@@ -127,9 +127,8 @@ impl ConnectLimiter {
 mod tests {
     use super::*;
 
-    fn config(args: &[&str]) -> Config {
-        use clap::Parser;
-        Config::parse_from(std::iter::once("meshchat").chain(args.iter().copied()))
+    fn config(args: &[&str]) -> LimitsConfig {
+        crate::config::config_from(args).unwrap().limits
     }
 
     #[test]

@@ -7,8 +7,8 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let config = Config::parse();
-    init_tracing(config.log_format);
-    let listener = tokio::net::TcpListener::bind(config.addr()).await?;
+    init_tracing(config.ops.log_format);
+    let listener = tokio::net::TcpListener::bind(config.listen.addr()).await?;
     meshchat::run(listener, config, shutdown_signal()).await
 }
 

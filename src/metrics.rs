@@ -18,7 +18,7 @@ use socketioxide::{BroadcastError, SendError, SocketError};
 use subtle::ConstantTimeEq;
 use tracing::{debug, warn};
 
-use crate::config::{Config, Secret};
+use crate::config::{OpsConfig, Secret};
 use crate::membership::Membership;
 
 /// Counters split by one label, e.g. relayed messages by event.
@@ -162,7 +162,7 @@ struct Exporter {
 }
 
 /// `GET /metrics`.
-pub(crate) fn router(config: &Config, metrics: Arc<Metrics>, membership: Membership) -> Router {
+pub(crate) fn router(config: &OpsConfig, metrics: Arc<Metrics>, membership: Membership) -> Router {
     let exporter = Exporter {
         metrics,
         membership,

@@ -23,7 +23,7 @@ use tower::ServiceExt;
 use tracing::{debug, error, info, warn};
 
 use crate::cluster::{Cluster, ClusterAdapter};
-use crate::config::{Config, IceTransportPolicy};
+use crate::config::{Config, IceConfig, IceTransportPolicy, ListenConfig};
 use crate::http::{self, Drain, Tracked};
 use crate::membership::{Limits, Membership};
 use crate::metrics::Metrics;
@@ -43,12 +43,11 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let config = Arc::new(config);
-    warn_about(&config);
+    warn_about(&config.ice);
     let metrics = Arc::new(Metrics::default());
     trim::start(metrics.clone());
-    let stun = StunTurn::start(&config, metrics.clone()).await?;
-    let served = run_signaling(listener, config, metrics, shutdown).await;
+    let stun = StunTurn::start(&config.ice, config.listen.host, metrics.clone()).await?;
+    let served = run_signaling(listener, &config, metrics, shutdown).await;
     if let Some(stun) = stun {
         stun.close().await;
     }
@@ -57,24 +56,28 @@ pub async fn run(
 
 async fn run_signaling(
     listener: TcpListener,
-    config: Arc<Config>,
+    config: &Config,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let limits = Limits::new(&config);
+    let limits = Limits::new(&config.limits);
+    let listen = Arc::new(config.listen.clone());
     let drain = Drain::default();
-    let Some(url) = config.redis_url.as_deref() else {
+    let Some(url) = config.cluster.redis_url.as_deref() else {
         let membership = Membership::local(limits);
-        let signaling = Signaling::new(config.clone(), membership.clone(), metrics.clone());
-        let (layer, io) = socket_io(&config, signaling).build_layer();
+        let signaling = Signaling::new(
+            listen.clone(),
+            &config.limits,
+            membership.clone(),
+            metrics.clone(),
+        );
+        let (layer, io) = socket_io(&listen, signaling).build_layer();
         io.ns("/", signaling::on_connect.with(signaling::init_socket));
-        let router = http::router(&config, &metrics, membership.clone(), layer, &drain, || {
-            true
-        });
-        let serving = Serving::new(&config, drain, membership);
+        let router = http::router(config, &metrics, membership.clone(), layer, &drain, || true);
+        let serving = Serving::new(&listen, drain, membership);
         return serve(listener, router, io, serving, shutdown).await;
     };
-    let cluster = match Cluster::connect(&config, url).await {
+    let cluster = match Cluster::connect(&config.cluster, url).await {
         Ok(cluster) => cluster,
         Err(error) => {
             error!(%error, "cannot use redis");
@@ -82,8 +85,13 @@ async fn run_signaling(
         }
     };
     let membership = cluster.membership(limits);
-    let signaling = Signaling::new(config.clone(), membership.clone(), metrics.clone());
-    let (layer, io) = socket_io(&config, signaling)
+    let signaling = Signaling::new(
+        listen.clone(),
+        &config.limits,
+        membership.clone(),
+        metrics.clone(),
+    );
+    let (layer, io) = socket_io(&listen, signaling)
         .with_adapter::<ClusterAdapter>(cluster.adapter())
         .build_layer();
     // The driver's subscribe never fails (it subscribes again once Redis is back), so
@@ -97,18 +105,18 @@ async fn run_signaling(
     cluster.start_heartbeat(io.clone(), metrics.clone());
     info!(node = %cluster.node(), "cluster mode: redis adapter");
     let router = http::router(
-        &config,
+        config,
         &metrics,
         membership.clone(),
         layer,
         &drain,
         move || cluster.is_ready(),
     );
-    let serving = Serving::new(&config, drain, membership);
+    let serving = Serving::new(&listen, drain, membership);
     serve(listener, router, io, serving, shutdown).await
 }
 
-fn warn_about(config: &Config) {
+fn warn_about(config: &IceConfig) {
     if config.ice_transport_policy == IceTransportPolicy::Relay && config.turn_secret.is_none() {
         warn!(
             "ICE_TRANSPORT_POLICY=relay without TURN_SECRET: only TURN servers of ICE_SERVERS can connect peers"
@@ -119,7 +127,7 @@ fn warn_about(config: &Config) {
 /// Bytes each websocket reads at a time (engineioxide's default: 4096).
 const WS_READ_BUFFER: usize = 1024;
 
-fn socket_io(config: &Config, signaling: Signaling) -> SocketIoBuilder {
+fn socket_io(config: &ListenConfig, signaling: Signaling) -> SocketIoBuilder {
     SocketIo::builder()
         .max_payload(config.max_payload)
         .ws_max_message_size(usize::try_from(config.max_payload).unwrap_or(usize::MAX))
@@ -147,7 +155,7 @@ struct Serving {
 const MOST_SPREAD: Duration = Duration::from_secs(5);
 
 impl Serving {
-    fn new(config: &Config, drain: Drain, membership: Membership) -> Self {
+    fn new(config: &ListenConfig, drain: Drain, membership: Membership) -> Self {
         Self {
             drain,
             membership,

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{
-    Client, Incoming, Server, config, http, join_and_stop_reading, pair, peer_id_seen_by, within,
+    Client, Incoming, Server, config_with, http, join_and_stop_reading, pair, peer_id_seen_by,
+    within,
 };
-use meshchat::Config;
 use serde_json::{Value, json};
 
 /// Two rooms on one server, every peer id known: `a` and `b` share one, `c` and `d` the
@@ -323,10 +323,7 @@ async fn a_broken_frame_harms_no_one_else() {
 /// A join over the room cap gets `room-full` and an error ack; the members see nothing.
 #[tokio::test]
 async fn a_full_room_refuses_the_next_joiner() {
-    let config = Config {
-        max_room_size: 2,
-        ..common::config()
-    };
+    let config = common::config_with(|c| c.limits.max_room_size = 2);
     let server = Server::start_with(config).await;
     let (a, mut b, room, b_peer) = pair(&server).await;
     let mut c = Client::connect(server.addr).await;
@@ -343,10 +340,7 @@ async fn a_full_room_refuses_the_next_joiner() {
 /// no room.
 #[tokio::test]
 async fn rooms_per_socket_are_capped() {
-    let config = Config {
-        max_rooms_per_socket: 2,
-        ..common::config()
-    };
+    let config = common::config_with(|c| c.limits.max_rooms_per_socket = 2);
     let server = Server::start_with(config).await;
     let mut a = Client::connect(server.addr).await;
     a.create_room().await;
@@ -359,13 +353,12 @@ async fn rooms_per_socket_are_capped() {
 /// Offers, answers and candidates past the signaling rate are refused and not relayed.
 #[tokio::test]
 async fn signals_over_the_rate_limit_are_refused_and_not_relayed() {
-    let server = Server::start_with(Config {
-        signal_rate: 5,
-        signal_burst: 10,
+    let server = Server::start_with(common::config_with(|c| {
+        c.limits.signal_rate = 5;
+        c.limits.signal_burst = 10;
         // High enough that this burst is limited but never treated as a flood.
-        flood_tolerance: 1000,
-        ..common::config()
-    })
+        c.limits.flood_tolerance = 1000;
+    }))
     .await;
     let (mut a, mut b, room, b_peer) = pair(&server).await;
     let c = Client::connect(server.addr).await;
@@ -408,12 +401,11 @@ async fn signals_over_the_rate_limit_are_refused_and_not_relayed() {
 /// it left.
 #[tokio::test]
 async fn a_client_that_keeps_flooding_is_disconnected() {
-    let config = Config {
-        signal_rate: 5,
-        signal_burst: 10,
-        flood_tolerance: 20,
-        ..common::config()
-    };
+    let config = common::config_with(|c| {
+        c.limits.signal_rate = 5;
+        c.limits.signal_burst = 10;
+        c.limits.flood_tolerance = 20;
+    });
     let server = Server::start_with(config).await;
     let (mut a, mut b, _room, b_peer) = pair(&server).await;
     let a_peer = peer_id_seen_by(&a, &mut b, &b_peer).await;
@@ -436,12 +428,11 @@ async fn a_client_that_keeps_flooding_is_disconnected() {
 /// disconnected like any other flood.
 #[tokio::test]
 async fn a_client_that_keeps_sending_unknown_events_is_disconnected() {
-    let config = Config {
-        signal_rate: 5,
-        signal_burst: 10,
-        flood_tolerance: 20,
-        ..common::config()
-    };
+    let config = common::config_with(|c| {
+        c.limits.signal_rate = 5;
+        c.limits.signal_burst = 10;
+        c.limits.flood_tolerance = 20;
+    });
     let server = Server::start_with(config).await;
     let mut a = Client::connect(server.addr).await;
     for _ in 0..10 {
@@ -465,12 +456,11 @@ async fn a_client_that_keeps_sending_unknown_events_is_disconnected() {
 /// Joins and creates have their own, tighter bucket.
 #[tokio::test]
 async fn room_joins_are_rate_limited() {
-    let config = Config {
-        join_rate: 1,
-        join_burst: 3,
-        max_rooms_per_socket: 100,
-        ..common::config()
-    };
+    let config = common::config_with(|c| {
+        c.limits.join_rate = 1;
+        c.limits.join_burst = 3;
+        c.limits.max_rooms_per_socket = 100;
+    });
     let server = Server::start_with(config).await;
     let mut a = Client::connect(server.addr).await;
     for _ in 0..3 {
@@ -501,10 +491,9 @@ async fn handshake_status(server: &Server, websocket: bool, origin: &str) -> u16
 
 /// A server that allows one extra origin, `https://chat.example.com`.
 async fn server_allowing_one_origin() -> Server {
-    Server::start_with(Config {
-        allowed_origins: vec!["https://chat.example.com".into()],
-        ..common::config()
-    })
+    Server::start_with(common::config_with(|c| {
+        c.limits.allowed_origins = vec!["https://chat.example.com".into()]
+    }))
     .await
 }
 
@@ -556,11 +545,7 @@ async fn a_localhost_origin_may_connect() {
 /// Past MAX_CONNECTIONS connections, new handshakes get 503.
 #[tokio::test]
 async fn handshakes_past_the_connection_cap_get_503() {
-    let server = Server::start_with(Config {
-        max_connections: 2,
-        ..common::config()
-    })
-    .await;
+    let server = Server::start_with(common::config_with(|c| c.limits.max_connections = 2)).await;
     let _a = Client::connect(server.addr).await;
     let _b = Client::connect(server.addr).await;
     assert_eq!(
@@ -572,11 +557,10 @@ async fn handshakes_past_the_connection_cap_get_503() {
 /// Past the per-IP connection rate, new handshakes get 429.
 #[tokio::test]
 async fn handshakes_past_the_per_ip_connection_rate_get_429() {
-    let server = Server::start_with(Config {
-        connect_rate: 1,
-        connect_burst: 2,
-        ..common::config()
-    })
+    let server = Server::start_with(common::config_with(|c| {
+        c.limits.connect_rate = 1;
+        c.limits.connect_burst = 2;
+    }))
     .await;
     let _a = Client::connect(server.addr).await;
     let _b = Client::connect(server.addr).await;
@@ -589,12 +573,11 @@ async fn handshakes_past_the_per_ip_connection_rate_get_429() {
 /// A server with a small outgoing buffer and a fast heartbeat, and a room where `b` has
 /// stopped reading while `a` sends it 100 candidates. Returns `a` and b's peer id.
 async fn relays_to_a_client_that_never_reads() -> (Server, Client, Value) {
-    let server = Server::start_with(Config {
-        max_buffer: 16,
-        ping_interval_ms: 300,
-        ping_timeout_ms: 500,
-        ..common::config()
-    })
+    let server = Server::start_with(common::config_with(|c| {
+        c.listen.max_buffer = 16;
+        c.listen.ping_interval_ms = 300;
+        c.listen.ping_timeout_ms = 500;
+    }))
     .await;
     let mut a = Client::connect(server.addr).await;
     let room = a.create_room().await;
@@ -653,14 +636,13 @@ async fn pages_carry_security_headers() {
 /// refusal is counted. Handshakes past their own rate get `Retry-After` too.
 #[tokio::test]
 async fn rtc_configs_past_the_per_ip_rate_get_429_with_retry_after() {
-    let server = Server::start_with(Config {
-        connect_rate: 1,
-        connect_burst: 2,
-        trust_proxy: true,
-        turn_secret: Some("s3cret".parse().unwrap()),
-        turn_urls: vec!["turn:turn.example:3478".into()],
-        ..common::config()
-    })
+    let server = Server::start_with(common::config_with(|c| {
+        c.limits.connect_rate = 1;
+        c.limits.connect_burst = 2;
+        c.limits.trust_proxy = true;
+        c.ice.turn_secret = Some("s3cret".parse().unwrap());
+        c.ice.turn_urls = vec!["turn:turn.example:3478".into()];
+    }))
     .await;
     let get = |path: &'static str, ip: &'static str| {
         let url = server.url(path);
@@ -730,11 +712,7 @@ async fn an_oversized_request_head_is_refused() {
 #[tokio::test]
 async fn idle_and_slow_connections_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = Server::start_with(Config {
-        http_idle_timeout_ms: 300,
-        ..config()
-    })
-    .await;
+    let server = Server::start_with(config_with(|c| c.listen.http_idle_timeout_ms = 300)).await;
 
     let mut idle = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

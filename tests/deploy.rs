@@ -47,7 +47,7 @@ fn fly_service() -> toml::Table {
 fn fly_routes_to_the_default_port() {
     assert_eq!(
         fly_service()["internal_port"].as_integer(),
-        Some(i64::from(common::config().port))
+        Some(i64::from(common::config().listen.port))
     );
 }
 
@@ -66,7 +66,7 @@ fn fly_balances_on_connections_up_to_max_connections() {
     assert_eq!(concurrency["type"].as_str(), Some("connections"));
     let hard = concurrency["hard_limit"].as_integer().unwrap();
     let soft = concurrency["soft_limit"].as_integer().unwrap();
-    let max_connections = common::config().max_connections;
+    let max_connections = common::config().limits.max_connections;
     assert_eq!(hard, i64::try_from(max_connections).unwrap());
     assert!(0 < soft && soft < hard, "soft {soft}, hard {hard}");
 }
@@ -110,7 +110,7 @@ fn fly_toml_holds_no_secrets() {
 /// it where fly delivers UDP.
 #[test]
 fn fly_publishes_the_stun_port_over_udp() {
-    let stun = i64::from(Config::defaults().stun_port);
+    let stun = i64::from(Config::defaults().ice.stun_port);
     let services = fly()["services"].as_array().unwrap().clone();
     let udp: Vec<&Value> = services
         .iter()
@@ -128,10 +128,9 @@ fn fly_publishes_the_stun_port_over_udp() {
 /// never, alive all along.
 async fn node_without_redis() -> Server {
     let port = common::uclient::free_port();
-    Server::start_with(meshchat::Config {
-        redis_url: Some(format!("redis://127.0.0.1:{port}")),
-        ..common::config()
-    })
+    Server::start_with(common::config_with(|c| {
+        c.cluster.redis_url = Some(format!("redis://127.0.0.1:{port}"))
+    }))
     .await
 }
 
@@ -168,7 +167,7 @@ async fn fly_checks_liveness_apart_from_routing() {
     assert_eq!(check["type"].as_str(), Some("http"));
     assert_eq!(
         check["port"].as_integer(),
-        Some(i64::from(common::config().port))
+        Some(i64::from(common::config().listen.port))
     );
     let path = check["path"].as_str().unwrap();
     assert_eq!(path, "/healthz");
@@ -186,7 +185,7 @@ fn fly_stops_machines_with_sigterm() {
 fn fly_waits_longer_than_the_graceful_shutdown() {
     let kill_timeout = seconds(&fly()["kill_timeout"]);
     assert!(
-        kill_timeout > common::config().shutdown_timeout_secs,
+        kill_timeout > common::config().listen.shutdown_timeout_secs,
         "kill_timeout {kill_timeout}s must exceed SHUTDOWN_TIMEOUT_SECS"
     );
 }
@@ -410,14 +409,14 @@ fn the_runtime_image_listens_on_all_interfaces_on_the_default_port() {
         .iter()
         .flat_map(|e| e.split_whitespace().map(str::to_owned))
         .collect();
-    let port = common::config().port;
+    let port = common::config().listen.port;
     assert!(env.contains(&"HOST=0.0.0.0".to_owned()), "{env:?}");
     assert!(env.contains(&format!("PORT={port}")), "{env:?}");
     let exposed: Vec<String> = runtime("EXPOSE")
         .iter()
         .flat_map(|e| e.split_whitespace().map(str::to_owned))
         .collect();
-    let stun = Config::defaults().stun_port;
+    let stun = Config::defaults().ice.stun_port;
     assert_eq!(exposed, [port.to_string(), format!("{stun}/udp")]);
 }
 

@@ -134,12 +134,11 @@ async fn ordinary_traffic_counts_no_rate_limit_and_no_flood() {
 /// A server with a tight signaling rate where `a` sent 200 candidates to `b` at once and
 /// was dropped for flooding; returns once `b` has heard that `a` left.
 async fn after_a_flood() -> Server {
-    let server = Server::start_with(Config {
-        signal_rate: 5,
-        signal_burst: 10,
-        flood_tolerance: 20,
-        ..common::config()
-    })
+    let server = Server::start_with(common::config_with(|c| {
+        c.limits.signal_rate = 5;
+        c.limits.signal_burst = 10;
+        c.limits.flood_tolerance = 20;
+    }))
     .await;
     let (a, mut b, _room, b_peer) = pair(&server).await;
     for i in 0..200 {
@@ -206,11 +205,7 @@ async fn handshakes_refused_for_their_origin_are_counted() {
 /// A handshake refused because the server is full is counted by that reason.
 #[tokio::test]
 async fn handshakes_refused_for_a_full_server_are_counted() {
-    let server = Server::start_with(Config {
-        max_connections: 1,
-        ..common::config()
-    })
-    .await;
+    let server = Server::start_with(common::config_with(|c| c.limits.max_connections = 1)).await;
     let _a = Client::connect(server.addr).await;
     assert_eq!(
         Client::try_connect(server.addr, None).await.err(),
@@ -230,11 +225,10 @@ async fn handshakes_refused_for_a_full_server_are_counted() {
 /// A handshake refused for the client's connection rate is counted by that reason.
 #[tokio::test]
 async fn handshakes_refused_for_the_connection_rate_are_counted() {
-    let server = Server::start_with(Config {
-        connect_rate: 1,
-        connect_burst: 1,
-        ..common::config()
-    })
+    let server = Server::start_with(common::config_with(|c| {
+        c.limits.connect_rate = 1;
+        c.limits.connect_burst = 1;
+    }))
     .await;
     let _a = Client::connect(server.addr).await;
     assert_eq!(
@@ -255,12 +249,11 @@ async fn handshakes_refused_for_the_connection_rate_are_counted() {
 /// A server where `b` stopped reading while `a` sent it 100 candidates; returns once `a`
 /// has heard that `b` was dropped.
 async fn after_relays_to_a_client_that_never_reads() -> Server {
-    let server = Server::start_with(Config {
-        max_buffer: 16,
-        ping_interval_ms: 300,
-        ping_timeout_ms: 500,
-        ..common::config()
-    })
+    let server = Server::start_with(common::config_with(|c| {
+        c.listen.max_buffer = 16;
+        c.listen.ping_interval_ms = 300;
+        c.listen.ping_timeout_ms = 500;
+    }))
     .await;
     let mut a = Client::connect(server.addr).await;
     let room = a.create_room().await;
@@ -397,11 +390,7 @@ fn the_metrics_reader_finds_samples_by_name_and_labels() {
 async fn connections_that_hang_up_during_the_connect_ack_leave_no_count() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let server = Server::start_with(Config {
-        connect_rate: 0,
-        ..common::config()
-    })
-    .await;
+    let server = Server::start_with(common::config_with(|c| c.limits.connect_rate = 0)).await;
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
     for _ in 0..10 {
         let attempts = (0..50).map(|i| {

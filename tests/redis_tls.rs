@@ -124,14 +124,13 @@ fn nanos() -> u128 {
 
 /// A node's config for `url`, with fast cluster timings.
 fn node(url: String, ca: Option<&Path>) -> Config {
-    Config {
-        redis_url: Some(url),
-        redis_ca_file: ca.map(Path::to_path_buf),
-        node_heartbeat_ms: 200,
-        node_ttl_ms: 1_000,
-        redis_timeout_ms: 500,
-        ..common::config()
-    }
+    common::config_with(|c| {
+        c.cluster.redis_url = Some(url);
+        c.cluster.redis_ca_file = ca.map(Path::to_path_buf);
+        c.cluster.node_heartbeat_ms = 200;
+        c.cluster.node_ttl_ms = 1_000;
+        c.cluster.redis_timeout_ms = 500;
+    })
 }
 
 /// Waits until the node's `/readyz` answers 200.

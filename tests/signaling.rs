@@ -5,7 +5,6 @@
 mod common;
 
 use common::{Client, Incoming, Server, WAIT, http, pair, peer_id_seen_by, within};
-use meshchat::Config;
 use serde_json::{Value, json};
 
 /// A relay reaches its target and no other member of the room.
@@ -121,11 +120,10 @@ async fn polling_another_peers_queue_with_its_announced_id_is_refused() {
 /// A client that stops answering heartbeats is announced as gone.
 #[tokio::test]
 async fn ping_timeout_announces_user_disconnected() {
-    let config = Config {
-        ping_interval_ms: 200,
-        ping_timeout_ms: 200,
-        ..common::config()
-    };
+    let config = common::config_with(|c| {
+        c.listen.ping_interval_ms = 200;
+        c.listen.ping_timeout_ms = 200;
+    });
     let server = Server::start_with(config).await;
     let (mut a, b, _room, b_peer) = pair(&server).await;
     b.stop_answering_pings();
@@ -138,11 +136,10 @@ async fn ping_timeout_announces_user_disconnected() {
 /// A transport closed without any goodbye is announced at once, not after the heartbeat.
 #[tokio::test]
 async fn killed_transport_announces_user_disconnected_before_the_heartbeat() {
-    let config = Config {
-        ping_interval_ms: 60_000,
-        ping_timeout_ms: 60_000,
-        ..common::config()
-    };
+    let config = common::config_with(|c| {
+        c.listen.ping_interval_ms = 60_000;
+        c.listen.ping_timeout_ms = 60_000;
+    });
     let server = Server::start_with(config).await;
     let (mut a, b, _room, b_peer) = pair(&server).await;
     b.kill_transport();
@@ -267,11 +264,8 @@ async fn an_oversized_engine_io_message_closes_only_that_connection() {
 
 /// A server with a 5 s shutdown timeout and a room of two.
 async fn server_with_a_room() -> (Server, Client, Client) {
-    let server = Server::start_with(Config {
-        shutdown_timeout_secs: 5,
-        ..common::config()
-    })
-    .await;
+    let server =
+        Server::start_with(common::config_with(|c| c.listen.shutdown_timeout_secs = 5)).await;
     let (a, b, _room, _) = pair(&server).await;
     (server, a, b)
 }

@@ -19,14 +19,13 @@ const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 /// A server whose STUN (and, with `turn`, TURN) port is a free one on loopback.
 async fn server(turn: bool, tweak: impl FnOnce(&mut Config)) -> (Server, u16) {
     let port = free_port();
-    let mut config = Config {
-        stun_port: port,
-        udp_host: Some("127.0.0.1".into()),
-        ..common::config()
-    };
+    let mut config = common::config_with(|c| {
+        c.ice.stun_port = port;
+        c.ice.udp_host = Some("127.0.0.1".into());
+    });
     if turn {
-        config.turn_secret = Some(SECRET.parse().unwrap());
-        config.turn_embedded = true;
+        config.ice.turn_secret = Some(SECRET.parse().unwrap());
+        config.ice.turn_embedded = true;
     }
     tweak(&mut config);
     (Server::start_with(config).await, port)
@@ -66,11 +65,8 @@ fn mapped_address(response: &[u8], transaction: [u8; 12]) -> Option<SocketAddr> 
 
 /// Mints credentials as `/api/rtc-config` does for the server's secret.
 fn issuer() -> TurnIssuer {
-    TurnIssuer::from_config(&Config {
-        turn_secret: Some(SECRET.parse().unwrap()),
-        ..common::config()
-    })
-    .unwrap()
+    let config = common::config_with(|c| c.ice.turn_secret = Some(SECRET.parse().unwrap()));
+    TurnIssuer::from_config(&config.ice).unwrap()
 }
 
 /// A `turnutils_uclient` run over UDP with credentials minted now.
@@ -204,7 +200,7 @@ async fn junk_gets_no_answer_and_breaks_nothing() {
 #[tokio::test]
 async fn minted_credentials_relay_data_and_the_metrics_count_it() {
     let (server, port) = server(true, |c| {
-        c.turn_public_ip = Some(Ipv4Addr::LOCALHOST.into())
+        c.ice.turn_public_ip = Some(Ipv4Addr::LOCALHOST.into())
     })
     .await;
     let run = allocate_with_fresh_credentials(port).await;
@@ -225,7 +221,7 @@ async fn minted_credentials_relay_data_and_the_metrics_count_it() {
 #[tokio::test]
 async fn bad_credentials_are_refused() {
     let (server, port) = server(true, |c| {
-        c.turn_public_ip = Some(Ipv4Addr::LOCALHOST.into())
+        c.ice.turn_public_ip = Some(Ipv4Addr::LOCALHOST.into())
     })
     .await;
     let issuer = issuer();
@@ -264,8 +260,8 @@ async fn bad_credentials_are_refused() {
 #[tokio::test]
 async fn allocations_past_the_per_ip_quota_are_refused() {
     let (server, port) = server(true, |c| {
-        c.turn_public_ip = Some(Ipv4Addr::LOCALHOST.into());
-        c.turn_allocations_per_ip = 1;
+        c.ice.turn_public_ip = Some(Ipv4Addr::LOCALHOST.into());
+        c.ice.turn_allocations_per_ip = 1;
     })
     .await;
     // Client-to-client mode needs two allocations from this one address.

@@ -101,7 +101,7 @@ impl Coturn {
             "--turn-urls",
             &format!("turn:127.0.0.1:{}?transport=tcp", self.port),
         ]);
-        TurnIssuer::from_config(&config).unwrap()
+        TurnIssuer::from_config(&config.ice).unwrap()
     }
 
     /// This coturn's URL, as the operator lists it in `TURN_URLS`.

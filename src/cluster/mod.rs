@@ -14,7 +14,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::ClusterConfig;
 use crate::error::Result;
 use crate::membership::{Limits, Membership, redis::RedisRooms};
 use crate::metrics::Metrics;
@@ -49,7 +49,7 @@ impl Cluster {
     /// Connects lazily: the node starts even while Redis is down, and reports not ready.
     /// Settings that can never work (an untrusted certificate, refused credentials) are an
     /// error instead, within a few seconds.
-    pub(crate) async fn connect(config: &Config, url: &str) -> Result<Self> {
+    pub(crate) async fn connect(config: &ClusterConfig, url: &str) -> Result<Self> {
         let client = open::client(url, config.redis_ca_file.as_deref())?;
         let timeout = config.redis_timeout();
         open::check(&client, timeout).await?;

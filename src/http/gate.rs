@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::debug;
 
 use super::{has_session, rtc_config, web};
-use crate::config::Config;
+use crate::config::LimitsConfig;
 use crate::limits::ConnectLimiter;
 use crate::metrics::Metrics;
 
@@ -22,7 +22,8 @@ pub(crate) struct Gate {
     /// `ALLOWED_ORIGINS`, trimmed and lowercased once.
     allowed_origins: Arc<[String]>,
     any_origin: bool,
-    config: Arc<Config>,
+    /// `TRUST_PROXY` and `MAX_CONNECTIONS` are read per request.
+    config: Arc<LimitsConfig>,
     connect: ConnectLimiter,
     /// RTC configurations per client IP: each mints TURN credentials.
     rtc_config: ConnectLimiter,
@@ -30,7 +31,7 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
-    pub(crate) fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(config: &LimitsConfig, metrics: Arc<Metrics>) -> Self {
         let origins: Vec<String> = config
             .allowed_origins
             .iter()
@@ -40,9 +41,9 @@ impl Gate {
         Self {
             any_origin: origins.iter().any(|o| o == "*"),
             allowed_origins: origins.into(),
-            connect: ConnectLimiter::new(&config),
-            rtc_config: ConnectLimiter::new(&config),
-            config,
+            connect: ConnectLimiter::new(config),
+            rtc_config: ConnectLimiter::new(config),
+            config: Arc::new(config.clone()),
             metrics,
         }
     }
@@ -170,11 +171,10 @@ fn too_many(wait: std::time::Duration, text: &'static str) -> Response {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
-    use clap::Parser;
 
     fn gate(args: &[&str]) -> Gate {
-        let config = Config::parse_from(std::iter::once("meshchat").chain(args.iter().copied()));
-        Gate::new(Arc::new(config), Arc::default())
+        let config = crate::config::config_from(args).unwrap();
+        Gate::new(&config.limits, Arc::default())
     }
 
     fn headers(origin: Option<&str>, host: &str) -> HeaderMap {

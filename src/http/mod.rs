@@ -30,7 +30,7 @@ use gate::Gate;
 /// Every route, with Socket.IO at `/socket.io/`. `ready` answers `/readyz`, which also
 /// fails from the moment `drain` begins.
 pub(crate) fn router<A: Adapter>(
-    config: &Arc<Config>,
+    config: &Config,
     metrics: &Arc<Metrics>,
     membership: Membership,
     socket_io: SocketIoLayer<A>,
@@ -53,8 +53,8 @@ pub(crate) fn router<A: Adapter>(
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(metrics::router(config, metrics.clone(), membership))
-        .merge(rtc_config::router(config.clone(), metrics.clone()))
+        .merge(metrics::router(&config.ops, metrics.clone(), membership))
+        .merge(rtc_config::router(&config.ice, metrics.clone()))
         .merge(files.clone())
         // One `layer` call per stack: axum boxes every route's future once per call, and a
         // pending long-polling GET holds all of those boxes for as long as it waits.
@@ -63,7 +63,7 @@ pub(crate) fn router<A: Adapter>(
                 .layer(middleware::map_request(detach_from_read_buffer))
                 .layer(socket_io),
         );
-    let gate = Gate::new(config.clone(), metrics.clone());
+    let gate = Gate::new(&config.limits, metrics.clone());
     web::route_socket_io_client(app, files).layer(
         ServiceBuilder::new()
             .layer(CatchPanicLayer::new())
@@ -84,7 +84,7 @@ pub(crate) fn router<A: Adapter>(
             ))
             // Outside the gate: a request for another machine is counted over there.
             .layer(middleware::from_fn_with_state(
-                Affinity::new(config.fly_machine_id.as_deref()),
+                Affinity::new(config.ops.fly_machine_id.as_deref()),
                 affinity::keep_on_machine,
             ))
             // Before the gate: a refused handshake costs no connection-rate token.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing::get};
 use serde::Serialize;
 
-use crate::config::{Config, IceTransportPolicy};
+use crate::config::{IceConfig, IceTransportPolicy};
 use crate::ice::IceServer;
 use crate::metrics::Metrics;
 use crate::turn::TurnIssuer;
@@ -28,24 +28,24 @@ struct RtcConfiguration {
 /// What the configuration is made of.
 #[derive(Debug)]
 struct Settings {
-    config: Arc<Config>,
+    config: IceConfig,
     /// Mints TURN credentials (`TURN_SECRET`), if configured.
     turn: Option<TurnIssuer>,
     metrics: Arc<Metrics>,
 }
 
 /// The route.
-pub(crate) fn router(config: Arc<Config>, metrics: Arc<Metrics>) -> Router {
+pub(crate) fn router(config: &IceConfig, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route(PATH, get(rtc_config))
         .with_state(Arc::new(Settings::new(config, metrics)))
 }
 
 impl Settings {
-    fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+    fn new(config: &IceConfig, metrics: Arc<Metrics>) -> Self {
         Self {
-            turn: TurnIssuer::from_config(&config),
-            config,
+            turn: TurnIssuer::from_config(config),
+            config: config.clone(),
             metrics,
         }
     }
@@ -100,14 +100,13 @@ async fn rtc_config(State(settings): State<Arc<Settings>>, headers: HeaderMap) -
 mod tests {
     use super::*;
     use crate::turn;
-    use clap::Parser;
     use serde_json::Value;
 
     const HOST: Option<&str> = Some("chat.example");
 
     fn settings(args: &[&str]) -> Settings {
-        let config = Config::parse_from(std::iter::once("meshchat").chain(args.iter().copied()));
-        Settings::new(Arc::new(config), Arc::default())
+        let config = crate::config::config_from(args).unwrap();
+        Settings::new(&config.ice, Arc::default())
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod redis_tests;
 
 use std::collections::BTreeMap;
 
-use crate::config::Config;
+use crate::config::LimitsConfig;
 use crate::error::Result;
 use crate::protocol::{PeerId, RoomId};
 use local::LocalRooms;
@@ -25,7 +25,7 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &LimitsConfig) -> Self {
         Self {
             room_size: config.max_room_size,
             rooms_per_peer: config.max_rooms_per_socket,

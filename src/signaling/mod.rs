@@ -16,7 +16,7 @@ use socketioxide::{
 };
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
+use crate::config::{LimitsConfig, ListenConfig};
 use crate::limits::{PeerLimits, Quotas, Verdict};
 use crate::membership::{Join, Membership};
 use crate::metrics::Metrics;
@@ -28,17 +28,23 @@ use extract::{Args, Caller, Peer, Reply};
 pub(crate) struct Signaling {
     pub(crate) membership: Membership,
     pub(crate) metrics: Arc<Metrics>,
-    config: Arc<Config>,
+    /// `MAX_SIGNAL_BYTES` is all it reads.
+    listen: Arc<ListenConfig>,
     quotas: Quotas,
 }
 
 impl Signaling {
-    pub(crate) fn new(config: Arc<Config>, membership: Membership, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        listen: Arc<ListenConfig>,
+        limits: &LimitsConfig,
+        membership: Membership,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             membership,
             metrics,
-            quotas: Quotas::new(&config),
-            config,
+            quotas: Quotas::new(limits),
+            listen,
         }
     }
 }
@@ -229,7 +235,7 @@ async fn on_signal<A: Adapter>(
     if args.is_binary() {
         return reply.refuse(&s, &signaling, event, Refusal::Binary);
     }
-    let max = signaling.config.max_signal_bytes;
+    let max = signaling.listen.max_signal_bytes;
     let signaled = match args::signaled(&packet.args, signal == Signal::Candidate, max) {
         Ok(signaled) if signaled.target == peer.id => Err(Refusal::ToSelf),
         other => other,

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 
-use crate::config::{Config, Secret};
+use crate::config::{IceConfig, Secret};
 use crate::ice::{IceServer, Urls};
 
 /// Mints credentials from `TURN_SECRET`.
@@ -20,7 +20,7 @@ pub struct TurnIssuer {
 
 impl TurnIssuer {
     /// `None` without `TURN_SECRET`.
-    pub fn from_config(config: &Config) -> Option<Self> {
+    pub fn from_config(config: &IceConfig) -> Option<Self> {
         Some(Self {
             secret: config.turn_secret.clone()?,
             ttl: config.turn_ttl(),
@@ -68,19 +68,19 @@ pub fn credential(secret: &[u8], username: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use crate::config::{Config, config_from};
 
     fn turn(ttl: &str) -> TurnIssuer {
-        let config = Config::parse_from([
-            "meshchat",
+        let config = config_from(&[
             "--turn-secret",
             "s3cret",
             "--turn-urls",
             "turn:t.example:3478",
             "--turn-ttl",
             ttl,
-        ]);
-        TurnIssuer::from_config(&config).unwrap()
+        ])
+        .unwrap();
+        TurnIssuer::from_config(&config.ice).unwrap()
     }
 
     fn urls() -> Vec<String> {
@@ -140,6 +140,6 @@ mod tests {
 
     #[test]
     fn no_turn_without_configuration() {
-        assert!(TurnIssuer::from_config(&Config::defaults()).is_none());
+        assert!(TurnIssuer::from_config(&Config::defaults().ice).is_none());
     }
 }

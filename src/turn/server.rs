@@ -20,7 +20,7 @@ use turn::server::config::{ConnConfig, ServerConfig};
 use webrtc_util::Conn;
 
 use super::credentials::{credential, expiry};
-use crate::config::{Config, PortRange, Secret};
+use crate::config::{IceConfig, PortRange, Secret};
 use crate::metrics::Metrics;
 
 /// Relay sockets tried before an allocation gives up on finding a free port.
@@ -34,12 +34,16 @@ pub(crate) struct StunTurn {
 impl StunTurn {
     /// Binds the UDP port and starts serving; `None` when `STUN_PORT` is 0. A port that
     /// cannot be bound, or a TURN relay without a public address, stops the server at
-    /// startup with a message that says what to set.
-    pub(crate) async fn start(config: &Config, metrics: Arc<Metrics>) -> io::Result<Option<Self>> {
+    /// startup with a message that says what to set. `host` is `HOST`, the default bind.
+    pub(crate) async fn start(
+        config: &IceConfig,
+        host: IpAddr,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<Option<Self>> {
         if config.stun_port == 0 {
             return Ok(None);
         }
-        let bind = config.udp_bind();
+        let bind = config.udp_bind(host);
         let socket = UdpSocket::bind(&bind).await.map_err(|error| {
             io::Error::new(
                 error.kind(),
@@ -246,7 +250,7 @@ struct Relays {
 }
 
 impl Relays {
-    fn new(config: &Config, bind_ip: IpAddr, metrics: Arc<Metrics>) -> io::Result<Self> {
+    fn new(config: &IceConfig, bind_ip: IpAddr, metrics: Arc<Metrics>) -> io::Result<Self> {
         let public_ip = config
             .turn_public_ip
             .or(Some(bind_ip).filter(|ip| !ip.is_unspecified()))

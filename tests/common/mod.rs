@@ -42,10 +42,16 @@ pub fn http() -> reqwest::Client {
 /// The defaults, with the built-in STUN server off: tests run side by side, and port 3478
 /// may be taken on the machine (by coturn, say). STUN tests give it a free port.
 pub fn config() -> Config {
-    Config {
-        stun_port: 0,
-        ..Config::defaults()
-    }
+    let mut config = Config::defaults();
+    config.ice.stun_port = 0;
+    config
+}
+
+/// [`config`] with the settings `change` makes.
+pub fn config_with(change: impl FnOnce(&mut Config)) -> Config {
+    let mut config = config();
+    change(&mut config);
+    config
 }
 
 /// A server running in this process, started exactly as the binary starts it.

@@ -1,6 +1,6 @@
 //! One node of a cluster joined through Redis (`REDIS_URL`): the adapter that carries emits
 //! to the other nodes, readiness, and the heartbeat that finds dead nodes and puts this
-//! node's memberships back after Redis lost them (how and why: README, "Several nodes").
+//! node's memberships back after Redis lost them (how and why: docs/cluster.md).
 
 mod open;
 mod pubsub;

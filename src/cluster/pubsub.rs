@@ -1,6 +1,6 @@
 //! The Redis pub/sub driver under socketioxide-redis's adapter: publishes on a
 //! self-healing command connection and keeps every subscription alive across Redis
-//! restarts (the crate's own driver silently loses them; see the README, "Several nodes").
+//! restarts (the crate's own driver silently loses them; see docs/cluster.md, "Inside").
 //! Every message also goes into a short stream, from which a resubscribing node replays
 //! what was published while it was away.
 

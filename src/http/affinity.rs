@@ -1,6 +1,6 @@
 //! Keeps every request of a Socket.IO session on the fly.io machine that holds it: a cookie
 //! names the machine, and a request that reaches another one is handed back to fly's proxy
-//! with a `fly-replay` header (why: README, "fly.io").
+//! with a `fly-replay` header (why: docs/deploy.md, "fly.io").
 
 use std::sync::Arc;
 

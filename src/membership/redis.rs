@@ -1,6 +1,6 @@
 //! Membership kept in Redis, shared by every node: joins find rooms whose members are all
 //! on other nodes, and the capacity and same-room checks hold across nodes. Every change
-//! that must be atomic is one Lua script (key layout: README, "Several nodes").
+//! that must be atomic is one Lua script (key layout: docs/cluster.md, "Inside").
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,63 @@
-// The names of the DOM events the page's modules send each other, one list per sender,
-// with what each carries in `detail`. They never leave the page.
+// Every name of an event or message kind the page uses, one list per sender: first what
+// goes over the wire (to the server, and to peers over data channels), then the DOM events
+// the page's modules send each other (with what each carries in `detail`), which never
+// leave the page.
+
+// On the wire.
+
+/** The Socket.IO events of our server (docs/PROTOCOL.md), named as it names them. */
+export const SocketEvent = Object.freeze({
+  CREATE_ROOM: 'create-room',
+  JOIN_ROOM: 'join-room',
+  ROOM_CREATED: 'room-created',
+  ROOM_FULL: 'room-full',
+  REQUEST_ERROR: 'request-error',
+  NEW_USER_JOINED: 'new-user-joined',
+  USER_DISCONNECTED: 'user-disconnected',
+  OFFER: 'rtc-offer',
+  ANSWER: 'rtc-answer',
+  CANDIDATE: 'ice-candidate',
+});
+
+/**
+ * The chat channel's messages, JSON objects with a `type`: {type:'hello', name, client,
+ * caps} when a channel opens, {type:'name', name}, {type:'chat', id, at, text} (`at` in ms
+ * since the epoch, by the sender's clock; pages before ids send only `text`), {type:'typing'}
+ * while its sender types, {type:'ping'} answered by {type:'pong'}, and
+ * {type:'history-request'} answered by one or more {type:'history', messages: [{id, at,
+ * name, client, text}], done} (the last with `done: true`, or only {type:'history',
+ * messages: [], done: true, refused: true}).
+ */
+export const ChatMessage = Object.freeze({
+  HELLO: 'hello',
+  NAME: 'name',
+  CHAT: 'chat',
+  PING: 'ping',
+  PONG: 'pong',
+  TYPING: 'typing',
+  HISTORY_REQUEST: 'history-request',
+  HISTORY: 'history',
+});
+
+/** What a page can do beyond the first version of the chat protocol, said in its hello. */
+export const Capability = Object.freeze({
+  FILES: 'files', // takes part in file transfers (files.js)
+  ICE_RESTART: 'ice-restart', // takes an ICE restart offer on an open connection
+  HISTORY: 'history', // answers history-request
+});
+
+/** Control messages on the files channel (JSON text; chunks are binary). */
+export const FileMessage = Object.freeze({
+  OFFER: 'offer', // sender: {n, name, size, mime}
+  ACCEPT: 'accept', // receiver: {n}
+  DECLINE: 'decline', // receiver: {n, reason?}
+  END: 'end', // sender, after the last chunk: {n, sha256}
+  DONE: 'done', // receiver: {n, ok}
+  CANCEL_SEND: 'cancel-send', // sender: {n}
+  CANCEL_RECEIVE: 'cancel-receive', // receiver: {n}
+});
+
+// Within the page.
 
 /** From Signaling. */
 export const SignalingEvent = Object.freeze({
@@ -41,14 +99,27 @@ export const ChatEvent = Object.freeze({
   NAMED: 'member-named',
   REJOINED: 'member-rejoined', // {peerId, oldId}: the member behind `oldId` came back as `peerId`
   LEFT: 'member-left', // {peerId, name, client}
-  MESSAGE: 'message', // {peerId, text, at}
   TYPING: 'member-typing', // {peerId}: the member is typing a message
   MESSAGE: 'message', // {peerId, id, text, at}
   // {peerId, messages: [{id, at, name, client, text}], done, refused}: messages from
   // before we joined that we did not have (`at` in ms, by the sender's clock), oldest first
   HISTORY: 'history',
   SENT: 'sent', // {peerId, ids}: our queued messages went out once its connection was back
-  UNDELIVERED: 'undelivered', // {peerId, name, client, ids}: queued ones that will not
+  // {peerId, name, client, ids}: queued ones that will not get there (the peer left, or
+  // its connection failed)
+  UNDELIVERED: 'undelivered',
+});
+
+/** From Files; each carries {transfer} unless said otherwise. */
+export const FilesEvent = Object.freeze({
+  TRANSFER: 'transfer', // a new transfer, or a change of its state
+  PROGRESS: 'transfer-progress', // more bytes moved
+  CAPABLE: 'files-capable', // {peerId}: the peer can receive files now
+});
+
+/** From Typing. */
+export const TypingEvent = Object.freeze({
+  CHANGE: 'change', // {peerIds}: those typing now, in the order they started
 });
 
 /** From UI: what the user asked for. */

@@ -1,7 +1,8 @@
 // The page's side of file transfers: picking, dropping and pasting files, a card per
 // transfer with its progress and buttons, and a "send file" button per member.
-import { Files, FilesEvent, TransferState, MAX_FILE_BYTES, MAX_FILES_AT_ONCE, formatBytes } from './files.js';
-import { ChatEvent } from './events.js';
+import { Files, MAX_FILES_AT_ONCE } from './files.js';
+import { ChatEvent, FilesEvent } from './events.js';
+import { MAX_FILE_BYTES, TransferState, formatBytes } from './transfer.js';
 
 const IMAGE_PREVIEW = /^image\/(png|jpeg|gif|webp|avif|bmp)$/;
 
@@ -21,7 +22,7 @@ export function installFiles(app, nameOf) {
   const offer = (picked, peerId) => {
     if (!picked.length) return;
     const { refused } = files.offer(picked, peerId);
-    for (const reason of refused) ui.addSystem(reason, { problem: true });
+    for (const reason of refused) ui.log.addSystem(reason, { problem: true });
   };
   document.getElementById('attach').addEventListener('click', () => {
     target = null;
@@ -62,7 +63,7 @@ export function installFiles(app, nameOf) {
       list.append(card.li);
       list.hidden = false;
       if (t.direction === 'in' && t.state === TransferState.OFFERED) {
-        ui.addSystem(`${nameOf(t.peerId)} offers you a file: ${t.name} (${formatBytes(t.size)}). Accept or decline it below the messages.`);
+        ui.log.addSystem(`${nameOf(t.peerId)} offers you a file: ${t.name} (${formatBytes(t.size)}). Accept or decline it below the messages.`);
       }
     }
     // Once a member has left, the page no longer knows its name: keep the last one.
@@ -74,7 +75,7 @@ export function installFiles(app, nameOf) {
 
   // A "send file" button on each member whose page takes files.
   const addSendButton = (peerId) => {
-    const li = ui.memberElement(peerId);
+    const li = ui.members.element(peerId);
     if (!li || li.querySelector('.send-file')) return;
     const button = document.createElement('button');
     button.type = 'button';

@@ -1,5 +1,6 @@
 // The room's recent messages as this page has seen them, kept in memory only, so that a
 // newcomer can be given what was said before it joined; merged by message id.
+import { isId } from './ids.js';
 
 /** At most this many messages are kept and given, none older than MAX_AGE_MS. */
 export const MAX_MESSAGES = 200;
@@ -87,14 +88,4 @@ export function saveShareHistory(on) {
   } catch {
     // storage disabled: the choice lasts for this page only
   }
-}
-
-export function isId(value) {
-  return typeof value === 'string' && value.length > 0 && value.length <= 64;
-}
-
-/** A random id for a message or a page, 24 hex digits. */
-export function randomId() {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
 }

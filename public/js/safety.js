@@ -28,7 +28,7 @@ export function installSafety({ ui, peers, chat }, nameOf) {
   const codes = new Map(); // by peer id
 
   const show = (peerId, code) => {
-    const li = ui.memberElement(peerId);
+    const li = ui.members.element(peerId);
     if (!li) return;
     let box = li.querySelector('.verify');
     if (!box) {
@@ -52,7 +52,7 @@ export function installSafety({ ui, peers, chat }, nameOf) {
 
   const changed = (peerId, before, after) => {
     if (before && before !== after) {
-      ui.addSystem(`Your connection to ${nameOf(peerId)} was rebuilt, so its safety code changed: compare it again.`);
+      ui.log.addSystem(`Your connection to ${nameOf(peerId)} was rebuilt, so its safety code changed: compare it again.`);
     }
   };
 

@@ -1,22 +1,10 @@
-// The signaling connection: Socket.IO to our server, rooms, and the relayed WebRTC messages.
-// It turns the protocol's events into SignalingEvents and rejoins the room after a reconnect.
+// The signaling connection: Socket.IO to our server (its protocol: docs/PROTOCOL.md), rooms,
+// and the relayed WebRTC messages. It turns the protocol's events into SignalingEvents and
+// rejoins the room after a reconnect.
 import { io } from '/vendor/socket.io.esm.min.js';
-import { SignalingEvent } from './events.js';
+import { SignalingEvent, SocketEvent } from './events.js';
+import { isId } from './ids.js';
 import { isSealed } from './seal.js';
-
-/** The Socket.IO events of our server (PROTOCOL.md), named as it names them. */
-export const SocketEvent = Object.freeze({
-  CREATE_ROOM: 'create-room',
-  JOIN_ROOM: 'join-room',
-  ROOM_CREATED: 'room-created',
-  ROOM_FULL: 'room-full',
-  REQUEST_ERROR: 'request-error',
-  NEW_USER_JOINED: 'new-user-joined',
-  USER_DISCONNECTED: 'user-disconnected',
-  OFFER: 'rtc-offer',
-  ANSWER: 'rtc-answer',
-  CANDIDATE: 'ice-candidate',
-});
 
 /** Emits the SignalingEvents of events.js. */
 export class Signaling extends EventTarget {
@@ -168,8 +156,4 @@ export class Signaling extends EventTarget {
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
-}
-
-function isId(value) {
-  return typeof value === 'string' && value.length > 0 && value.length <= 64;
 }

@@ -1,12 +1,13 @@
 // "Ada is typing…": when to tell the others that we type, and who is typing now.
+import { TypingEvent } from './events.js';
 
 // While we keep typing, the others hear so at most this often...
 export const TYPING_INTERVAL_MS = 3_000;
 // ...and forget it this long after the last time they heard, unless a message came first.
 export const TYPING_EXPIRY_MS = 6_000;
 
-/** Throttles our own typing signals and expires those of others. Emits `change` with
- * {peerIds} (those typing now, in the order they started). */
+/** Throttles our own typing signals and expires those of others. Emits the TypingEvents of
+ * events.js. */
 export class Typing extends EventTarget {
   #lastSent = -Infinity;
   #timers = new Map(); // by peer id: when its typing expires
@@ -40,6 +41,6 @@ export class Typing extends EventTarget {
   }
 
   #changed() {
-    this.dispatchEvent(new CustomEvent('change', { detail: { peerIds: [...this.#timers.keys()] } }));
+    this.dispatchEvent(new CustomEvent(TypingEvent.CHANGE, { detail: { peerIds: [...this.#timers.keys()] } }));
   }
 }

@@ -1,9 +1,10 @@
 // Renders the app icons of public/icons/ (PNG, for the manifest and iOS) from icon.svg with
-// headless Chromium: `node tools/render-icons.mjs` in tests/js after changing the SVG.
+// headless Chromium: `node scripts/render-icons.mjs` after changing the SVG (it borrows the
+// browser tests' Chromium helper, so run `npm ci` in tests/js once first).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { REPO } from '../helpers/server.mjs';
-import { launch } from '../helpers/browser.mjs';
+import { REPO } from '../tests/js/helpers/server.mjs';
+import { launch } from '../tests/js/helpers/browser.mjs';
 
 const dir = path.join(REPO, 'public', 'icons');
 const svg = await readFile(path.join(dir, 'icon.svg'), 'utf8');

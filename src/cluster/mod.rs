@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::config::ClusterConfig;
 use crate::error::Result;
-use crate::membership::{Limits, Membership, redis::RedisRooms};
+use crate::membership::{Limits, Membership, NodeRooms};
 use crate::metrics::Metrics;
 use crate::protocol::{PeerId, RoomId};
 use crate::signaling;
@@ -32,7 +32,7 @@ const PREFIX: &str = "meshchat:";
 /// A node's connection to the cluster. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct Cluster {
-    rooms: RedisRooms,
+    rooms: NodeRooms,
     driver: PubSubDriver,
     /// Whether the last heartbeat (and any re-registration it asked for) succeeded.
     beating: Arc<AtomicBool>,
@@ -58,7 +58,7 @@ impl Cluster {
         let interval = config.node_heartbeat();
         let driver = PubSubDriver::start(client, commands.clone(), timeout, interval);
         Ok(Self {
-            rooms: RedisRooms::new(commands, PREFIX, &node, timeout),
+            rooms: NodeRooms::new(commands, PREFIX, &node, timeout),
             driver,
             beating: Arc::default(),
             registered_for: Arc::default(),
@@ -71,7 +71,7 @@ impl Cluster {
 
     /// Membership in this cluster's Redis.
     pub(crate) fn membership(&self, limits: Limits) -> Membership {
-        Membership::redis(self.rooms.clone(), limits)
+        self.rooms.membership(limits)
     }
 
     /// The Socket.IO adapter over this node's pub/sub driver. Requests to other nodes

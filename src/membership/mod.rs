@@ -1,19 +1,22 @@
 //! The only door to rooms: who is in which room, the room-size and rooms-per-peer caps, and
 //! the same-room check that gates every relay. The backend is hidden: memory on a single
-//! node, Redis when several nodes share the rooms.
+//! node, Redis when several nodes share the rooms (whose upkeep the cluster asks for).
 
 mod local;
-pub(crate) mod redis;
+mod redis;
 #[cfg(test)]
 mod redis_tests;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ::redis::aio::ConnectionManager;
 
 use crate::config::LimitsConfig;
 use crate::error::Result;
 use crate::protocol::{PeerId, RoomId};
 use local::LocalRooms;
-use redis::RedisRooms;
+use redis::{Leaves, RedisRooms, Tick};
 
 /// The membership caps, from the config.
 #[derive(Debug, Clone, Copy)]
@@ -100,14 +103,6 @@ impl Membership {
         }
     }
 
-    /// Rooms in Redis, shared with every node of the cluster.
-    pub(crate) fn redis(store: RedisRooms, limits: Limits) -> Self {
-        Self {
-            backend: Backend::Redis(store),
-            limits,
-        }
-    }
-
     pub(crate) fn limits(&self) -> Limits {
         self.limits
     }
@@ -171,5 +166,63 @@ impl Membership {
             Backend::Local(rooms) => Ok(rooms.sizes()),
             Backend::Redis(rooms) => rooms.room_sizes().await,
         }
+    }
+}
+
+/// This node's share of the rooms in Redis, as the cluster's heartbeat tends it, and the
+/// [`Membership`] over those rooms. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeRooms {
+    rooms: RedisRooms,
+}
+
+impl NodeRooms {
+    /// The rooms of node `node` in the Redis behind `conn`, under keys starting `prefix`;
+    /// each command gives up after `timeout`.
+    pub(crate) fn new(
+        conn: ConnectionManager,
+        prefix: &str,
+        node: &str,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            rooms: RedisRooms::new(conn, prefix, node, timeout),
+        }
+    }
+
+    /// Rooms in Redis, shared with every node of the cluster.
+    pub(crate) fn membership(&self, limits: Limits) -> Membership {
+        Membership {
+            backend: Backend::Redis(self.rooms.clone()),
+            limits,
+        }
+    }
+
+    /// One heartbeat: refreshes this node's key (expiring after `ttl`) and sweeps dead
+    /// nodes.
+    pub(crate) async fn tick(&self, ttl: Duration) -> Result<Tick> {
+        self.rooms.tick(ttl).await
+    }
+
+    /// Writes every membership of this node's peers back, after Redis lost them; returns
+    /// how many.
+    pub(crate) async fn register_again(&self) -> Result<usize> {
+        self.rooms.register_again().await
+    }
+
+    /// Retries the leaves that failed; returns the leaves whose rooms are to be told now.
+    pub(crate) async fn retry_leaves(&self) -> Leaves {
+        self.rooms.retry_leaves().await
+    }
+
+    /// Forgets this node's peers and returns them, after the cluster declared it dead.
+    pub(crate) fn forget_local_peers(&self) -> Vec<PeerId> {
+        self.rooms.forget_local_peers()
+    }
+
+    /// Keeps a leave whose announcement could not be sent, for the next
+    /// [`Self::retry_leaves`].
+    pub(crate) fn tell_later(&self, peer: PeerId, rooms: Vec<RoomId>) {
+        self.rooms.tell_later(peer, rooms);
     }
 }

@@ -1,31 +1,30 @@
 //! meshchat: a Socket.IO signaling server for room-based WebRTC mesh chat.
 //!
 //! Modules from the bottom up; each imports only modules listed before it:
-//! - `error` (internal failures), [`ice`] (the ICE servers browsers get), `once` (emits
-//!   that may be retried without being received twice) and `protocol` (the wire format:
-//!   event names, ids, argument parsing, refusals).
-//! - [`config`]: flags and environment variables.
+//! - `error` (internal failures), [`ice`] (the ICE servers browsers get), `metrics` (what
+//!   the server counts, as Prometheus text), `once` (emits that may be retried without
+//!   being received twice) and `protocol` (the wire format: event names, ids, argument
+//!   parsing, refusals).
+//! - [`config`]: flags and environment variables, in one group per concern; `trim`: gives
+//!   freed heap back to the system after the crowd shrinks.
 //! - `limits`: rate limits; `membership`: the only door to rooms, in memory or in Redis.
-//! - `metrics`: what the server counts, and `GET /metrics`; `trim`: gives freed heap back
-//!   to the system after the crowd shrinks.
 //! - [`turn`]: TURN credentials, and the built-in STUN server and TURN relay.
-//! - `signaling`: one handler per protocol event; `http`: the gate, health, RTC config and
-//!   web client routes.
+//! - `signaling`: one handler per protocol event; `http`: every HTTP route (health,
+//!   metrics, RTC config, web client) and the layers in front of Engine.IO.
 //! - `cluster`: one node of several, joined through Redis.
 //! - [`run`]: wires it all and serves until shutdown.
 
 mod error;
 pub mod ice;
+mod metrics;
 mod once;
 mod protocol;
 
 pub mod config;
+mod trim;
 
 mod limits;
 mod membership;
-
-mod metrics;
-mod trim;
 
 pub mod turn;
 

@@ -1,13 +1,8 @@
-//! What the server counts, and `GET /metrics`, which shows it with the room gauges in the
-//! Prometheus (OpenMetrics) text format, optionally behind a bearer token.
+//! What the server counts, and its text in the Prometheus (OpenMetrics) format, with the
+//! room gauges, for `GET /metrics` (in `http/`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::{Router, routing::get};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, text};
 use prometheus_client::metrics::counter::Counter;
@@ -15,11 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 use socketioxide::{BroadcastError, SendError, SocketError};
-use subtle::ConstantTimeEq;
 use tracing::{debug, warn};
-
-use crate::config::{OpsConfig, Secret};
-use crate::membership::Membership;
 
 /// Counters split by one label, e.g. relayed messages by event.
 type ByLabel = Family<[(&'static str, &'static str); 1], Counter>;
@@ -81,6 +72,14 @@ impl Metrics {
                 warn!(event, ?error, "emit failed");
             }
         }
+    }
+
+    /// Every metric in the OpenMetrics text format, plus the room gauges when `rooms` is
+    /// known.
+    pub(crate) fn encode(&self, rooms: Option<RoomGauges>) -> Result<String, std::fmt::Error> {
+        let mut body = String::new();
+        text::encode(&mut body, &self.registry(rooms))?;
+        Ok(body)
     }
 
     /// A registry for one scrape: every metric, plus the room gauges when `rooms` is known.
@@ -151,87 +150,13 @@ impl Metrics {
 /// Room sizes up to this are always listed, even at zero, so their series never vanish.
 const LISTED_ROOM_SIZES: usize = 64;
 
-/// What Prometheus negotiates for the OpenMetrics text format that the encoder writes.
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-#[derive(Clone)]
-struct Exporter {
-    metrics: Arc<Metrics>,
-    membership: Membership,
-    token: Option<Secret>,
-}
-
-/// `GET /metrics`.
-pub(crate) fn router(config: &OpsConfig, metrics: Arc<Metrics>, membership: Membership) -> Router {
-    let exporter = Exporter {
-        metrics,
-        membership,
-        token: config.metrics_token.clone(),
-    };
-    Router::new()
-        .route("/metrics", get(scrape))
-        .with_state(exporter)
-}
-
-async fn scrape(State(exporter): State<Exporter>, headers: HeaderMap) -> Response {
-    if let Some(token) = &exporter.token
-        && !authorized(&headers, token)
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "a metrics token is required\n",
-        )
-            .into_response();
-    }
-    // With Redis, the counts are the whole cluster's; while Redis does not answer they are
-    // left out rather than shown stale.
-    let rooms = match exporter.membership.room_sizes().await {
-        Ok(sizes) => Some(RoomGauges {
-            sizes,
-            listed: exporter.membership.limits().room_size,
-        }),
-        Err(error) => {
-            warn!(%error, "metrics: reading room counts failed");
-            None
-        }
-    };
-    let mut body = String::new();
-    if let Err(error) = text::encode(&mut body, &exporter.metrics.registry(rooms)) {
-        warn!(?error, "metrics encoding failed");
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
-    (
-        [
-            (header::CONTENT_TYPE, CONTENT_TYPE),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// Whether the request carries `Authorization: Bearer <token>`. Compared in constant time
-/// so response timing tells nothing about the token.
-fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
-    let Some((scheme, given)) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-    else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer")
-        && bool::from(given.trim().as_bytes().ct_eq(token.expose().as_bytes()))
-}
-
 /// The room gauges of one scrape.
 #[derive(Debug)]
-struct RoomGauges {
+pub(crate) struct RoomGauges {
     /// Rooms by member count.
-    sizes: BTreeMap<usize, usize>,
+    pub(crate) sizes: BTreeMap<usize, usize>,
     /// Sizes listed even at zero: 1 to this (the room size cap), at most [`LISTED_ROOM_SIZES`].
-    listed: usize,
+    pub(crate) listed: usize,
 }
 
 impl Collector for RoomGauges {
@@ -291,7 +216,6 @@ impl EmitFailure for BroadcastError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     /// A broadcast counts as finding its targets gone only when every one of them had
     /// closed: one full buffer among them is worth a warning.
@@ -302,28 +226,6 @@ mod tests {
         assert!(!SendError::Socket(InternalChannelFull).targets_closed());
         assert!(BroadcastError::Socket(vec![Closed, Closed]).targets_closed());
         assert!(!BroadcastError::Socket(vec![Closed, InternalChannelFull]).targets_closed());
-    }
-
-    #[test]
-    fn only_the_exact_bearer_token_is_authorized() {
-        let token: Secret = "t0ken".parse().unwrap();
-        let with = |value: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
-            authorized(&h, &token)
-        };
-        assert!(with("Bearer t0ken"));
-        assert!(with("bearer t0ken"));
-        for bad in [
-            "Bearer t0ke",
-            "Bearer t0ken2",
-            "Basic t0ken",
-            "t0ken",
-            "Bearer ",
-        ] {
-            assert!(!with(bad), "{bad:?}");
-        }
-        assert!(!authorized(&HeaderMap::new(), &token));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::has_session;
+use super::engineio::EngineIo;
 use crate::config::is_machine_id;
 
 /// The cookie that names the machine holding the browser's sessions.
@@ -57,13 +57,10 @@ pub(crate) async fn keep_on_machine(
     let Some(me) = affinity.machine.as_deref() else {
         return next.run(req).await;
     };
-    let query = req.uri().query().unwrap_or("");
-    let engine_io = req.uri().path().starts_with("/socket.io")
-        && query.split('&').any(|kv| kv.starts_with("EIO="));
-    if !engine_io {
-        return next.run(req).await;
-    }
-    let session = has_session(req.uri());
+    let session = match EngineIo::of(req.uri()) {
+        EngineIo::Other => return next.run(req).await,
+        kind => kind != EngineIo::Handshake,
+    };
     if let Some(owner) = pinned(req.headers())
         && owner != me
         && !req.headers().contains_key(REPLAYED)

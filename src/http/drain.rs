@@ -19,7 +19,7 @@ use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::web;
+use super::engineio::EngineIo;
 use crate::metrics::Metrics;
 
 /// Whether the node is draining, and every open connection. Cheap to clone.
@@ -249,14 +249,6 @@ impl AsyncWrite for Tracked {
     }
 }
 
-/// The Engine.IO session id in a request's query, if any.
-fn session_of(query: &str) -> Option<&str> {
-    query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("sid="))
-        .filter(|sid| !sid.is_empty())
-}
-
 /// Axum middleware: notes which connection carries which session, refuses new sessions
 /// while draining, and requests of sessions already cut.
 pub(crate) async fn follow_sessions(
@@ -264,21 +256,21 @@ pub(crate) async fn follow_sessions(
     req: Request,
     next: Next,
 ) -> Response {
-    let path = req.uri().path();
-    if !path.starts_with("/socket.io") || web::is_socket_io_client(path) {
-        return next.run(req).await;
-    }
-    let Some(sid) = session_of(req.uri().query().unwrap_or("")) else {
-        if drain.is_draining() {
-            metrics.connection_refused("draining");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "1")],
-                "shutting down",
-            )
-                .into_response();
+    let sid = match EngineIo::of(req.uri()) {
+        EngineIo::Other => return next.run(req).await,
+        EngineIo::Session(sid) => sid,
+        EngineIo::Handshake => {
+            if drain.is_draining() {
+                metrics.connection_refused("draining");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    "shutting down",
+                )
+                    .into_response();
+            }
+            return next.run(req).await;
         }
-        return next.run(req).await;
     };
     if drain.is_draining() && drain.was_cut(sid) {
         // What Engine.IO answers for a session it does not know: the client gives the
@@ -294,18 +286,4 @@ pub(crate) async fn follow_sessions(
         drain.follow(*addr, sid);
     }
     next.run(req).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_session_id_is_found_anywhere_in_the_query() {
-        assert_eq!(session_of("EIO=4&transport=polling&sid=abc"), Some("abc"));
-        assert_eq!(session_of("sid=abc&EIO=4"), Some("abc"));
-        assert_eq!(session_of("EIO=4&transport=websocket"), None);
-        assert_eq!(session_of("sid=&EIO=4"), None);
-        assert_eq!(session_of("xsid=1"), None);
-    }
 }

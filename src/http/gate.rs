@@ -11,7 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::debug;
 
-use super::{has_session, rtc_config, web};
+use super::engineio::EngineIo;
+use super::rtc_config;
 use crate::config::LimitsConfig;
 use crate::limits::ConnectLimiter;
 use crate::metrics::Metrics;
@@ -128,16 +129,17 @@ pub(crate) async fn admit(State(gate): State<Gate>, req: Request, next: Next) ->
         }
         return next.run(req).await;
     }
-    if !path.starts_with("/socket.io") || web::is_socket_io_client(path) {
-        return next.run(req).await;
-    }
+    let handshake = match EngineIo::of(req.uri()) {
+        EngineIo::Other => return next.run(req).await,
+        kind => kind == EngineIo::Handshake,
+    };
     if !gate.origin_allowed(req.headers()) {
         debug!(origin = ?req.headers().get(header::ORIGIN), "origin refused");
         gate.refused("origin");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     // Only a handshake (no session id yet) opens a new connection.
-    if !has_session(req.uri()) {
+    if handshake {
         let connected = usize::try_from(gate.metrics.connected.get()).unwrap_or(0);
         if connected >= gate.config.max_connections {
             debug!("connection cap reached");

@@ -4,7 +4,9 @@
 
 mod affinity;
 mod drain;
+mod engineio;
 mod gate;
+mod metrics;
 mod rtc_config;
 mod web;
 
@@ -22,9 +24,10 @@ use tower_http::{
 
 use crate::config::Config;
 use crate::membership::Membership;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use affinity::Affinity;
 pub(crate) use drain::{Drain, Tracked};
+use engineio::EngineIo;
 use gate::Gate;
 
 /// Every route, with Socket.IO at `/socket.io/`. `ready` answers `/readyz`, which also
@@ -96,21 +99,12 @@ pub(crate) fn router<A: Adapter>(
     )
 }
 
-/// Whether an Engine.IO request belongs to an existing session (has a `sid`) rather than
-/// opening one.
-fn has_session(uri: &Uri) -> bool {
-    uri.query()
-        .unwrap_or("")
-        .split('&')
-        .any(|kv| kv.starts_with("sid="))
-}
-
 /// Gives a handshake's URI and header values allocations of their own before Engine.IO
 /// keeps them for the whole session: hyper parses them as views into its connection read
 /// buffer (8 KiB and up), and one kept view pins all of it for as long as the client stays.
 /// Requests of an existing session are not kept, so they are left as they are.
 async fn detach_from_read_buffer(req: Request) -> Request {
-    if !req.uri().path().starts_with("/socket.io") || has_session(req.uri()) {
+    if EngineIo::of(req.uri()) != EngineIo::Handshake {
         return req;
     }
     let (mut parts, body) = req.into_parts();
@@ -136,25 +130,4 @@ const CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data: 
 
 async fn healthz() -> &'static str {
     "ok"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_sid_in_the_query_makes_a_session_request() {
-        let uri = |s: &str| s.parse::<Uri>().unwrap();
-        assert!(has_session(&uri(
-            "/socket.io/?EIO=4&transport=polling&sid=abc"
-        )));
-        assert!(has_session(&uri("/socket.io/?sid=abc&EIO=4")));
-        for handshake in [
-            "/socket.io/?EIO=4&transport=websocket",
-            "/socket.io/",
-            "/?xsid=1",
-        ] {
-            assert!(!has_session(&uri(handshake)), "{handshake}");
-        }
-    }
 }

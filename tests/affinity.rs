@@ -4,37 +4,27 @@
 mod common;
 
 use clap::Parser;
-use common::{Server, WAIT, http, within};
+use common::{POLLING, Server, WAIT, config_with, http, polling_session, within};
 use meshchat::Config;
-use serde_json::Value;
 
+/// A server on the fly machine `id`.
 async fn on_machine(id: &str) -> Server {
-    Server::start_with(Config::parse_from([
-        "meshchat",
-        "--stun-port",
-        "0",
-        "--fly-machine-id",
-        id,
-    ]))
-    .await
+    Server::start_with(config_with(|c| c.ops.fly_machine_id = Some(id.into()))).await
 }
 
-/// Opens a long-polling session; returns its URL (with `sid`) and the handshake response.
-async fn handshake(server: &Server, cookie: Option<&str>) -> (String, reqwest::Response) {
-    let base = server.url("/socket.io/?EIO=4&transport=polling");
-    let mut request = http().get(&base);
+/// A long-polling handshake, with `cookie` if given.
+async fn handshake(server: &Server, cookie: Option<&str>) -> reqwest::Response {
+    let mut request = http().get(server.url(POLLING));
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
     }
-    let response = request.send().await.unwrap();
-    (base, response)
+    request.send().await.unwrap()
 }
 
+/// Opens a long-polling session; returns its URL.
 async fn session(server: &Server) -> String {
-    let (base, response) = handshake(server, None).await;
-    let text = response.text().await.unwrap();
-    let open: Value = serde_json::from_str(&text[1..]).unwrap();
-    format!("{base}&sid={}", open["sid"].as_str().unwrap())
+    let response = handshake(server, None).await;
+    polling_session(server, response).await
 }
 
 /// Posts the Socket.IO namespace connect (`40`) to a session with these headers.
@@ -46,12 +36,22 @@ async fn post_connect(url: &str, headers: &[(&str, &str)]) -> reqwest::Response 
     request.send().await.unwrap()
 }
 
+/// Posts the namespace connect to a session pinned to machine `m2`, as fly's proxy replays
+/// it here.
+async fn post_connect_replayed_from_m2(url: &str) -> reqwest::Response {
+    let headers = [
+        ("cookie", "meshchat_machine=m2"),
+        ("fly-replay-src", "instance=m2;region=ams;t=1"),
+    ];
+    post_connect(url, &headers).await
+}
+
 /// A long-polling handshake pins the browser to this machine with a cookie only
 /// Socket.IO sees.
 #[tokio::test]
 async fn a_polling_handshake_sets_the_machine_cookie() {
     let server = on_machine("m1").await;
-    let (_, response) = handshake(&server, None).await;
+    let response = handshake(&server, None).await;
     assert_eq!(response.status(), 200);
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     assert_eq!(
@@ -110,14 +110,7 @@ async fn a_session_request_pinned_elsewhere_is_replayed_to_its_machine() {
 async fn a_replayed_request_is_served_and_not_replayed_again() {
     let server = on_machine("m1").await;
     let url = session(&server).await;
-    let replayed = post_connect(
-        &url,
-        &[
-            ("cookie", "meshchat_machine=m2"),
-            ("fly-replay-src", "instance=m2;region=ams;t=1"),
-        ],
-    )
-    .await;
+    let replayed = post_connect_replayed_from_m2(&url).await;
     assert_eq!(replayed.status(), 200);
     assert!(replayed.headers().get("fly-replay").is_none());
 }
@@ -130,14 +123,7 @@ async fn a_request_replayed_elsewhere_is_not_acted_on_here() {
     let url = session(&server).await;
     let elsewhere = post_connect(&url, &[("cookie", "meshchat_machine=m2")]).await;
     assert_eq!(elsewhere.status(), 409);
-    let replayed = post_connect(
-        &url,
-        &[
-            ("cookie", "meshchat_machine=m2"),
-            ("fly-replay-src", "instance=m2;region=ams;t=1"),
-        ],
-    )
-    .await;
+    let replayed = post_connect_replayed_from_m2(&url).await;
     assert_eq!(replayed.status(), 200);
 
     // Poll until the connect ack comes: besides heartbeats (`2`), it is all there is.
@@ -164,7 +150,7 @@ async fn a_request_replayed_elsewhere_is_not_acted_on_here() {
 #[tokio::test]
 async fn a_new_session_prefers_the_browsers_machine() {
     let server = on_machine("m1").await;
-    let (_, response) = handshake(&server, Some("meshchat_machine=m2")).await;
+    let response = handshake(&server, Some("meshchat_machine=m2")).await;
     assert_eq!(response.status(), 409);
     assert_eq!(response.headers()["fly-replay"], "prefer_instance=m2");
 }
@@ -174,7 +160,7 @@ async fn a_new_session_prefers_the_browsers_machine() {
 async fn a_malformed_machine_cookie_is_ignored_and_replaced() {
     let server = on_machine("m1").await;
     for cookie in ["meshchat_machine=m2!", "meshchat_machine=a b"] {
-        let (_, response) = handshake(&server, Some(cookie)).await;
+        let response = handshake(&server, Some(cookie)).await;
         assert_eq!(response.status(), 200, "{cookie}");
         assert!(
             response.headers()["set-cookie"]
@@ -191,7 +177,7 @@ async fn a_malformed_machine_cookie_is_ignored_and_replaced() {
 #[tokio::test]
 async fn off_fly_nothing_is_pinned_or_replayed() {
     let server = Server::start().await;
-    let (_, response) = handshake(&server, Some("meshchat_machine=m2")).await;
+    let response = handshake(&server, Some("meshchat_machine=m2")).await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("set-cookie").is_none());
     assert!(response.headers().get("fly-replay").is_none());

@@ -2,9 +2,10 @@
 
 mod common;
 
-use clap::Parser;
-use common::{Client, Metrics, Server, http, join_and_stop_reading, pair};
-use meshchat::Config;
+use common::{
+    Client, Metrics, Server, config_with, flood, http, pair, relays_to_a_client_that_never_reads,
+    server_with_a_tight_signal_rate,
+};
 use serde_json::{Value, json};
 
 /// A fresh server lists its gauges at zero.
@@ -134,19 +135,9 @@ async fn ordinary_traffic_counts_no_rate_limit_and_no_flood() {
 /// A server with a tight signaling rate where `a` sent 200 candidates to `b` at once and
 /// was dropped for flooding; returns once `b` has heard that `a` left.
 async fn after_a_flood() -> Server {
-    let server = Server::start_with(common::config_with(|c| {
-        c.limits.signal_rate = 5;
-        c.limits.signal_burst = 10;
-        c.limits.flood_tolerance = 20;
-    }))
-    .await;
+    let server = server_with_a_tight_signal_rate().await;
     let (a, mut b, _room, b_peer) = pair(&server).await;
-    for i in 0..200 {
-        a.emit(
-            "ice-candidate",
-            &[Value::from(b_peer.clone()), json!({ "i": i })],
-        );
-    }
+    flood(&a, &b_peer);
     b.until_event("user-disconnected").await;
     server
 }
@@ -205,7 +196,7 @@ async fn handshakes_refused_for_their_origin_are_counted() {
 /// A handshake refused because the server is full is counted by that reason.
 #[tokio::test]
 async fn handshakes_refused_for_a_full_server_are_counted() {
-    let server = Server::start_with(common::config_with(|c| c.limits.max_connections = 1)).await;
+    let server = Server::start_with(config_with(|c| c.limits.max_connections = 1)).await;
     let _a = Client::connect(server.addr).await;
     assert_eq!(
         Client::try_connect(server.addr, None).await.err(),
@@ -225,7 +216,7 @@ async fn handshakes_refused_for_a_full_server_are_counted() {
 /// A handshake refused for the client's connection rate is counted by that reason.
 #[tokio::test]
 async fn handshakes_refused_for_the_connection_rate_are_counted() {
-    let server = Server::start_with(common::config_with(|c| {
+    let server = Server::start_with(config_with(|c| {
         c.limits.connect_rate = 1;
         c.limits.connect_burst = 1;
     }))
@@ -249,18 +240,7 @@ async fn handshakes_refused_for_the_connection_rate_are_counted() {
 /// A server where `b` stopped reading while `a` sent it 100 candidates; returns once `a`
 /// has heard that `b` was dropped.
 async fn after_relays_to_a_client_that_never_reads() -> Server {
-    let server = Server::start_with(common::config_with(|c| {
-        c.listen.max_buffer = 16;
-        c.listen.ping_interval_ms = 300;
-        c.listen.ping_timeout_ms = 500;
-    }))
-    .await;
-    let mut a = Client::connect(server.addr).await;
-    let room = a.create_room().await;
-    let b_peer = join_and_stop_reading(&server, &mut a, &room).await;
-    for i in 0..100 {
-        a.emit("ice-candidate", &[b_peer.clone(), json!({ "i": i })]);
-    }
+    let (server, mut a, _b_peer) = relays_to_a_client_that_never_reads().await;
     a.until_event("user-disconnected").await;
     server
 }
@@ -290,13 +270,9 @@ async fn undeliverable_relays_are_counted_as_refusals() {
 
 /// A server whose metrics need the bearer token `s3cret-token`.
 async fn server_with_a_metrics_token() -> Server {
-    Server::start_with(Config::parse_from([
-        "meshchat",
-        "--stun-port",
-        "0",
-        "--metrics-token",
-        "s3cret-token",
-    ]))
+    Server::start_with(config_with(|c| {
+        c.ops.metrics_token = Some("s3cret-token".parse().unwrap());
+    }))
     .await
 }
 
@@ -340,15 +316,10 @@ async fn the_metrics_token_gets_the_metrics_whatever_the_origin() {
 /// Every TURN credential handed out (one per `GET /api/rtc-config`) is counted.
 #[tokio::test]
 async fn turn_credentials_issued_are_counted() {
-    let server = Server::start_with(Config::parse_from([
-        "meshchat",
-        "--stun-port",
-        "0",
-        "--turn-secret",
-        "s",
-        "--turn-urls",
-        "turn:turn.example:3478",
-    ]))
+    let server = Server::start_with(config_with(|c| {
+        c.ice.turn_secret = Some("s".parse().unwrap());
+        c.ice.turn_urls = vec!["turn:turn.example:3478".into()];
+    }))
     .await;
     let issued = |m: Metrics| m.get("meshchat_turn_credentials_total", &[]);
     assert_eq!(issued(server.metrics().await), 0);
@@ -390,7 +361,7 @@ fn the_metrics_reader_finds_samples_by_name_and_labels() {
 async fn connections_that_hang_up_during_the_connect_ack_leave_no_count() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let server = Server::start_with(common::config_with(|c| c.limits.connect_rate = 0)).await;
+    let server = Server::start_with(config_with(|c| c.limits.connect_rate = 0)).await;
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
     for _ in 0..10 {
         let attempts = (0..50).map(|i| {

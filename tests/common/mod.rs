@@ -417,14 +417,27 @@ pub async fn pair(server: &Server) -> (Client, Client, String, String) {
     (a, b, room, b_peer)
 }
 
+/// Where a long-polling client opens its Engine.IO session.
+pub const POLLING: &str = "/socket.io/?EIO=4&transport=polling";
+
+/// The URL of the long-polling session that `open`, the body of a successful handshake to
+/// [`POLLING`] on `server`, opened.
+pub async fn polling_session(server: &Server, open: reqwest::Response) -> String {
+    let open = open.text().await.unwrap();
+    let open: Value = serde_json::from_str(&open[1..]).unwrap();
+    format!(
+        "{}&sid={}",
+        server.url(POLLING),
+        open["sid"].as_str().unwrap()
+    )
+}
+
 /// Joins `room` as a long-polling client that then never polls again, so everything sent
 /// to it piles up in its outgoing buffer. Returns its peer id, as announced to `member`.
 pub async fn join_and_stop_reading(server: &Server, member: &mut Client, room: &str) -> Value {
     let http = http();
-    let base = server.url("/socket.io/?EIO=4&transport=polling");
-    let open = http.get(&base).send().await.unwrap().text().await.unwrap();
-    let open: Value = serde_json::from_str(&open[1..]).unwrap();
-    let session = format!("{base}&sid={}", open["sid"].as_str().unwrap());
+    let open = http.get(server.url(POLLING)).send().await.unwrap();
+    let session = polling_session(server, open).await;
     http.post(&session).body("40").send().await.unwrap();
     http.get(&session).send().await.unwrap(); // the namespace connect ack
     http.post(&session)
@@ -445,4 +458,48 @@ pub async fn peer_id_seen_by(from: &Client, to: &mut Client, to_peer: &str) -> S
     let args = to.expect_event("rtc-offer").await;
     assert_eq!(args[1], serde_json::json!({"probe": true}));
     args[0].as_str().unwrap().to_owned()
+}
+
+/// A server with a small outgoing buffer and a fast heartbeat, and a room where `b` has
+/// stopped reading while `a` sends it 100 candidates. Returns the server, `a` and b's peer
+/// id.
+pub async fn relays_to_a_client_that_never_reads() -> (Server, Client, Value) {
+    let server = Server::start_with(config_with(|c| {
+        c.listen.max_buffer = 16;
+        c.listen.ping_interval_ms = 300;
+        c.listen.ping_timeout_ms = 500;
+    }))
+    .await;
+    let mut a = Client::connect(server.addr).await;
+    let room = a.create_room().await;
+    let b_peer = join_and_stop_reading(&server, &mut a, &room).await;
+    for i in 0..100 {
+        a.emit(
+            "ice-candidate",
+            &[b_peer.clone(), serde_json::json!({ "i": i })],
+        );
+    }
+    (server, a, b_peer)
+}
+
+/// A server where a connection may signal 5 events a second in bursts of 10, and is
+/// dropped as a flood once 20 more have been over the limit.
+pub async fn server_with_a_tight_signal_rate() -> Server {
+    Server::start_with(config_with(|c| {
+        c.limits.signal_rate = 5;
+        c.limits.signal_burst = 10;
+        c.limits.flood_tolerance = 20;
+    }))
+    .await
+}
+
+/// Sends the peer `to` 200 ICE candidates from `from` at once: a flood on a
+/// [`server_with_a_tight_signal_rate`].
+pub fn flood(from: &Client, to: &str) {
+    for i in 0..200 {
+        from.emit(
+            "ice-candidate",
+            &[Value::from(to), serde_json::json!({ "i": i })],
+        );
+    }
 }

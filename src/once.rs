@@ -1,11 +1,12 @@
-//! Emits that may be sent again after a failure without being received twice. An emit made
-//! inside [`scope`] reaches the other nodes at most once per key: a publish that timed out
-//! may still run once Redis answers, and the retry must then not deliver it a second time.
-//! The key rides with the emit's future as a task-local value, through socketioxide's
-//! adapter (which publishes inside the emit's own task) down to `cluster/pubsub.rs`.
+//! Emits that may be sent again after a failure without being received twice: an emit
+//! made inside [`scope`] reaches the other nodes at most once per key.
 
 use std::future::Future;
 
+// A publish that timed out may still run once Redis answers, and the retry must then not
+// deliver it a second time. The key rides with the emit's future as a task-local value,
+// through socketioxide's adapter (which publishes inside the emit's own task) down to
+// `cluster/pubsub.rs`.
 tokio::task_local! {
     static KEY: String;
 }

@@ -1,8 +1,6 @@
-//! Gives the heap's free pages back to the system once a node's crowd has shrunk. glibc
-//! returns freed memory only from the top of each of its heaps, so after a busy spell the
-//! pages that departed clients used stay in the process's RSS: in the chaos soak a node
-//! whose clients had all gone held 21.0 MiB, 13.7 once trimmed (BENCHMARKS.md), and a
-//! small machine's memory looks taken by clients who left long ago.
+//! Gives the heap's free pages back to the system once a node's crowd has shrunk: glibc
+//! returns freed memory only from the top of each of its heaps, so the pages departed
+//! clients used would otherwise stay in the process's RSS.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +12,9 @@ use crate::metrics::Metrics;
 /// How often the number of clients is looked at.
 const EVERY: Duration = Duration::from_secs(30);
 
-/// Watches the client count until the runtime ends, trimming after each fall.
+/// Watches the client count until the runtime ends, trimming after each fall. In the chaos
+/// soak a node whose clients had all gone held 21.0 MiB, 13.7 once trimmed (BENCHMARKS.md):
+/// without it, a small machine's memory looks taken by clients who left long ago.
 pub(crate) fn start(metrics: Arc<Metrics>) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(EVERY);

@@ -1,8 +1,6 @@
-//! Cluster mode with a managed-Redis setup: TLS (`rediss://`) and an ACL user limited to
-//! meshchat's keys and channels, against a real redis-server on a `tls-port` with
-//! certificates made here. Nodes that trust its CA share rooms; a node that does not, or
-//! whose password is wrong, stops at startup with a clear error instead of never being
-//! ready.
+//! Cluster mode with a managed Redis: TLS (`rediss://`) and an ACL user, against a real
+//! redis-server with certificates made here. Nodes that trust its CA share rooms; one that
+//! does not, or has the wrong password, stops at startup with a clear error.
 
 mod common;
 

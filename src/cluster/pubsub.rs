@@ -1,8 +1,6 @@
-//! The Redis pub/sub driver under socketioxide-redis's adapter: publishes on a
-//! self-healing command connection and keeps every subscription alive across Redis
-//! restarts (the crate's own driver silently loses them; see docs/cluster.md, "Inside").
-//! Every message also goes into a short stream, from which a resubscribing node replays
-//! what was published while it was away.
+//! The Redis pub/sub driver under socketioxide-redis's adapter: keeps every subscription
+//! alive across Redis restarts (the crate's own driver silently loses them), and replays
+//! from a short stream what a resubscribing node missed (see docs/cluster.md, "Inside").
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,7 +54,8 @@ fn parse_id(id: &[u8]) -> Option<StreamId> {
 
 type Handlers = HashMap<String, mpsc::Sender<ChanItem>>;
 
-/// The driver handed to the adapter. Clones share one connection pair.
+/// The driver handed to the adapter: it publishes on the self-healing command connection
+/// and subscribes on one of its own. Clones share that connection pair.
 #[derive(Clone)]
 pub(crate) struct PubSubDriver {
     inner: Arc<Inner>,

@@ -177,16 +177,11 @@ pub(crate) struct NodeRooms {
 }
 
 impl NodeRooms {
-    /// The rooms of node `node` in the Redis behind `conn`, under keys starting `prefix`;
-    /// each command gives up after `timeout`.
-    pub(crate) fn new(
-        conn: ConnectionManager,
-        prefix: &str,
-        node: &str,
-        timeout: Duration,
-    ) -> Self {
+    /// The rooms of node `id` in the Redis behind `conn`, under keys starting `prefix`; each
+    /// command gives up after `timeout`.
+    pub(crate) fn new(conn: ConnectionManager, prefix: &str, id: &str, timeout: Duration) -> Self {
         Self {
-            rooms: RedisRooms::new(conn, prefix, node, timeout),
+            rooms: RedisRooms::new(conn, prefix, id, timeout),
         }
     }
 

@@ -151,6 +151,20 @@ impl Membership {
         }
     }
 
+    /// [`Membership::share_a_room`] when it is known without waiting (rooms in memory), or
+    /// `None` when Redis must be asked.
+    pub(crate) fn share_a_room_now(&self, sender: &PeerId, target: &PeerId) -> Option<bool> {
+        match &self.backend {
+            Backend::Local(rooms) => Some(rooms.share_a_room(sender, target)),
+            Backend::Redis(_) => None,
+        }
+    }
+
+    /// Whether other nodes share these rooms, so a peer may be connected elsewhere.
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+
     /// The node is draining for a restart: with Redis, rooms its peers empty on the way out
     /// stay joinable for a while, so that their members find them again elsewhere. Memory
     /// rooms end with the process anyway.

@@ -1,34 +1,52 @@
 //! Parsing and validation of event arguments: pure functions over the raw packet text,
 //! fuzzed with proptest. Nothing here panics, whatever a client sends.
 
-use std::borrow::Cow;
+use std::fmt;
 
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{PeerId, Refusal, RoomId};
 
-/// An event packet: its name and its arguments, as raw JSON.
+/// An event packet's arguments, as raw JSON.
 #[derive(Debug, Default)]
 pub(crate) struct Packet<'a> {
-    /// Empty when the packet has none (socketioxide routes only packets that do).
-    pub(crate) name: Cow<'a, str>,
     pub(crate) args: Vec<&'a RawValue>,
 }
 
 /// Splits the packet text, which socketioxide already parsed as a JSON array whose first
-/// element is the event name; anything else yields an empty packet.
+/// element is the event name, into the arguments after the name; the name itself is not
+/// decoded, since socketioxide routed the packet by it. Anything else yields no arguments.
 pub(crate) fn packet(text: &str) -> Packet<'_> {
-    let mut all: Vec<&RawValue> = serde_json::from_str(text).unwrap_or_default();
-    if all.is_empty() {
-        return Packet::default();
-    }
-    let name = all.remove(0).get();
-    // Borrowed unless the client escaped characters of the name.
-    let name = serde_json::from_str::<&str>(name)
-        .map(Cow::Borrowed)
-        .or_else(|_| serde_json::from_str::<String>(name).map(Cow::Owned))
+    let mut de = serde_json::Deserializer::from_str(text);
+    let args = de
+        .deserialize_seq(AfterName)
+        .and_then(|args| de.end().map(|()| args))
         .unwrap_or_default();
-    Packet { name, args: all }
+    Packet { args }
+}
+
+/// Visits a packet's array: skips the first element, keeps the others raw.
+struct AfterName;
+
+impl<'de> Visitor<'de> for AfterName {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event packet")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        if seq.next_element::<IgnoredAny>()?.is_none() {
+            return Ok(Vec::new());
+        }
+        // The relay's three elements after the name in one allocation.
+        let mut args = Vec::with_capacity(3);
+        while let Some(arg) = seq.next_element()? {
+            args.push(arg);
+        }
+        Ok(args)
+    }
 }
 
 /// The room id of a `join-room`: `None` when missing, not a string or malformed.
@@ -86,12 +104,12 @@ mod tests {
     }
 
     #[test]
-    fn the_event_name_is_read_even_when_escaped() {
-        assert_eq!(packet(r#"["rtc-offer",1]"#).name, "rtc-offer");
-        assert_eq!(packet(r#"["rtc\u002doffer"]"#).name, "rtc-offer");
-        assert_eq!(packet(r#"["rtc-offer",1]"#).args.len(), 1);
-        for nameless in ["[]", "[1]", "{}", "not json"] {
-            assert_eq!(packet(nameless).name, "", "{nameless}");
+    fn the_arguments_are_what_follows_the_event_name() {
+        let args = packet(r#"["rtc\u002doffer", "a" ,{"b":[1]}]"#).args;
+        let raw: Vec<&str> = args.iter().map(|a| a.get()).collect();
+        assert_eq!(raw, [r#""a""#, r#"{"b":[1]}"#]);
+        for none in ["[]", r#"["join-room"]"#, "{}", "not json", r#"["x",1"#] {
+            assert!(packet(none).args.is_empty(), "{none}");
         }
     }
 

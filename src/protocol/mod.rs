@@ -44,23 +44,4 @@ impl Signal {
             Self::Candidate => event::ICE_CANDIDATE,
         }
     }
-
-    pub(crate) fn from_event(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.event() == name)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_signal_is_found_by_its_own_event_name_only() {
-        for signal in Signal::ALL {
-            assert_eq!(Signal::from_event(signal.event()), Some(signal));
-        }
-        for other in [event::JOIN_ROOM, "rtc-offer ", "RTC-OFFER", ""] {
-            assert_eq!(Signal::from_event(other), None);
-        }
-    }
 }

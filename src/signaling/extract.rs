@@ -66,6 +66,12 @@ impl Peer {
         notified.await;
     }
 
+    /// Whether no handler of this socket's is waiting or running, so its next event may be
+    /// handled at once, in the socket's read loop, without overtaking one.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.order.is_idle()
+    }
+
     /// Lets the socket's event handlers start: called once it counts as connected.
     pub(crate) async fn open(&self) {
         let ticket = self
@@ -106,8 +112,13 @@ impl Caller {
 
     fn take<A: Adapter>(s: &Arc<Socket<A>>) -> Result<Self, NoPeer> {
         let peer = s.extensions.get::<Arc<Peer>>().ok_or(NoPeer)?;
+        Ok(Self::in_line(peer))
+    }
+
+    /// Takes `peer`'s next place in line: called in arrival order.
+    pub(crate) fn in_line(peer: Arc<Peer>) -> Self {
         let ticket = peer.order.ticket();
-        Ok(Self { peer, ticket })
+        Self { peer, ticket }
     }
 }
 
@@ -148,10 +159,7 @@ impl<A: Adapter> FromMessageParts<A> for Reply<A> {
         v: &mut Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        Ok(Self {
-            ack: AckSender::from_message_parts(s, v, ack_id)?,
-            wants_ack: ack_id.is_some(),
-        })
+        Ok(Self::new(s, v, ack_id))
     }
 }
 
@@ -164,6 +172,14 @@ struct RequestError<'a> {
 }
 
 impl<A: Adapter> Reply<A> {
+    pub(crate) fn new(s: &Arc<Socket<A>>, v: &mut Value, ack_id: &Option<i64>) -> Self {
+        let Ok(ack) = AckSender::from_message_parts(s, v, ack_id);
+        Self {
+            ack,
+            wants_ack: ack_id.is_some(),
+        }
+    }
+
     pub(crate) fn ok<T: Serialize + ?Sized>(self, body: &T) {
         if self.wants_ack {
             let _ = self.ack.send(body);
@@ -193,7 +209,7 @@ impl<A: Adapter> Reply<A> {
 }
 
 /// Extractor: the raw event packet, parsed only when the handler's turn comes.
-pub(crate) struct Args(Value);
+pub(crate) struct Args(pub(crate) Value);
 
 impl<A: Adapter> FromMessage<A> for Args {
     type Error = Infallible;

@@ -3,7 +3,9 @@
 //! named after its [`PeerId`], never by its socket id.
 
 mod extract;
+mod locals;
 mod order;
+mod relay;
 
 use std::sync::Arc;
 
@@ -20,8 +22,10 @@ use crate::config::{LimitsConfig, ListenConfig};
 use crate::limits::{PeerLimits, Quotas, Verdict};
 use crate::membership::{Join, Membership};
 use crate::metrics::Metrics;
-use crate::protocol::{Entered, PeerId, Refusal, Relayed, RoomId, Signal, args, event};
+use crate::protocol::{Entered, PeerId, Refusal, RoomId, Signal, args, event};
 use extract::{Args, Caller, Peer, Reply};
+use locals::LocalPeers;
+use relay::Relay;
 
 /// What every handler works with. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -31,6 +35,7 @@ pub(crate) struct Signaling {
     /// `MAX_SIGNAL_BYTES` is all it reads.
     listen: Arc<ListenConfig>,
     quotas: Quotas,
+    locals: Arc<LocalPeers>,
 }
 
 impl Signaling {
@@ -45,6 +50,7 @@ impl Signaling {
             metrics,
             quotas: Quotas::new(limits),
             listen,
+            locals: Arc::default(),
         }
     }
 }
@@ -58,13 +64,17 @@ pub(crate) async fn init_socket<A: Adapter>(
     State(signaling): State<Signaling>,
 ) -> Result<(), std::convert::Infallible> {
     let peer = Peer::new(PeerLimits::new(&signaling.quotas));
-    s.join(peer.id.socket_room());
+    // Only relays from other nodes need a Socket.IO room per peer: a relay on this node
+    // finds its target in `locals`.
+    if signaling.membership.is_shared() {
+        s.join(peer.id.socket_room());
+    }
     s.extensions.insert(peer);
 
     s.on(event::CREATE_ROOM, on_create_room::<A>);
     s.on(event::JOIN_ROOM, on_join_room::<A>);
     for signal in Signal::ALL {
-        s.on(signal.event(), on_signal::<A>);
+        s.on(signal.event(), Relay(signal));
     }
     s.on_fallback(on_unknown_event::<A>);
     s.on_disconnect(on_disconnect::<A>);
@@ -81,6 +91,7 @@ pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>, State(signaling): St
     // CONNECT ack is out, and a socket whose ack failed is dropped without a disconnect.
     // The disconnect handler waits for `open` below, so it never uncounts a socket first.
     signaling.metrics.connected.inc();
+    signaling.locals.insert(&peer.id, s.id);
     info!(sid = %s.id, peer = %peer.id, transport = ?s.transport_type(), "connected");
     peer.open().await;
 }
@@ -210,70 +221,8 @@ async fn entered<A: Adapter>(
     }
 }
 
-/// `rtc-offer`, `rtc-answer` and `ice-candidate` `(peerId, payload)`: passes
-/// `(senderPeerId, payload)` on to the target when both share a room, the payload as the
-/// raw JSON it arrived as.
-async fn on_signal<A: Adapter>(
-    s: SocketRef<A>,
-    caller: Caller,
-    reply: Reply<A>,
-    State(signaling): State<Signaling>,
-    args: Args,
-) {
-    let Some((peer, _running)) = caller.wait_connected(&s).await else {
-        return;
-    };
-    let packet = args.packet();
-    // Registered for the three signaling events only: the name is one of them.
-    let Some(signal) = Signal::from_event(&packet.name) else {
-        return reply.refuse(&s, &signaling, &packet.name, Refusal::UnknownEvent);
-    };
-    let event = signal.event();
-    if let Err(refusal) = check_rate(&s, &signaling, peer.limits.signal()) {
-        return reply.refuse(&s, &signaling, event, refusal);
-    }
-    if args.is_binary() {
-        return reply.refuse(&s, &signaling, event, Refusal::Binary);
-    }
-    let max = signaling.listen.max_signal_bytes;
-    let signaled = match args::signaled(&packet.args, signal == Signal::Candidate, max) {
-        Ok(signaled) if signaled.target == peer.id => Err(Refusal::ToSelf),
-        other => other,
-    };
-    let args::Signaled { target, payload } = match signaled {
-        Ok(signaled) => signaled,
-        Err(refusal) => return reply.refuse(&s, &signaling, event, refusal),
-    };
-    match signaling.membership.share_a_room(&peer.id, &target).await {
-        Ok(true) => {}
-        Ok(false) => return reply.refuse(&s, &signaling, event, Refusal::NotInYourRooms),
-        Err(error) => {
-            warn!(peer = %peer.id, %error, "membership store unavailable");
-            return reply.refuse(&s, &signaling, event, Refusal::Unavailable);
-        }
-    }
-    // Boxed: socketioxide moves each handler's future several times before it runs, so its
-    // size is paid for on every relay (callgrind: ~900 instructions of copying per relay).
-    let sent = Box::pin(
-        s.to(target.socket_room())
-            .emit(event, &(peer.id.as_str(), payload)),
-    )
-    .await;
-    if sent.is_ok() {
-        signaling.metrics.relayed(event);
-        debug!(event, from = %peer.id, to = %target, bytes = payload.get().len(), "relayed");
-        reply.ok(&Relayed::OK);
-    } else {
-        // Mostly a full buffer: the target is not reading. Its queue stays bounded and
-        // its unanswered heartbeat drops it (socketioxide cannot disconnect a socket
-        // whose buffer is full: the disconnect packet finds no room either).
-        signaling.metrics.count_failed(sent, event);
-        reply.refuse(&s, &signaling, event, Refusal::Undeliverable);
-    }
-}
-
 /// Turns a rate-limit verdict into a refusal, disconnecting a socket that keeps flooding.
-fn check_rate<A: Adapter>(
+pub(super) fn check_rate<A: Adapter>(
     s: &SocketRef<A>,
     signaling: &Signaling,
     verdict: Verdict,
@@ -319,6 +268,7 @@ async fn on_disconnect<A: Adapter>(
 ) {
     let (peer, _running) = caller.wait().await;
     signaling.metrics.connected.dec();
+    signaling.locals.remove(&peer.id);
     let left = signaling.membership.leave_all(&peer.id).await;
     if let Some(error) = left.deferred {
         // Retried by the cluster heartbeat, which then tells the rooms.

@@ -27,6 +27,25 @@ impl Sequencer {
             done: Some(done),
         }
     }
+
+    /// Whether every handler that took a ticket has finished, so an event handled at once,
+    /// in the socket's read loop, cannot overtake one. Called in arrival order, like
+    /// [`Sequencer::ticket`].
+    pub(crate) fn is_idle(&self) -> bool {
+        let mut tail = self
+            .tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let finished = match tail.as_mut() {
+            None => true,
+            // Closed: the last handler's turn ended, and with it every earlier one's.
+            Some(last) => !matches!(last.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+        };
+        if finished {
+            *tail = None;
+        }
+        finished
+    }
 }
 
 /// A place in a socket's line of handlers.
@@ -95,6 +114,25 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(*log.lock().unwrap(), (0..50).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn idle_only_once_every_ticket_taken_has_run_its_turn() {
+        let seq = Sequencer::default();
+        assert!(seq.is_idle(), "a new line is idle");
+        let first = seq.ticket();
+        let second = seq.ticket();
+        assert!(!seq.is_idle(), "two tickets not yet run");
+        drop(first.wait().await);
+        assert!(!seq.is_idle(), "the second ticket has not run");
+        let running = second.wait().await;
+        assert!(!seq.is_idle(), "the second handler is still running");
+        drop(running);
+        assert!(seq.is_idle(), "every handler has finished");
+        let third = seq.ticket();
+        assert!(!seq.is_idle(), "a ticket taken after idling counts again");
+        drop(third.wait().await);
+        assert!(seq.is_idle());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

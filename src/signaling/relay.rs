@@ -1,0 +1,214 @@
+//! `rtc-offer`, `rtc-answer` and `ice-candidate`: the relay, most of what the server does.
+//! A relay is handled at once, in the sender's read loop, when nothing of the sender's is
+//! waiting before it and the answer is known without waiting (target on this node, rooms in
+//! memory); otherwise it takes its place in the sender's line as a task of its own.
+
+use std::sync::Arc;
+
+use socketioxide::{
+    adapter::Adapter,
+    extract::{SocketRef, State},
+    handler::{FromMessageParts, MessageHandler, Value},
+    socket::Socket,
+};
+use tracing::{debug, warn};
+
+use super::extract::{Args, Caller, Peer, Reply};
+use super::{Signaling, check_rate};
+use crate::protocol::{Refusal, Relayed, Signal, args};
+
+/// The handler of one signaling event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Relay(pub(crate) Signal);
+
+/// What tells [`Relay`]'s handler impl apart from socketioxide's own for closures.
+#[derive(Debug)]
+pub(crate) struct ByHand;
+
+impl<A: Adapter> MessageHandler<A, ByHand> for Relay {
+    fn call(&self, s: Arc<Socket<A>>, mut v: Value, ack_id: Option<i64>) {
+        let Some(peer) = s.extensions.get::<Arc<Peer>>() else {
+            return;
+        };
+        let Ok(State(signaling)) = State::<Signaling>::from_message_parts(&s, &mut v, &ack_id)
+        else {
+            return;
+        };
+        let reply = Reply::new(&s, &mut v, &ack_id);
+        let args = Args(v);
+        let signal = self.0;
+        let s = SocketRef::from(s);
+        // Idle and connected: no earlier event of this socket's is still to be handled, so
+        // this one cannot overtake any.
+        let rated = if peer.is_idle() && s.connected() {
+            match relay_now(&s, &peer, &signaling, signal, &args) {
+                Some(Ok(())) => return reply.ok(&Relayed::OK),
+                Some(Err(refusal)) => return reply.refuse(&s, &signaling, signal.event(), refusal),
+                None => true,
+            }
+        } else {
+            false
+        };
+        let caller = Caller::in_line(peer);
+        tokio::spawn(relay_later(
+            s, caller, reply, signaling, args, signal, rated,
+        ));
+    }
+}
+
+/// The relay done at once, or `None` when it must wait (for Redis, or for another node),
+/// which is known once the rate was charged.
+fn relay_now<A: Adapter>(
+    s: &SocketRef<A>,
+    peer: &Peer,
+    signaling: &Signaling,
+    signal: Signal,
+    args: &Args,
+) -> Option<Result<(), Refusal>> {
+    if let Err(refusal) = check_rate(s, signaling, peer.limits.signal()) {
+        return Some(Err(refusal));
+    }
+    let packet = args.packet();
+    let signaled = match checked(peer, signaling, signal, args, &packet) {
+        Ok(signaled) => signaled,
+        Err(refusal) => return Some(Err(refusal)),
+    };
+    match signaling
+        .membership
+        .share_a_room_now(&peer.id, &signaled.target)?
+    {
+        true => {}
+        false => return Some(Err(Refusal::NotInYourRooms)),
+    }
+    match signaling.locals.get(&signaled.target) {
+        Some(sid) => Some(deliver_here(s, sid, peer, signaling, signal, &signaled)),
+        // Not on this node: another one may hold it.
+        None if signaling.membership.is_shared() => None,
+        // Disconnecting: its leave is about to be told.
+        None => Some(Err(Refusal::Undeliverable)),
+    }
+}
+
+/// The relay in its place in the sender's line of handlers. `rated`: the rate limit was
+/// already charged for it.
+async fn relay_later<A: Adapter>(
+    s: SocketRef<A>,
+    caller: Caller,
+    reply: Reply<A>,
+    signaling: Signaling,
+    args: Args,
+    signal: Signal,
+    rated: bool,
+) {
+    let Some((peer, _running)) = caller.wait_connected(&s).await else {
+        return;
+    };
+    let event = signal.event();
+    if !rated && let Err(refusal) = check_rate(&s, &signaling, peer.limits.signal()) {
+        return reply.refuse(&s, &signaling, event, refusal);
+    }
+    let packet = args.packet();
+    let signaled = match checked(&peer, &signaling, signal, &args, &packet) {
+        Ok(signaled) => signaled,
+        Err(refusal) => return reply.refuse(&s, &signaling, event, refusal),
+    };
+    match signaling
+        .membership
+        .share_a_room(&peer.id, &signaled.target)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return reply.refuse(&s, &signaling, event, Refusal::NotInYourRooms),
+        Err(error) => {
+            warn!(peer = %peer.id, %error, "membership store unavailable");
+            return reply.refuse(&s, &signaling, event, Refusal::Unavailable);
+        }
+    }
+    let sent = match signaling.locals.get(&signaled.target) {
+        Some(sid) => deliver_here(&s, sid, &peer, &signaling, signal, &signaled),
+        None if signaling.membership.is_shared() => {
+            deliver_elsewhere(&s, &peer, &signaling, signal, &signaled).await
+        }
+        None => Err(Refusal::Undeliverable),
+    };
+    match sent {
+        Ok(()) => reply.ok(&Relayed::OK),
+        Err(refusal) => reply.refuse(&s, &signaling, event, refusal),
+    }
+}
+
+/// The checks that need no membership: binary attachments, shape, size, and not to self.
+fn checked<'a>(
+    peer: &Peer,
+    signaling: &Signaling,
+    signal: Signal,
+    args: &Args,
+    packet: &args::Packet<'a>,
+) -> Result<args::Signaled<'a>, Refusal> {
+    if args.is_binary() {
+        return Err(Refusal::Binary);
+    }
+    let max = signaling.listen.max_signal_bytes;
+    match args::signaled(&packet.args, signal == Signal::Candidate, max) {
+        Ok(signaled) if signaled.target == peer.id => Err(Refusal::ToSelf),
+        other => other,
+    }
+}
+
+/// Emits `(senderPeerId, payload)` to the target's socket on this node.
+fn deliver_here<A: Adapter>(
+    s: &SocketRef<A>,
+    sid: socketioxide::socket::Sid,
+    peer: &Peer,
+    signaling: &Signaling,
+    signal: Signal,
+    signaled: &args::Signaled<'_>,
+) -> Result<(), Refusal> {
+    let event = signal.event();
+    // Gone between the lookup and now: it is leaving, as if it had not been found.
+    let Some(target) = s.broadcast().get_socket(sid) else {
+        return Err(Refusal::Undeliverable);
+    };
+    let sent = target.emit(event, &(peer.id.as_str(), signaled.payload));
+    delivered(sent, peer, signaling, signal, signaled)
+}
+
+/// Emits `(senderPeerId, payload)` to the target through the adapter, which finds it on
+/// whichever node holds it.
+async fn deliver_elsewhere<A: Adapter>(
+    s: &SocketRef<A>,
+    peer: &Peer,
+    signaling: &Signaling,
+    signal: Signal,
+    signaled: &args::Signaled<'_>,
+) -> Result<(), Refusal> {
+    // Boxed: socketioxide moves each handler's future several times before it runs, so its
+    // size is paid for on every relay that comes this way.
+    let sent = Box::pin(
+        s.to(signaled.target.socket_room())
+            .emit(signal.event(), &(peer.id.as_str(), signaled.payload)),
+    )
+    .await;
+    delivered(sent, peer, signaling, signal, signaled)
+}
+
+fn delivered<E: crate::metrics::EmitFailure>(
+    sent: Result<(), E>,
+    peer: &Peer,
+    signaling: &Signaling,
+    signal: Signal,
+    signaled: &args::Signaled<'_>,
+) -> Result<(), Refusal> {
+    let event = signal.event();
+    if sent.is_ok() {
+        signaling.metrics.relayed(signal);
+        debug!(event, from = %peer.id, to = %signaled.target, bytes = signaled.payload.get().len(), "relayed");
+        Ok(())
+    } else {
+        // Mostly a full buffer: the target is not reading. Its queue stays bounded and
+        // its unanswered heartbeat drops it (socketioxide cannot disconnect a socket
+        // whose buffer is full: the disconnect packet finds no room either).
+        signaling.metrics.count_failed(sent, event);
+        Err(Refusal::Undeliverable)
+    }
+}

@@ -193,19 +193,19 @@ async fn entered<A: Adapter>(
             info!(sid = %s.id, peer = %peer.id, room = %room, "room created");
             let sent = s.emit(event::ROOM_CREATED, room.as_str());
             signaling.metrics.count_failed(sent, event::ROOM_CREATED);
-            reply.ok(&Entered::new(&room, true));
+            reply.ok(&Entered::new(&room, true, &peer.id));
         }
         (Join::Joined { others }, Some(room)) => {
             s.join(room.socket_room());
             info!(sid = %s.id, peer = %peer.id, room = %room, members = others + 1, "peer joined");
-            reply.ok(&Entered::new(room, false));
+            reply.ok(&Entered::new(room, false, &peer.id));
             let sent = s
                 .to(room.socket_room())
                 .emit(event::NEW_USER_JOINED, peer.id.as_str())
                 .await;
             signaling.metrics.count_failed(sent, event::NEW_USER_JOINED);
         }
-        (Join::AlreadyMember, Some(room)) => reply.ok(&Entered::new(room, false)),
+        (Join::AlreadyMember, Some(room)) => reply.ok(&Entered::new(room, false, &peer.id)),
         (Join::Full, Some(room)) => {
             info!(sid = %s.id, peer = %peer.id, room = %room, "room full: join refused");
             let sent = s.emit(event::ROOM_FULL, room.as_str());

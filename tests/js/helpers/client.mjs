@@ -1,6 +1,7 @@
 // socket.io-client helpers shared by the tests and the soak and latency scripts: a client
 // that never reconnects by itself, and waits that fail after a timeout instead of hanging.
 import { io } from 'socket.io-client';
+import assert from 'node:assert/strict';
 
 /** A new socket to `server` (anything with a `url`) that never reconnects by itself;
  * `options` go to io(). */
@@ -39,4 +40,12 @@ export function next(socket, event, ms = 10_000) {
 /** Emits with an ack callback and resolves with the ack's body. */
 export function request(socket, event, ...args) {
   return socket.timeout(10_000).emitWithAck(event, ...args);
+}
+
+/** Asserts that `ack` answers a join of the existing room `roomId`, and returns the peer id it gives the joiner. */
+export function joined(ack, roomId) {
+  const { peerId, ...rest } = ack;
+  assert.deepEqual(rest, { roomId, created: false });
+  assert.match(peerId, /^[A-Za-z0-9_-]{16}$/);
+  return peerId;
 }

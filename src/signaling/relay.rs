@@ -5,16 +5,18 @@
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use socketioxide::{
     adapter::Adapter,
     extract::{SocketRef, State},
     handler::{FromMessageParts, MessageHandler, Value},
-    socket::Socket,
+    socket::{Sid, Socket},
 };
 use tracing::{debug, warn};
 
 use super::extract::{Args, Caller, Peer, Reply};
 use super::{Signaling, check_rate};
+use crate::metrics::EmitFailure;
 use crate::protocol::{Refusal, Relayed, Signal, args};
 
 /// The handler of one signaling event.
@@ -69,19 +71,16 @@ fn relay_now<A: Adapter>(
         return Some(Err(refusal));
     }
     let packet = args.packet();
-    let signaled = match checked(peer, signaling, signal, args, &packet) {
-        Ok(signaled) => signaled,
+    let relay = match Checked::new(peer, signaling, signal, args, &packet) {
+        Ok(relay) => relay,
         Err(refusal) => return Some(Err(refusal)),
     };
-    match signaling
-        .membership
-        .share_a_room_now(&peer.id, &signaled.target)?
-    {
-        true => {}
-        false => return Some(Err(Refusal::NotInYourRooms)),
+    let target = &relay.signaled.target;
+    if !signaling.membership.share_a_room_now(&peer.id, target)? {
+        return Some(Err(Refusal::NotInYourRooms));
     }
-    match signaling.locals.get(&signaled.target) {
-        Some(sid) => Some(deliver_here(s, sid, peer, signaling, signal, &signaled)),
+    match signaling.locals.get(target) {
+        Some(sid) => Some(relay.deliver_here(s, sid)),
         // Not on this node: another one may hold it.
         None if signaling.membership.is_shared() => None,
         // Disconnecting: its leave is about to be told.
@@ -108,15 +107,12 @@ async fn relay_later<A: Adapter>(
         return reply.refuse(&s, &signaling, event, refusal);
     }
     let packet = args.packet();
-    let signaled = match checked(&peer, &signaling, signal, &args, &packet) {
-        Ok(signaled) => signaled,
+    let relay = match Checked::new(&peer, &signaling, signal, &args, &packet) {
+        Ok(relay) => relay,
         Err(refusal) => return reply.refuse(&s, &signaling, event, refusal),
     };
-    match signaling
-        .membership
-        .share_a_room(&peer.id, &signaled.target)
-        .await
-    {
+    let target = &relay.signaled.target;
+    match signaling.membership.share_a_room(&peer.id, target).await {
         Ok(true) => {}
         Ok(false) => return reply.refuse(&s, &signaling, event, Refusal::NotInYourRooms),
         Err(error) => {
@@ -124,11 +120,9 @@ async fn relay_later<A: Adapter>(
             return reply.refuse(&s, &signaling, event, Refusal::Unavailable);
         }
     }
-    let sent = match signaling.locals.get(&signaled.target) {
-        Some(sid) => deliver_here(&s, sid, &peer, &signaling, signal, &signaled),
-        None if signaling.membership.is_shared() => {
-            deliver_elsewhere(&s, &peer, &signaling, signal, &signaled).await
-        }
+    let sent = match signaling.locals.get(target) {
+        Some(sid) => relay.deliver_here(&s, sid),
+        None if signaling.membership.is_shared() => relay.deliver_elsewhere(&s).await,
         None => Err(Refusal::Undeliverable),
     };
     match sent {
@@ -137,78 +131,76 @@ async fn relay_later<A: Adapter>(
     }
 }
 
-/// The checks that need no membership: binary attachments, shape, size, and not to self.
-fn checked<'a>(
-    peer: &Peer,
-    signaling: &Signaling,
+/// A relay that passed the checks needing no membership, ready to be delivered.
+struct Checked<'a> {
+    peer: &'a Peer,
+    signaling: &'a Signaling,
     signal: Signal,
-    args: &Args,
-    packet: &args::Packet<'a>,
-) -> Result<args::Signaled<'a>, Refusal> {
-    if args.is_binary() {
-        return Err(Refusal::Binary);
+    signaled: args::Signaled<'a>,
+}
+
+impl<'a> Checked<'a> {
+    /// Binary attachments, shape, size, and not to self.
+    fn new(
+        peer: &'a Peer,
+        signaling: &'a Signaling,
+        signal: Signal,
+        args: &Args,
+        packet: &args::Packet<'a>,
+    ) -> Result<Self, Refusal> {
+        if args.is_binary() {
+            return Err(Refusal::Binary);
+        }
+        let max = signaling.listen.max_signal_bytes;
+        let signaled = args::signaled(&packet.args, signal == Signal::Candidate, max)?;
+        if signaled.target == peer.id {
+            return Err(Refusal::ToSelf);
+        }
+        Ok(Self {
+            peer,
+            signaling,
+            signal,
+            signaled,
+        })
     }
-    let max = signaling.listen.max_signal_bytes;
-    match args::signaled(&packet.args, signal == Signal::Candidate, max) {
-        Ok(signaled) if signaled.target == peer.id => Err(Refusal::ToSelf),
-        other => other,
+
+    /// What the target gets: `(senderPeerId, payload)`.
+    fn body(&self) -> (&str, &RawValue) {
+        (self.peer.id.as_str(), self.signaled.payload)
     }
-}
 
-/// Emits `(senderPeerId, payload)` to the target's socket on this node.
-fn deliver_here<A: Adapter>(
-    s: &SocketRef<A>,
-    sid: socketioxide::socket::Sid,
-    peer: &Peer,
-    signaling: &Signaling,
-    signal: Signal,
-    signaled: &args::Signaled<'_>,
-) -> Result<(), Refusal> {
-    let event = signal.event();
-    // Gone between the lookup and now: it is leaving, as if it had not been found.
-    let Some(target) = s.broadcast().get_socket(sid) else {
-        return Err(Refusal::Undeliverable);
-    };
-    let sent = target.emit(event, &(peer.id.as_str(), signaled.payload));
-    delivered(sent, peer, signaling, signal, signaled)
-}
+    /// Emits to the target's socket on this node.
+    fn deliver_here<A: Adapter>(&self, s: &SocketRef<A>, sid: Sid) -> Result<(), Refusal> {
+        // Gone between the lookup and now: it is leaving, as if it had not been found.
+        let Some(target) = s.broadcast().get_socket(sid) else {
+            return Err(Refusal::Undeliverable);
+        };
+        self.delivered(target.emit(self.signal.event(), &self.body()))
+    }
 
-/// Emits `(senderPeerId, payload)` to the target through the adapter, which finds it on
-/// whichever node holds it.
-async fn deliver_elsewhere<A: Adapter>(
-    s: &SocketRef<A>,
-    peer: &Peer,
-    signaling: &Signaling,
-    signal: Signal,
-    signaled: &args::Signaled<'_>,
-) -> Result<(), Refusal> {
-    // Boxed: socketioxide moves each handler's future several times before it runs, so its
-    // size is paid for on every relay that comes this way.
-    let sent = Box::pin(
-        s.to(signaled.target.socket_room())
-            .emit(signal.event(), &(peer.id.as_str(), signaled.payload)),
-    )
-    .await;
-    delivered(sent, peer, signaling, signal, signaled)
-}
+    /// Emits through the adapter, which finds the target on whichever node holds it.
+    async fn deliver_elsewhere<A: Adapter>(&self, s: &SocketRef<A>) -> Result<(), Refusal> {
+        let room = self.signaled.target.socket_room();
+        // Boxed: socketioxide moves each handler's future several times before it runs,
+        // so its size is paid for on every relay that comes this way.
+        let sent = Box::pin(s.to(room).emit(self.signal.event(), &self.body())).await;
+        self.delivered(sent)
+    }
 
-fn delivered<E: crate::metrics::EmitFailure>(
-    sent: Result<(), E>,
-    peer: &Peer,
-    signaling: &Signaling,
-    signal: Signal,
-    signaled: &args::Signaled<'_>,
-) -> Result<(), Refusal> {
-    let event = signal.event();
-    if sent.is_ok() {
-        signaling.metrics.relayed(signal);
-        debug!(event, from = %peer.id, to = %signaled.target, bytes = signaled.payload.get().len(), "relayed");
-        Ok(())
-    } else {
-        // Mostly a full buffer: the target is not reading. Its queue stays bounded and
-        // its unanswered heartbeat drops it (socketioxide cannot disconnect a socket
-        // whose buffer is full: the disconnect packet finds no room either).
-        signaling.metrics.count_failed(sent, event);
-        Err(Refusal::Undeliverable)
+    fn delivered<E: EmitFailure>(&self, sent: Result<(), E>) -> Result<(), Refusal> {
+        let event = self.signal.event();
+        let metrics = &self.signaling.metrics;
+        if sent.is_ok() {
+            metrics.relayed(self.signal);
+            let bytes = self.signaled.payload.get().len();
+            debug!(event, from = %self.peer.id, to = %self.signaled.target, bytes, "relayed");
+            Ok(())
+        } else {
+            // Mostly a full buffer: the target is not reading. Its queue stays bounded and
+            // its unanswered heartbeat drops it (socketioxide cannot disconnect a socket
+            // whose buffer is full: the disconnect packet finds no room either).
+            metrics.count_failed(sent, event);
+            Err(Refusal::Undeliverable)
+        }
     }
 }

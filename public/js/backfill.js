@@ -5,13 +5,15 @@ import { batches, parseHistoryItem } from './history.js';
 import { MAX_DATA_LENGTH, MAX_TEXT_LENGTH } from './messages.js';
 import { cleanName } from './names.js';
 
-/** Asks for and gives the History's messages; `emit(type, detail)` reports
- * ChatEvent.HISTORY. */
+/** Asks for and gives the History's messages, each as it stands now (edits, deletes and
+ * reactions applied; see History.recent). `emit(type, detail)` reports ChatEvent.HISTORY;
+ * `state(record)` applies what came before a message and says how it shows. */
 export class Backfill {
   #peers;
   #members;
   #history;
   #emit;
+  #state;
   #share = true;
   #asking = null; // the peer id asked, until it is done
   #asked = new Set(); // peer ids asked that have not finished: history from others is not taken
@@ -20,7 +22,8 @@ export class Backfill {
   #given = 0; // messages the peer asked gave us so far
   #answered = new Set(); // peer ids we gave history to (once each)
 
-  constructor({ peers, members, history, emit }) {
+  constructor({ peers, members, history, emit, state }) {
+    this.#state = state;
     this.#peers = peers;
     this.#members = members;
     this.#history = history;
@@ -78,7 +81,13 @@ export class Backfill {
     const fresh = [];
     for (const raw of Array.isArray(msg.messages) ? msg.messages : []) {
       const item = parseHistoryItem(raw, { maxText: MAX_TEXT_LENGTH, cleanName });
-      if (item && this.#history.add(item)) fresh.push(item);
+      // The item's author (`client`) is who may edit or delete it from now on; one we
+      // have already keeps the state we have.
+      const record = item && this.#history.add(item);
+      if (record) {
+        const { id, at, name, client } = record;
+        fresh.push({ id, at, name, client, ...this.#state(record) });
+      }
     }
     const done = msg.done === true;
     const refused = done && msg.refused === true;

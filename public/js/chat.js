@@ -7,6 +7,7 @@ import { History } from './history.js';
 import { randomId } from './ids.js';
 import { Members } from './members.js';
 import { MAX_DATA_LENGTH, Messages } from './messages.js';
+import { findMentions } from './mentions.js';
 import { Outbox } from './outbox.js';
 import { PeerState } from './peer.js';
 
@@ -36,7 +37,9 @@ export class Chat extends EventTarget {
       peers, members: this.#members, history, outbox: this.#outbox, emit,
       me: () => ({ name: this.#myName, client: this.#client }),
     });
-    this.#backfill = new Backfill({ peers, members: this.#members, history, emit });
+    this.#backfill = new Backfill({
+      peers, members: this.#members, history, emit, state: (record) => this.#messages.settled(record),
+    });
     peers.addEventListener(PeerEvent.OPEN, (e) => this.#greet(e.detail.peerId));
     peers.addEventListener(PeerEvent.DATA, (e) => this.#onData(e.detail));
     peers.addEventListener(PeerEvent.REMOVED, (e) => this.#onRemoved(e.detail.peerId));
@@ -69,9 +72,37 @@ export class Chat extends EventTarget {
     this.#broadcast({ type: ChatMessage.NAME, name });
   }
 
-  /** Sends a chat message (see Messages.send): {id, at, sent, queued}. */
-  sendText(text) {
-    return this.#messages.send(text);
+  /** The name the member with this client id goes by now, or undefined. */
+  nameOfClient(client) {
+    return this.#members.byClient(client)?.name;
+  }
+
+  /** Sends a chat message (see Messages.send), answering `replyTo` (a message id) if
+   * given; the members it names after `@` are told they are mentioned. {id, at, sent,
+   * queued}. */
+  sendText(text, replyTo = null) {
+    const mentions = findMentions(text, this.#members.all());
+    return this.#messages.send(text, { replyTo, mentions });
+  }
+
+  /** New text for one of our messages; returns whether it changed. */
+  editText(id, text) {
+    return this.#messages.edit(id, text);
+  }
+
+  /** Takes back one of our messages; returns whether it did. */
+  deleteMessage(id) {
+    return this.#messages.remove(id);
+  }
+
+  /** Adds our reaction to a message, or takes it back. */
+  react(id, emoji) {
+    return this.#messages.react(id, emoji);
+  }
+
+  /** Applies a change of ours without sending it (for the test hook). */
+  applyOwn(msg) {
+    this.#messages.applyOwn(msg);
   }
 
   /** Asks `peerId` for the room's recent messages (once we know it can answer). */
@@ -89,7 +120,7 @@ export class Chat extends EventTarget {
       type: ChatMessage.HELLO,
       name: this.#myName,
       client: this.#client,
-      caps: [Capability.FILES, Capability.ICE_RESTART, Capability.HISTORY],
+      caps: [Capability.FILES, Capability.ICE_RESTART, Capability.HISTORY, Capability.CHAT_2],
     };
     this.#peers.get(peerId).channel.send(JSON.stringify(hello));
   }
@@ -115,6 +146,8 @@ export class Chat extends EventTarget {
       this.#emit(ChatEvent.TYPING, { peerId });
     } else if (msg?.type === ChatMessage.CHAT && typeof msg.text === 'string' && msg.text.trim()) {
       this.#messages.received(peerId, msg);
+    } else if (msg?.type === ChatMessage.EDIT || msg?.type === ChatMessage.DELETE || msg?.type === ChatMessage.REACT) {
+      this.#messages.changed(peerId, msg);
     } else if (msg?.type === ChatMessage.HISTORY_REQUEST) {
       this.#backfill.give(peerId, channel);
     } else if (msg?.type === ChatMessage.HISTORY) {

@@ -1,6 +1,7 @@
 // The conversation as the page runs it: sending what the user writes and showing how it
-// went, showing others' messages and those from before we joined, who is typing, and
-// getting the user's attention (unread count, notifications).
+// went, replies, edits, deletes and reactions, showing others' messages and those from
+// before we joined, who is typing, and getting the user's attention (unread count,
+// notifications, mentions).
 import { ChatEvent, TypingEvent, UserEvent } from './events.js';
 import { nameOf, updateComposer } from './app.js';
 import { loadShareHistory, saveShareHistory } from './history.js';
@@ -18,6 +19,7 @@ export function installConversation(app) {
     saveShareHistory(e.detail.on);
   });
   followOurs(app);
+  followChanges(app);
   followTheirs(app);
   followAttention(app);
 }
@@ -27,11 +29,12 @@ function followOurs(app) {
   const { ui, chat } = app;
   ui.addEventListener(UserEvent.SEND, (e) => {
     const text = e.detail.text.slice(0, MAX_TEXT_LENGTH);
-    const { id, at, sent, queued } = chat.sendText(text);
+    const { replyTo } = e.detail;
+    const { id, at, sent, queued } = chat.sendText(text, replyTo);
     if (sent + queued === 0) return updateComposer(app);
     if (queued > 0) app.pending.set(id, queued);
     const status = queued > 0 ? 'Waiting for a connection to come back…' : '';
-    ui.log.addMessage({ author: app.myName, text, at, own: true, id, status });
+    ui.log.addMessage({ author: app.myName, text, at, own: true, id, status, replyTo, rich: true });
     ui.composer.clear();
     app.typing.reset();
   });
@@ -58,14 +61,51 @@ function followOurs(app) {
   });
 }
 
+/** Replies, edits, deletes and reactions: the user's, and everyone's as they come. */
+function followChanges(app) {
+  const { ui, chat } = app;
+  ui.composer.setNames(() => app.peers.list.map((p) => chat.member(p.id)?.name).filter(Boolean));
+  ui.addEventListener(UserEvent.REPLY_TO, (e) => {
+    const quoted = ui.log.quoteOf(e.detail.id);
+    if (quoted) ui.composer.replyTo({ id: e.detail.id, author: quoted.author, text: quoted.text });
+  });
+  ui.addEventListener(UserEvent.START_EDIT, (e) => {
+    const id = e.detail.id || ui.log.lastOwnId();
+    const quoted = id && ui.log.quoteOf(id);
+    if (quoted && !quoted.deleted) ui.composer.startEdit({ id, text: quoted.text });
+  });
+  ui.addEventListener(UserEvent.EDIT, (e) => {
+    chat.editText(e.detail.id, e.detail.text.slice(0, MAX_TEXT_LENGTH));
+    ui.composer.clear();
+  });
+  ui.addEventListener(UserEvent.DELETE, (e) => chat.deleteMessage(e.detail.id));
+  ui.addEventListener(UserEvent.REACT, (e) => chat.react(e.detail.id, e.detail.emoji));
+  chat.addEventListener(ChatEvent.CHANGED, (e) => ui.log.updateMessage(e.detail.id, view(app, e.detail)));
+}
+
+/** A message's state from Chat as the log shows it: reactors by name. */
+function view(app, state) {
+  const { chat } = app;
+  const nameOfClient = (c) => (c === chat.client ? 'You' : chat.nameOfClient(c) || fallbackName(c));
+  return {
+    ...state,
+    me: app.myName,
+    reactions: (state.reactions ?? []).map(({ emoji, clients }) => ({
+      emoji, names: clients.map(nameOfClient), mine: clients.includes(chat.client),
+    })),
+  };
+}
+
 /** What the others write, now and from before we joined. */
 function followTheirs(app) {
   const { ui, chat } = app;
   chat.addEventListener(ChatEvent.MESSAGE, (e) => {
-    const { peerId, id, text, at } = e.detail;
+    const { peerId, id, at } = e.detail;
     app.typing.stopped(peerId);
-    ui.log.addMessage({ author: nameOf(app, peerId), id, text, at, own: false });
-    app.notifier.message(nameOf(app, peerId), text);
+    const author = nameOf(app, peerId);
+    ui.log.addMessage({ ...view(app, e.detail), author, id, at, own: false });
+    if (e.detail.mentionsMe) app.notifier.mentioned(author, e.detail.text, id);
+    else app.notifier.message(author, e.detail.text);
   });
   chat.addEventListener(ChatEvent.TYPING, (e) => app.typing.heard(e.detail.peerId));
   chat.addEventListener(ChatEvent.HISTORY, (e) => showHistory(app, e.detail));
@@ -77,7 +117,7 @@ function showHistory(app, { peerId, messages, done, refused }) {
   for (const m of messages) {
     const own = m.client === chat.client;
     const author = own ? app.myName : (m.name || fallbackName(m.client ?? m.id));
-    ui.log.addMessage({ author, text: m.text, at: new Date(m.at), own, id: m.id, history: true });
+    ui.log.addMessage({ ...view(app, m), author, at: new Date(m.at), own, id: m.id, history: true });
   }
   if (messages.length > 0 && !app.historyShown) {
     app.historyShown = true;

@@ -27,6 +27,12 @@ export const SocketEvent = Object.freeze({
  * {type:'history-request'} answered by one or more {type:'history', messages: [{id, at,
  * name, client, text}], done} (the last with `done: true`, or only {type:'history',
  * messages: [], done: true, refused: true}).
+ *
+ * To pages whose hello has Capability.CHAT_2 only (docs/web-client.md, "The chat
+ * protocol"): a chat message may add `replyTo` (a message id) and `mentions` (client ids);
+ * {type:'edit', id, rev, text} and {type:'delete', id, rev} from the message's author;
+ * {type:'react', id, emoji, on, n}; history items add {rev, deleted, replyTo, mentions,
+ * rich, reactions: [[emoji, client, n, on]]}.
  */
 export const ChatMessage = Object.freeze({
   HELLO: 'hello',
@@ -37,6 +43,9 @@ export const ChatMessage = Object.freeze({
   TYPING: 'typing',
   HISTORY_REQUEST: 'history-request',
   HISTORY: 'history',
+  EDIT: 'edit',
+  DELETE: 'delete',
+  REACT: 'react',
 });
 
 /** What a page can do beyond the first version of the chat protocol, said in its hello. */
@@ -44,6 +53,7 @@ export const Capability = Object.freeze({
   FILES: 'files', // takes part in file transfers (files.js)
   ICE_RESTART: 'ice-restart', // takes an ICE restart offer on an open connection
   HISTORY: 'history', // answers history-request
+  CHAT_2: 'chat-2', // replies, mentions, edits, deletes and reactions (ChatMessage above)
 });
 
 /** Control messages on the files channel (JSON text; chunks are binary). */
@@ -100,10 +110,14 @@ export const ChatEvent = Object.freeze({
   REJOINED: 'member-rejoined', // {peerId, oldId}: the member behind `oldId` came back as `peerId`
   LEFT: 'member-left', // {peerId, name, client}
   TYPING: 'member-typing', // {peerId}: the member is typing a message
-  MESSAGE: 'message', // {peerId, id, text, at}
-  // {peerId, messages: [{id, at, name, client, text}], done, refused}: messages from
-  // before we joined that we did not have (`at` in ms, by the sender's clock), oldest first
+  // {peerId, id, text, at, ...state}: a new message; `state` is what messageState() of
+  // history.js gives (edits or reactions that came before it already applied)
+  MESSAGE: 'message',
+  // {peerId, messages: [{id, at, name, client, text, ...state}], done, refused}: messages
+  // from before we joined that we did not have (`at` in ms, by the sender's clock), oldest
+  // first
   HISTORY: 'history',
+  CHANGED: 'message-changed', // {id, ...state}: a message was edited, deleted or reacted to
   SENT: 'sent', // {peerId, ids}: our queued messages went out once its connection was back
   // {peerId, name, client, ids}: queued ones that will not get there (the peer left, or
   // its connection failed)
@@ -124,7 +138,12 @@ export const TypingEvent = Object.freeze({
 
 /** From UI: what the user asked for. */
 export const UserEvent = Object.freeze({
-  SEND: 'send', // {text}
+  SEND: 'send', // {text, replyTo}: replyTo the id of the message answered, or null
+  EDIT: 'edit', // {id, text}: new text for one of our messages
+  DELETE: 'delete', // {id}: take back one of our messages
+  REACT: 'react', // {id, emoji}: add our reaction, or take it back if it is there
+  REPLY_TO: 'reply-to', // {id}: the user wants to answer this message
+  START_EDIT: 'start-edit', // {id}: the user wants to edit this message of ours ('' for the last)
   RENAME: 'rename', // {name}
   LEAVE: 'leave', // {}
   TYPING: 'typing', // {}: the user typed in the message box

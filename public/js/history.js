@@ -10,9 +10,21 @@ export const MAX_AGE_MS = 60 * 60 * 1000;
 const MAX_SEEN_IDS = 5_000;
 const SHARE_KEY = 'meshchat.shareHistory';
 
-/** A message as kept and as sent to newcomers: {id, at, name, client, text}. */
+/** The reactions a message can get, in the order they show. */
+export const REACTION_EMOJI = Object.freeze(['👍', '❤️', '😂', '😮', '😢', '🎉']);
+// Bounds on what a peer can make us keep per message.
+const MAX_MENTIONS = 32;
+const MAX_REACTION_ENTRIES = 200;
+
+/**
+ * The messages by id, each with its current state: {id, at, name, client, text, rev,
+ * deleted, replyTo, mentions, rich, reactions}. `client` is the author's page (taken from
+ * the channel it came on, or from the backfill that gave it), `rev` counts its edits,
+ * `reactions` maps emoji to a Map of client id -> {n, on}.
+ */
 export class History {
   #messages = [];
+  #byId = new Map();
   #seen = new Set();
 
   /** Whether a message with this id has been kept or shown already. */
@@ -20,37 +32,129 @@ export class History {
     return this.#seen.has(id);
   }
 
-  /** Keeps `message` unless its id is known; returns whether it was new. */
-  add(message) {
-    if (this.#seen.has(message.id)) return false;
-    this.#seen.add(message.id);
-    if (this.#seen.size > MAX_SEEN_IDS) this.#seen.delete(this.#seen.values().next().value);
-    // Mostly appended; a backfill's older messages go where their time puts them.
-    let i = this.#messages.length;
-    while (i > 0 && this.#messages[i - 1].at > message.at) i -= 1;
-    this.#messages.splice(i, 0, message);
-    if (this.#messages.length > MAX_MESSAGES) this.#messages.shift();
-    return true;
+  /** The kept message with this id, or undefined. */
+  get(id) {
+    return this.#byId.get(id);
   }
 
-  /** What a newcomer may be given now, oldest first. */
-  recent(now = Date.now()) {
-    return this.#messages.filter((m) => now - m.at <= MAX_AGE_MS);
+  /** Keeps `message` unless its id is known; returns the kept record, or null. */
+  add(message) {
+    if (this.#seen.has(message.id)) return null;
+    this.#seen.add(message.id);
+    if (this.#seen.size > MAX_SEEN_IDS) this.#seen.delete(this.#seen.values().next().value);
+    const record = {
+      rev: 0, deleted: false, replyTo: null, mentions: [], rich: true, ...message, reactions: new Map(),
+    };
+    for (const [emoji, client, n, on] of message.reactions ?? []) setReaction(record, emoji, client, n, on);
+    if (record.deleted) record.text = '';
+    // Mostly appended; a backfill's older messages go where their time puts them.
+    let i = this.#messages.length;
+    while (i > 0 && this.#messages[i - 1].at > record.at) i -= 1;
+    this.#messages.splice(i, 0, record);
+    this.#byId.set(record.id, record);
+    if (this.#messages.length > MAX_MESSAGES) this.#byId.delete(this.#messages.shift().id);
+    return record;
   }
+
+  /** What a newcomer may be given now, oldest first, as sent (see toWire). */
+  recent(now = Date.now()) {
+    return this.#messages.filter((m) => now - m.at <= MAX_AGE_MS).map(toWire);
+  }
+}
+
+/**
+ * Applies an edit or delete, {rev, text, deleted}, to `record` if it wins; returns whether
+ * it did. The rule, the same on every page whatever the order things arrive in: a delete
+ * is final; otherwise the higher `rev` wins, and of two with the same `rev` the greater
+ * text (compared as UTF-16 code units, like `>` on strings).
+ */
+export function applyEdit(record, { rev, text, deleted }) {
+  if (record.deleted) return false;
+  if (!deleted && (rev < record.rev || (rev === record.rev && !(text > record.text)))) return false;
+  record.rev = Math.max(rev, record.rev);
+  record.deleted = deleted;
+  record.text = deleted ? '' : text;
+  return true;
+}
+
+/** Sets `client`'s reaction with `emoji` on `record` to `on` if its counter `n` is newer
+ * than what we have (a removal wins a tie); returns whether anything changed. */
+export function setReaction(record, emoji, client, n, on) {
+  if (!REACTION_EMOJI.includes(emoji) || !isId(client) || !Number.isSafeInteger(n)) return false;
+  let byClient = record.reactions.get(emoji);
+  const had = byClient?.get(client);
+  if (had && (n < had.n || (n === had.n && (had.on === on || !had.on)))) return false;
+  if (!had && countReactions(record) >= MAX_REACTION_ENTRIES) return false;
+  if (!byClient) {
+    byClient = new Map();
+    record.reactions.set(emoji, byClient);
+  }
+  byClient.set(client, { n, on: Boolean(on) });
+  return true;
+}
+
+function countReactions(record) {
+  let count = 0;
+  for (const byClient of record.reactions.values()) count += byClient.size;
+  return count;
+}
+
+/** What the page shows of a message: {text, edited, deleted, replyTo, mentions, rich,
+ * reactions: [{emoji, clients}]} (emoji in REACTION_EMOJI order, none without clients). */
+export function messageState(record) {
+  const reactions = [];
+  for (const emoji of REACTION_EMOJI) {
+    const clients = [...(record.reactions.get(emoji) ?? new Map())].filter(([, r]) => r.on).map(([c]) => c);
+    if (clients.length > 0) reactions.push({ emoji, clients });
+  }
+  return {
+    text: record.text,
+    edited: record.rev > 0,
+    deleted: record.deleted,
+    replyTo: record.replyTo,
+    mentions: record.mentions,
+    rich: record.rich,
+    reactions,
+  };
+}
+
+/** A record as a history item on the wire: older pages read {id, at, name, client, text}
+ * (and skip a deleted one, whose text is empty). */
+function toWire(record) {
+  const { id, at, name, client, text, rev, deleted, replyTo, mentions, rich } = record;
+  const reactions = [];
+  for (const [emoji, byClient] of record.reactions) {
+    for (const [c, { n, on }] of byClient) reactions.push([emoji, c, n, on]);
+  }
+  return { id, at, name, client, text, rev, deleted, replyTo, mentions, rich, reactions };
 }
 
 /** A message of a backfill from a peer, checked and trimmed; null when unusable. */
 export function parseHistoryItem(raw, { maxText, cleanName }) {
   if (raw === null || typeof raw !== 'object') return null;
   const { id, at, name, client, text } = raw;
-  if (!isId(id) || !Number.isFinite(at) || typeof text !== 'string' || !text.trim()) return null;
+  const deleted = raw.deleted === true;
+  if (!isId(id) || !Number.isFinite(at) || typeof text !== 'string' || (!deleted && !text.trim())) return null;
   return {
     id,
     at,
     name: cleanName(name),
     client: isId(client) ? client : null,
-    text: text.slice(0, maxText),
+    text: deleted ? '' : text.slice(0, maxText),
+    rev: Number.isSafeInteger(raw.rev) && raw.rev >= 0 ? raw.rev : 0,
+    deleted,
+    replyTo: isId(raw.replyTo) ? raw.replyTo : null,
+    mentions: parseMentions(raw.mentions),
+    // Pages before CHAT_2 send none of these: their messages stay plain text.
+    rich: raw.rich === true,
+    reactions: (Array.isArray(raw.reactions) ? raw.reactions : []).slice(0, MAX_REACTION_ENTRIES)
+      .filter((r) => Array.isArray(r) && r.length === 4 && typeof r[3] === 'boolean'),
   };
+}
+
+/** The client ids a chat message says it mentions. */
+export function parseMentions(raw) {
+  return Array.isArray(raw) ? raw.filter(isId).slice(0, MAX_MENTIONS) : [];
 }
 
 /** Splits `messages` into batches whose JSON stays under `maxLength` characters. */

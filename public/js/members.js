@@ -30,6 +30,16 @@ export class Members {
     return this.#members.get(peerId);
   }
 
+  /** The member whose page has this client id, or undefined. */
+  byClient(client) {
+    return [...this.#members.values()].find((m) => m.client === client);
+  }
+
+  /** Every member we know, [{name, client, caps}]. */
+  all() {
+    return [...this.#members.values()];
+  }
+
   /**
    * Takes a hello or name message from `peerId`. Returns {member, oldName, hello, oldId}:
    * `oldId` is the older peer id of the same page when a hello shows that it came back.

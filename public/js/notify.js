@@ -77,6 +77,15 @@ export class Notifier {
     else this.#notify(author, text, 'message');
   }
 
+  /** A message that mentions the user arrived. It gets a notification of its own (a tag
+   * per message), so that in a busy room it is not replaced by the next message's. */
+  mentioned(author, text, id) {
+    if (!this.away) return;
+    this.#setUnread(this.#unread + 1);
+    if (this.#settings.private) this.#notify('meshchat', 'You were mentioned', `mention-${id}`);
+    else this.#notify(`${author} mentioned you`, text, `mention-${id}`);
+  }
+
   /** Someone joined the room after us. */
   joined(name) {
     if (!this.away) return;

@@ -14,5 +14,9 @@ export function exposeTestHook({ peers, chat }) {
     requestHistory: (peerId) => chat.requestHistory(peerId),
     askedForHistory: () => historyFrom[0] ?? null,
     historyAnswers: () => historyFrom.length,
+    // Chat protocol messages as any page could send them (a forged edit, say), and our own
+    // changes applied without sending (concurrent edits staged by hand).
+    sendRaw: (peerId, msg) => peers.get(peerId).channel.send(JSON.stringify(msg)),
+    applyOwn: (msg) => chat.applyOwn(msg),
   };
 }

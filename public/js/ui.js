@@ -50,7 +50,7 @@ export class UI extends EventTarget {
     this.#notifyHint = $('notify-hint');
     this.#shareHistory = $('share-history');
     // The parts: the conversation, the message box and the member list.
-    this.log = new MessageLog(doc);
+    this.log = new MessageLog(doc, (type, detail) => this.#emit(type, detail));
     this.composer = new Composer(doc, (type, detail) => this.#emit(type, detail));
     this.members = new MemberList(doc);
 

@@ -1,0 +1,385 @@
+// Replies, reactions, edits, deletes, mentions and links between real pages: every page
+// (and a late joiner, from its backfill) shows the same conversation, only a message's
+// author can change it, concurrent edits converge, text stays text, and all of it works
+// from the keyboard.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../helpers/server.mjs';
+import {
+  WAIT_MS, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage, setName,
+  explained, assertNoProblems,
+} from '../helpers/browser.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(() => browser?.close());
+
+/** The page's address with the test hook (`window.meshchatTest`) turned on. */
+function withHook(url) {
+  const u = new URL(url);
+  u.searchParams.set('test', '1');
+  return u.href;
+}
+
+/** A server and a room of pages named `names`, with the test hook; all connected. */
+async function room(t, names) {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const pages = [];
+  t.after(() => Promise.all(pages.map((p) => p.context().close())));
+  pages.push(await openPage(browser, withHook(`${server.url}/`)));
+  const link = await waitForRoom(pages[0]);
+  for (let i = 1; i < names.length; i += 1) pages.push(await openPage(browser, withHook(link)));
+  await Promise.all(pages.map((p, i) => setName(p, names[i])));
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, names.length - 1)));
+  await waitForNames(pages, names);
+  return { server, pages, link };
+}
+
+/** Opens one more page of the room, named `name`, and waits until it knows everyone. */
+async function join(pages, link, name, names) {
+  const page = await openPage(browser, withHook(link));
+  pages.push(page);
+  await setName(page, name);
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, pages.length - 1)));
+  await waitForNames(pages, names);
+  return page;
+}
+
+/** Waits until every page lists the others by name. */
+async function waitForNames(pages, names) {
+  await Promise.all(pages.map((page, i) => explained(page, () => page.waitForFunction(
+    (expected) => {
+      const shown = [...document.querySelectorAll('#members li[data-peer-id] .member-name')].map((n) => n.textContent);
+      return expected.every((n) => shown.includes(n));
+    },
+    names.filter((_, j) => j !== i),
+    { timeout: WAIT_MS },
+  ))));
+}
+
+/** The peer id under which `page` lists the member called `name`. */
+async function peerIdOf(page, name) {
+  const found = (await members(page)).find((m) => m.name === name);
+  assert.ok(found, `${name} is listed`);
+  return found.id;
+}
+
+/** The id of the message on `page` whose text is `text`. */
+function idOf(page, text) {
+  return page.$$eval('#log li.message', (lis, text) => lis.find((li) => li.querySelector('.text').textContent === text)?.dataset.messageId, text);
+}
+
+/** The conversation as `page` shows it, the same on every page: each message's author
+ * (without "(you)"), text, whether edited, its quote and its reactions with their counts. */
+function conversation(page) {
+  return page.$$eval('#log li.message', (lis) => lis.map((li) => ({
+    author: li.querySelector('.author').textContent.replace(/ \(you\)$/, ''),
+    text: li.querySelector('.text').textContent,
+    edited: !li.querySelector('.edited').hidden,
+    deleted: li.classList.contains('deleted'),
+    quote: li.querySelector('.quote')?.textContent.replace(/ \(you\)/, '') ?? null,
+    reactions: [...li.querySelectorAll('.reaction')].map((r) => `${r.dataset.emoji}${r.querySelector('.count').textContent}`),
+  })));
+}
+
+/** Waits until `page` shows `expected` (see conversation). */
+async function waitForConversation(page, expected) {
+  await explained(page, () => page.waitForFunction(
+    (expected) => {
+      const shown = [...document.querySelectorAll('#log li.message')].map((li) => ({
+        author: li.querySelector('.author').textContent.replace(/ \(you\)$/, ''),
+        text: li.querySelector('.text').textContent,
+        edited: !li.querySelector('.edited').hidden,
+        deleted: li.classList.contains('deleted'),
+        quote: li.querySelector('.quote')?.textContent.replace(/ \(you\)/, '') ?? null,
+        reactions: [...li.querySelectorAll('.reaction')].map((r) => `${r.dataset.emoji}${r.querySelector('.count').textContent}`),
+      }));
+      return JSON.stringify(shown) === JSON.stringify(expected);
+    },
+    expected,
+    { timeout: WAIT_MS },
+  )).catch(async (err) => {
+    err.message += `\nshown: ${JSON.stringify(await conversation(page))}\nexpected: ${JSON.stringify(expected)}`;
+    throw err;
+  });
+}
+
+/** The message of `page` whose text is `text`, as a locator. */
+function message(page, text) {
+  return page.locator('#log li.message').filter({ has: page.locator('.text', { hasText: text }) });
+}
+
+/** Waits until `page` shows the text `text` for the message with id `id`. */
+async function waitForText(page, id, text) {
+  await explained(page, () => page.waitForFunction(
+    ([id, text]) => [...document.querySelectorAll('#log li.message')]
+      .some((li) => li.dataset.messageId === id && li.querySelector('.text').textContent === text),
+    [id, text],
+    { timeout: WAIT_MS },
+  ));
+}
+
+test('replies, reactions, edits, deletes and mentions show the same on three pages and for a late joiner', async (t) => {
+  const names = ['Ada', 'Bea', 'Cy'];
+  const { pages, link } = await room(t, names);
+  const [ada, bea, cy] = pages;
+
+  await say(ada, 'first message');
+  await Promise.all([bea, cy].map((p) => waitForMessage(p, 'Ada', 'first message')));
+
+  // Bea answers it, mentioning Cy by completing "@C".
+  await message(bea, 'first message').getByRole('button', { name: 'Reply to Ada' }).click();
+  await bea.waitForFunction(() => document.getElementById('composer-context-text').textContent === 'Replying to Ada: first message', null, { timeout: WAIT_MS });
+  await bea.locator('#message').pressSequentially('@C');
+  await bea.locator('#mention-list li', { hasText: 'Cy' }).waitFor({ timeout: WAIT_MS });
+  await bea.locator('#message').press('Tab');
+  await bea.locator('#message').pressSequentially('look at this');
+  assert.equal(await bea.locator('#message').inputValue(), '@Cy look at this');
+  await bea.locator('#message').press('Enter');
+  await Promise.all([ada, cy].map((p) => waitForMessage(p, 'Bea', '@Cy look at this')));
+
+  // Reactions: Bea and Cy 👍, Ada 🎉 and then takes it back, Cy ❤️ on Bea's reply.
+  const react = async (page, text, emoji) => {
+    const li = message(page, text);
+    await li.locator('[data-action="pick"]').click();
+    await li.locator(`.picker [data-emoji="${emoji}"]`).click();
+  };
+  await react(bea, 'first message', '👍');
+  await react(cy, 'first message', '👍');
+  await react(ada, 'first message', '🎉');
+  await message(ada, 'first message').locator('.reaction[data-emoji="🎉"]').waitFor({ timeout: WAIT_MS });
+  await message(ada, 'first message').locator('.reaction[data-emoji="🎉"]').click();
+  await react(cy, '@Cy look at this', '❤️');
+
+  // Ada edits her message; then says something and takes it back.
+  await message(ada, 'first message').getByRole('button', { name: 'Edit your message' }).click();
+  await ada.locator('#message').fill('first message, fixed');
+  await ada.locator('#message').press('Enter');
+  await say(ada, 'oops, wrong room');
+  await Promise.all([bea, cy].map((p) => waitForMessage(p, 'Ada', 'oops, wrong room')));
+  await message(ada, 'oops, wrong room').getByRole('button', { name: 'Delete your message' }).click();
+
+  const expected = [
+    { author: 'Ada', text: 'first message, fixed', edited: true, deleted: false, quote: null, reactions: ['👍2'] },
+    { author: 'Bea', text: '@Cy look at this', edited: false, deleted: false, quote: 'Ada first message, fixed', reactions: ['❤️1'] },
+    { author: 'Ada', text: 'message deleted', edited: false, deleted: true, quote: null, reactions: [] },
+  ];
+  await Promise.all(pages.map((p) => waitForConversation(p, expected)));
+
+  // Who reacted shows on hover (and to screen readers).
+  const thumbs = message(ada, 'first message, fixed').locator('.reaction[data-emoji="👍"]');
+  assert.equal(await thumbs.getAttribute('title'), 'Bea, Cy');
+  assert.equal(await thumbs.getAttribute('aria-label'), 'thumbs up 2: Bea, Cy');
+  assert.equal(await message(cy, 'first message, fixed').locator('.reaction').getAttribute('aria-pressed'), 'true');
+  assert.equal(await message(ada, 'first message, fixed').locator('.reaction').getAttribute('aria-pressed'), 'false');
+
+  // The mention is marked for Cy only.
+  assert.equal(await cy.locator('#log li.mentions-me mark.mention').textContent(), '@Cy');
+  for (const page of [ada, bea]) assert.equal(await page.locator('#log li.mentions-me, #log mark.mention').count(), 0);
+
+  // The quote leads to the message it answers.
+  await message(ada, '@Cy look at this').locator('.quote').click();
+  assert.equal(
+    await ada.evaluate(() => document.activeElement.querySelector('.text')?.textContent),
+    'first message, fixed',
+  );
+
+  // A late joiner gets it all as it stands now, and later edits from the author.
+  const dee = await join(pages, link, 'Dee', [...names, 'Dee']);
+  await waitForConversation(dee, expected);
+  assert.equal(await dee.locator('#log li.message.history').count(), 3);
+  const firstId = await idOf(ada, 'first message, fixed');
+  await message(ada, 'first message, fixed').getByRole('button', { name: 'Edit your message' }).click();
+  await ada.locator('#message').fill('first message, final');
+  await ada.locator('#message').press('Enter');
+  await Promise.all(pages.map((p) => waitForText(p, firstId, 'first message, final')));
+  assertNoProblems(pages);
+});
+
+test('an edit or delete of a message sent by anyone but its author is ignored, live and after a backfill', async (t) => {
+  const names = ['Ada', 'Bea', 'Cy'];
+  const { pages, link } = await room(t, names);
+  const [ada, bea, cy] = pages;
+  await say(ada, 'the original');
+  await Promise.all([bea, cy].map((p) => waitForMessage(p, 'Ada', 'the original')));
+  const id = await idOf(ada, 'the original');
+
+  // Cy forges an edit and a delete of Ada's message, with the highest revision, to Bea
+  // and to Ada; then says something, which arrives after them on the same channel.
+  const forge = async (to) => {
+    const peerId = await peerIdOf(cy, to);
+    await cy.evaluate(([peerId, id]) => {
+      window.meshchatTest.sendRaw(peerId, { type: 'edit', id, rev: 1000, text: 'forged by Cy' });
+      window.meshchatTest.sendRaw(peerId, { type: 'delete', id, rev: 1001 });
+    }, [peerId, id]);
+  };
+  await forge('Bea');
+  await forge('Ada');
+  await say(cy, 'after the forgery');
+  await Promise.all([ada, bea].map((p) => waitForMessage(p, 'Cy', 'after the forgery')));
+  for (const page of [ada, bea]) {
+    assert.equal(await message(page, 'the original').count(), 1, 'the message keeps its text');
+    assert.equal(await message(page, 'the original').locator('.edited').isHidden(), true, 'and is not marked edited');
+  }
+
+  // A late joiner takes the message's author from the backfill: Cy still cannot edit it.
+  const dee = await join(pages, link, 'Dee', [...names, 'Dee']);
+  await waitForMessage(dee, 'Ada', 'the original');
+  const deeAtCy = await peerIdOf(cy, 'Dee');
+  await cy.evaluate(([peerId, id]) => window.meshchatTest.sendRaw(peerId, { type: 'edit', id, rev: 5, text: 'forged for Dee' }), [deeAtCy, id]);
+  await say(cy, 'hello Dee');
+  await waitForMessage(dee, 'Cy', 'hello Dee');
+  assert.equal(await message(dee, 'the original').count(), 1);
+  // Ada can.
+  await message(ada, 'the original').getByRole('button', { name: 'Edit your message' }).click();
+  await ada.locator('#message').fill('the original, by Ada');
+  await ada.locator('#message').press('Enter');
+  await Promise.all(pages.map((p) => waitForText(p, id, 'the original, by Ada')));
+  assertNoProblems(pages);
+});
+
+test('concurrent edits converge: the same text on every page, whatever order they arrive in', async (t) => {
+  const names = ['Ada', 'Bea', 'Cy'];
+  const { pages, link } = await room(t, names);
+  const [ada, bea, cy] = pages;
+  await say(ada, 'draft');
+  await Promise.all([bea, cy].map((p) => waitForMessage(p, 'Ada', 'draft')));
+  const id = await idOf(ada, 'draft');
+  const beaId = await peerIdOf(ada, 'Bea');
+  const cyId = await peerIdOf(ada, 'Cy');
+
+  // Two edits with the same revision (as two tabs of one author could make), in opposite
+  // orders to Bea and Cy: the greater text wins everywhere.
+  const edit = (rev, text) => ({ type: 'edit', id, rev, text });
+  await ada.evaluate(([bea, cy, a, b]) => {
+    const hook = window.meshchatTest;
+    hook.sendRaw(bea, a);
+    hook.sendRaw(bea, b);
+    hook.sendRaw(cy, b);
+    hook.sendRaw(cy, a);
+    hook.applyOwn(b);
+    hook.applyOwn(a);
+  }, [beaId, cyId, edit(1, 'alpha'), edit(1, 'omega')]);
+  await Promise.all(pages.map((p) => waitForText(p, id, 'omega')));
+
+  // A later revision wins over an earlier one that arrives after it.
+  await ada.evaluate(([bea, cy, a, b]) => {
+    const hook = window.meshchatTest;
+    hook.sendRaw(bea, b);
+    hook.sendRaw(bea, a);
+    hook.sendRaw(cy, a);
+    hook.sendRaw(cy, b);
+    hook.applyOwn(b);
+    hook.applyOwn(a);
+  }, [beaId, cyId, edit(2, 'zeta'), edit(3, 'gamma')]);
+  await Promise.all(pages.map((p) => waitForText(p, id, 'gamma')));
+  // And a late joiner gets the same.
+  const dee = await join(pages, link, 'Dee', [...names, 'Dee']);
+  await waitForText(dee, id, 'gamma');
+  const shown = await Promise.all(pages.map((p) => message(p, 'gamma').locator('.text').textContent()));
+  assert.deepEqual(shown, ['gamma', 'gamma', 'gamma', 'gamma']);
+  assertNoProblems(pages);
+});
+
+test('HTML, javascript: addresses and very long words show as text, only http(s) links are links, nothing overflows', async (t) => {
+  const { pages } = await room(t, ['Ada', 'Bea']);
+  const [ada, bea] = pages;
+  const html = '<img src=x onerror="window.pwned=1"><b>bold</b><script>window.pwned=2</script>';
+  const js = 'javascript:window.pwned=3';
+  const mixed = 'see javascript:alert(1) or https://example.com/a?b=1&c=2. and <a href="javascript:x">y</a>';
+  const long = 'W'.repeat(1500);
+  for (const text of [html, js, mixed, long]) await say(ada, text);
+  await waitForMessage(bea, 'Ada', long);
+  for (const page of pages) {
+    for (const text of [html, js, mixed, long]) assert.equal(await message(page, text.slice(0, 40)).locator('.text').textContent(), text);
+    const found = await page.evaluate(() => ({
+      pwned: window.pwned ?? null,
+      markup: document.querySelectorAll('#log .text img, #log .text b, #log .text script').length,
+      links: [...document.querySelectorAll('#log a')].map((a) => ({ href: a.getAttribute('href'), text: a.textContent, rel: a.rel, target: a.target })),
+      log: (({ scrollWidth, clientWidth }) => ({ scrollWidth, clientWidth }))(document.getElementById('log')),
+    }));
+    assert.equal(found.pwned, null);
+    assert.equal(found.markup, 0);
+    assert.deepEqual(found.links, [{ href: 'https://example.com/a?b=1&c=2', text: 'https://example.com/a?b=1&c=2', rel: 'noopener noreferrer', target: '_blank' }]);
+    assert.ok(found.log.scrollWidth <= found.log.clientWidth, `the log does not scroll sideways: ${JSON.stringify(found.log)}`);
+  }
+  // A reply quoting the long word does not widen the log either.
+  await message(bea, long.slice(0, 40)).getByRole('button', { name: 'Reply to Ada' }).click();
+  await say(bea, 'X'.repeat(800));
+  await waitForMessage(ada, 'Bea', 'X'.repeat(800));
+  for (const page of pages) {
+    const { scrollWidth, clientWidth } = await page.locator('#log').evaluate((el) => ({ scrollWidth: el.scrollWidth, clientWidth: el.clientWidth }));
+    assert.ok(scrollWidth <= clientWidth, `the log does not scroll sideways: ${scrollWidth} > ${clientWidth}`);
+  }
+  assertNoProblems(pages);
+});
+
+test('keyboard only: Up edits the last message, Esc cancels, reply and react by Tab and Enter', async (t) => {
+  const { pages } = await room(t, ['Ada', 'Bea']);
+  const [ada, bea] = pages;
+  await say(ada, 'a mesage with a typo');
+  await say(ada, 'the last one');
+  await waitForMessage(bea, 'Ada', 'the last one');
+  const input = ada.locator('#message');
+
+  // Up in the empty box: the last message to edit; Esc leaves it as it was.
+  await input.focus();
+  await ada.keyboard.press('ArrowUp');
+  assert.equal(await input.inputValue(), 'the last one');
+  assert.equal(await ada.locator('#composer-context').isVisible(), true);
+  await ada.keyboard.press('Escape');
+  assert.equal(await input.inputValue(), '');
+  assert.equal(await ada.locator('#composer-context').isVisible(), false);
+  await ada.keyboard.press('ArrowUp');
+  await ada.keyboard.press('Control+A');
+  await ada.keyboard.type('the last one, edited');
+  await ada.keyboard.press('Enter');
+  const lastId = await idOf(ada, 'the last one, edited');
+  await waitForText(bea, lastId, 'the last one, edited');
+  assert.equal(await message(bea, 'the last one, edited').locator('.edited').isVisible(), true);
+
+  // Bea tabs from the log to the Reply of Ada's first message; Enter answers it.
+  const tabTo = async (page, selector, max = 30) => {
+    for (let i = 0; i < max; i += 1) {
+      await page.keyboard.press('Tab');
+      if (await page.evaluate((s) => document.activeElement.matches(s), selector)) return;
+    }
+    assert.fail(`${selector} not reached by Tab`);
+  };
+  const firstId = await idOf(bea, 'a mesage with a typo');
+  await bea.locator('#log').focus();
+  await tabTo(bea, `li[data-message-id="${firstId}"] [data-action="reply"]`);
+  // The focus shows.
+  assert.notEqual(await bea.evaluate(() => getComputedStyle(document.activeElement).outlineStyle), 'none');
+  await bea.keyboard.press('Enter');
+  assert.equal(await bea.evaluate(() => document.activeElement.id), 'message');
+  await bea.keyboard.type('you mean message');
+  await bea.keyboard.press('Enter');
+  await waitForMessage(ada, 'Bea', 'you mean message');
+  assert.match(await message(ada, 'you mean message').locator('.quote').textContent(), /a mesage with a typo/);
+
+  // React: Tab to React, Enter opens the picker on its first emoji; Esc closes it.
+  await bea.locator('#log').focus();
+  await tabTo(bea, `li[data-message-id="${firstId}"] [data-action="pick"]`);
+  await bea.keyboard.press('Enter');
+  assert.equal(await bea.evaluate(() => document.activeElement.dataset.emoji), '👍');
+  await bea.keyboard.press('Escape');
+  assert.equal(await bea.evaluate(() => document.activeElement.dataset.action), 'pick');
+  assert.equal(await message(bea, 'a mesage with a typo').locator('.picker').isHidden(), true);
+  await bea.keyboard.press('Enter');
+  await bea.keyboard.press('Tab');
+  assert.equal(await bea.evaluate(() => document.activeElement.dataset.emoji), '❤️');
+  await bea.keyboard.press('Enter');
+  await message(ada, 'a mesage with a typo').locator('.reaction[data-emoji="❤️"]').waitFor({ timeout: WAIT_MS });
+  assert.equal(await bea.evaluate(() => document.activeElement.dataset.action), 'pick', 'the focus goes back to React');
+
+  // A reply is cancelled with Esc too.
+  await bea.keyboard.press('Shift+Tab');
+  assert.equal(await bea.evaluate(() => document.activeElement.dataset.action), 'reply');
+  await bea.keyboard.press('Enter');
+  assert.equal(await bea.locator('#composer-context').isVisible(), true);
+  await bea.keyboard.press('Escape');
+  assert.equal(await bea.locator('#composer-context').isVisible(), false);
+  assertNoProblems(pages);
+});

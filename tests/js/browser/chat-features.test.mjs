@@ -383,3 +383,113 @@ test('keyboard only: Up edits the last message, Esc cancels, reply and react by 
   assert.equal(await bea.locator('#composer-context').isVisible(), false);
   assertNoProblems(pages);
 });
+
+/** Puts another tab of `page`'s window in front, so `page` loses the focus for real (see
+ * attention.test.mjs); returns a function that brings `page` back. */
+async function sendToBackground(page) {
+  const real = async (p) => (await p.context().newCDPSession(p)).send('Emulation.setFocusEmulationEnabled', { enabled: false });
+  await real(page);
+  const other = await page.context().newPage();
+  await real(other);
+  await other.bringToFront();
+  await page.waitForFunction(() => !document.hasFocus(), null, { timeout: WAIT_MS });
+  return async () => {
+    await page.bringToFront();
+    await page.waitForFunction(() => document.hasFocus(), null, { timeout: WAIT_MS });
+  };
+}
+
+test('a mention brings a notification of its own, which the next messages do not replace', async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const pages = [];
+  t.after(() => Promise.all(pages.map((p) => p.context().close())));
+  const ada = await openPage(browser, `${server.url}/`, { prepare: (context) => context.grantPermissions(['notifications']) });
+  pages.push(ada);
+  const bea = await openPage(browser, await waitForRoom(ada));
+  pages.push(bea);
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, 1)));
+  await setName(ada, 'Ada');
+  await setName(bea, 'Bea');
+  await waitForNames(pages, ['Ada', 'Bea']);
+  await ada.waitForFunction(() => document.documentElement.dataset.offlineReady === 'true', null, { timeout: WAIT_MS });
+  await ada.locator('#notify-desktop').check();
+
+  const comeBack = await sendToBackground(ada);
+  await say(bea, 'one of many');
+  await say(bea, 'hey @ada, your turn');
+  await say(bea, 'and another');
+  await ada.waitForFunction(() => document.title === '(3) meshchat', null, { timeout: WAIT_MS });
+  const shown = () => ada.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications())
+    .map(({ title, body, tag }) => ({ title, body, tag: tag.replace(/-[0-9a-f]+$/, '') })));
+  await explained(ada, () => ada.waitForFunction(async () => {
+    const all = await (await navigator.serviceWorker.ready).getNotifications();
+    return all.some((n) => n.body === 'and another') && all.some((n) => n.tag.startsWith('mention-'));
+  }, null, { timeout: WAIT_MS, polling: 100 }));
+  assert.deepEqual(
+    (await shown()).filter((n) => n.tag === 'mention'),
+    [{ title: 'Bea mentioned you', body: 'hey @ada, your turn', tag: 'mention' }],
+  );
+  await comeBack();
+  assert.equal(await ada.locator('#log li.mentions-me mark.mention').textContent(), '@ada');
+  assertNoProblems(pages);
+});
+
+test('with a page of the older chat protocol: it gets plain messages only, and its messages show as plain text', async (t) => {
+  // Obi's page leaves chat-2 out of its hello, as pages before it did, and Ada's page
+  // records what it sends.
+  const older = (context) => context.addInitScript(() => {
+    const send = RTCDataChannel.prototype.send;
+    RTCDataChannel.prototype.send = function (data) {
+      if (typeof data === 'string' && data.includes('"type":"hello"')) {
+        const hello = JSON.parse(data);
+        hello.caps = hello.caps.filter((c) => c !== 'chat-2');
+        return send.call(this, JSON.stringify(hello));
+      }
+      return send.call(this, data);
+    };
+  });
+  const spy = (context) => context.addInitScript(() => {
+    window.sent = [];
+    const send = RTCDataChannel.prototype.send;
+    RTCDataChannel.prototype.send = function (data) {
+      if (typeof data === 'string') window.sent.push(data);
+      return send.call(this, data);
+    };
+  });
+  const server = await startServer();
+  t.after(() => server.stop());
+  const pages = [];
+  t.after(() => Promise.all(pages.map((p) => p.context().close())));
+  const ada = await openPage(browser, `${server.url}/`, { prepare: spy });
+  pages.push(ada);
+  const obi = await openPage(browser, await waitForRoom(ada), { prepare: older });
+  pages.push(obi);
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, 1)));
+  await setName(ada, 'Ada');
+  await setName(obi, 'Obi');
+  await waitForNames(pages, ['Ada', 'Obi']);
+
+  await say(obi, 'see https://example.com/x');
+  await waitForMessage(ada, 'Obi', 'see https://example.com/x');
+  assert.equal(await ada.locator('#log a').count(), 0, 'an older page\'s message is plain text');
+
+  await message(ada, 'see https://example.com/x').getByRole('button', { name: 'Reply to Obi' }).click();
+  await say(ada, '@Obi sure');
+  await waitForMessage(obi, 'Ada', '@Obi sure');
+  await message(ada, '@Obi sure').getByRole('button', { name: 'Edit your message' }).click();
+  await ada.locator('#message').fill('@Obi sure thing');
+  await ada.locator('#message').press('Enter');
+  await message(ada, 'see https://example.com/x').locator('[data-action="pick"]').click();
+  await message(ada, 'see https://example.com/x').locator('.picker [data-emoji="👍"]').click();
+  await say(ada, 'the end');
+  await waitForMessage(obi, 'Ada', 'the end');
+  const sent = (await ada.evaluate(() => window.sent)).map((d) => JSON.parse(d));
+  const chats = sent.filter((m) => m.type === 'chat');
+  assert.deepEqual(chats.map((m) => Object.keys(m).sort()), [['at', 'id', 'text', 'type'], ['at', 'id', 'text', 'type']]);
+  assert.deepEqual(sent.filter((m) => ['edit', 'delete', 'react'].includes(m.type)), []);
+  // Ada's own page shows what she did; Obi's keeps the text it was sent.
+  assert.equal(await message(ada, '@Obi sure thing').locator('.quote').count(), 1);
+  assert.equal(await message(obi, '@Obi sure').locator('.text').textContent(), '@Obi sure');
+  assertNoProblems(pages);
+});

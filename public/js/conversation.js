@@ -91,7 +91,7 @@ function view(app, state) {
     ...state,
     me: app.myName,
     reactions: (state.reactions ?? []).map(({ emoji, clients }) => ({
-      emoji, names: clients.map(nameOfClient), mine: clients.includes(chat.client),
+      emoji, names: clients.map(nameOfClient).sort((a, b) => a.localeCompare(b)), mine: clients.includes(chat.client),
     })),
   };
 }

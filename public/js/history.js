@@ -100,11 +100,13 @@ function countReactions(record) {
 }
 
 /** What the page shows of a message: {text, edited, deleted, replyTo, mentions, rich,
- * reactions: [{emoji, clients}]} (emoji in REACTION_EMOJI order, none without clients). */
+ * reactions: [{emoji, clients}]} (emoji in REACTION_EMOJI order, none without clients;
+ * clients sorted). */
 export function messageState(record) {
   const reactions = [];
   for (const emoji of REACTION_EMOJI) {
-    const clients = [...(record.reactions.get(emoji) ?? new Map())].filter(([, r]) => r.on).map(([c]) => c);
+    // Sorted, so every page lists them alike whatever order the reactions came in.
+    const clients = [...(record.reactions.get(emoji) ?? new Map())].filter(([, r]) => r.on).map(([c]) => c).sort();
     if (clients.length > 0) reactions.push({ emoji, clients });
   }
   return {

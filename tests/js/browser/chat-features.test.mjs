@@ -493,3 +493,65 @@ test('with a page of the older chat protocol: it gets plain messages only, and i
   assert.equal(await message(obi, '@Obi sure').locator('.text').textContent(), '@Obi sure');
   assertNoProblems(pages);
 });
+
+test('the convergence rule: the same edits, deletes and reactions in any order give the same state', async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const page = await openPage(browser, `${server.url}/`);
+  t.after(() => page.context().close());
+  // The page's own rules (history.js), run on 300 shuffles of one set of changes.
+  const states = await page.evaluate(async () => {
+    const { History, applyEdit, setReaction, messageState } = await import('/js/history.js');
+    const author = 'a'.repeat(24);
+    const ops = [];
+    for (let rev = 1; rev <= 4; rev += 1) {
+      for (const text of ['kiwi', 'apple', 'zebra']) ops.push({ kind: 'edit', rev, text });
+    }
+    for (const client of ['b'.repeat(24), 'c'.repeat(24)]) {
+      for (let n = 1; n <= 5; n += 1) {
+        for (const emoji of ['👍', '🎉']) ops.push({ kind: 'react', client, emoji, n, on: n % 2 === 1 });
+      }
+    }
+    const results = new Set();
+    const withDelete = new Set();
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    for (let round = 0; round < 300; round += 1) {
+      const shuffled = [...ops];
+      for (let i = shuffled.length - 1; i > 0; i -= 1) {
+        const j = Math.floor(random() * (i + 1));
+        [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+      }
+      const run = (list) => {
+        const history = new History();
+        const record = history.add({ id: `m${round}`, at: 1, name: 'Ada', client: author, text: 'original' });
+        for (const op of list) {
+          if (op.kind === 'edit') applyEdit(record, { rev: op.rev, text: op.text, deleted: false });
+          else if (op.kind === 'delete') applyEdit(record, { rev: op.rev, text: '', deleted: true });
+          else setReaction(record, op.emoji, op.client, op.n, op.on);
+        }
+        return JSON.stringify(messageState(record));
+      };
+      results.add(run(shuffled));
+      // A delete somewhere in the middle: deleted, whatever came after.
+      const at = Math.floor(random() * shuffled.length);
+      withDelete.add(run([...shuffled.slice(0, at), { kind: 'delete', rev: 2 }, ...shuffled.slice(at)]));
+    }
+    return { results: [...results].map((s) => JSON.parse(s)), withDelete: [...withDelete].map((s) => JSON.parse(s)) };
+  });
+  assert.equal(states.results.length, 1, `one state for every order: ${JSON.stringify(states.results)}`);
+  const [state] = states.results;
+  assert.equal(state.text, 'zebra');
+  assert.equal(state.edited, true);
+  // Each reactor's last change (n = 5) was an add.
+  assert.deepEqual(state.reactions, [
+    { emoji: '👍', clients: ['b'.repeat(24), 'c'.repeat(24)] },
+    { emoji: '🎉', clients: ['b'.repeat(24), 'c'.repeat(24)] },
+  ]);
+  assert.equal(states.withDelete.length, 1, `one state for every order with a delete: ${JSON.stringify(states.withDelete)}`);
+  assert.equal(states.withDelete[0].deleted, true);
+  assert.equal(states.withDelete[0].text, '');
+});

@@ -6,6 +6,10 @@ import { renderMessage, setDelivery, setQuote, updateMessage } from './message-v
 
 // How long a message jumped to stays highlighted.
 const FLASH_MS = 2_000;
+// A touch held this long on a reaction shows who reacted (there is no hover on phones)...
+const LONG_PRESS_MS = 500;
+// ...for this long.
+const WHO_SHOWN_MS = 5_000;
 
 /** Emits, through `emit`, the UserEvents REPLY_TO, START_EDIT, DELETE and REACT. */
 export class MessageLog {
@@ -26,6 +30,7 @@ export class MessageLog {
       if (this.#pinned) this.#log.scrollTop = this.#log.scrollHeight;
     }).observe(this.#log);
     this.#log.addEventListener('click', (e) => this.#onClick(e));
+    this.#followLongPress();
     this.#log.addEventListener('keydown', (e) => {
       const picker = e.target.closest?.('.picker');
       if (e.key === 'Escape' && picker && !picker.hidden) {
@@ -107,6 +112,45 @@ export class MessageLog {
     li.className = problem ? 'system problem' : 'system';
     li.textContent = text;
     this.#append(li);
+  }
+
+  /** A long press on a reaction shows who reacted, under the reactions, instead of
+   * toggling ours. */
+  #followLongPress() {
+    let timer = null;
+    let pressed = null; // the reaction held long enough: its click is not a toggle
+    const stop = () => clearTimeout(timer);
+    this.#log.addEventListener('pointerdown', (e) => {
+      const reaction = e.target.closest?.('.reaction');
+      stop();
+      if (!reaction || e.pointerType !== 'touch') return;
+      timer = setTimeout(() => {
+        pressed = reaction;
+        this.#showWho(reaction);
+      }, LONG_PRESS_MS);
+    });
+    for (const type of ['pointerup', 'pointercancel', 'pointerleave']) this.#log.addEventListener(type, stop);
+    this.#log.addEventListener('contextmenu', (e) => {
+      if (e.target.closest?.('.reaction')) e.preventDefault();
+    });
+    this.#log.addEventListener('click', (e) => {
+      if (pressed && e.target.closest?.('.reaction') === pressed) e.stopImmediatePropagation();
+      pressed = null;
+    }, { capture: true });
+  }
+
+  #showWho(reaction) {
+    const li = reaction.closest('li');
+    let who = li.querySelector('.reaction-who');
+    if (!who) {
+      who = this.#doc.createElement('p');
+      who.className = 'reaction-who';
+      who.setAttribute('role', 'status');
+      li.querySelector('.reactions').after(who);
+    }
+    who.textContent = `${reaction.dataset.emoji} ${reaction.title}`;
+    clearTimeout(who.timer);
+    who.timer = setTimeout(() => who.remove(), WHO_SHOWN_MS);
   }
 
   #onClick(e) {

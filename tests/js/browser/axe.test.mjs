@@ -88,8 +88,14 @@ test(`axe-core: no violations on desktop and phone, with replies, reactions and 
   await ada.locator('#mention-list li').first().waitFor({ timeout: WAIT_MS });
   assert.deepEqual(await violations(ada), [], 'desktop, picker, reply bar and completion');
 
-  // Phone: the mention of Pia shows; the conversation, then the member panel.
+  // Phone: the mention of Pia shows; a long press on a reaction says who reacted (no
+  // hover on phones); the conversation, then the member panel.
   assert.equal(await phone.locator('#log mark.mention').textContent(), '@Pia');
+  const thumbs = msg(phone, 'looks good').locator('.reaction[data-emoji="👍"]');
+  await thumbs.dispatchEvent('pointerdown', { pointerType: 'touch', isPrimary: true });
+  await msg(phone, 'looks good').locator('.reaction-who').waitFor({ timeout: WAIT_MS });
+  await thumbs.dispatchEvent('pointerup', { pointerType: 'touch', isPrimary: true });
+  assert.equal(await msg(phone, 'looks good').locator('.reaction-who').textContent(), '👍 Cy, You');
   assert.deepEqual(await violations(phone), [], 'phone');
   await phone.locator('#members-toggle').click();
   await phone.locator('#side').waitFor({ state: 'visible', timeout: WAIT_MS });

@@ -239,7 +239,7 @@ test('an edit or delete of a message sent by anyone but its author is ignored, l
   assertNoProblems(pages);
 });
 
-test('concurrent edits converge: the same text on every page, whatever order they arrive in', async (t) => {
+test('concurrent edits converge: the same text on every page, whatever order they arrive in; an edit before its message waits for it', async (t) => {
   const names = ['Ada', 'Bea', 'Cy'];
   const { pages, link } = await room(t, names);
   const [ada, bea, cy] = pages;
@@ -274,6 +274,20 @@ test('concurrent edits converge: the same text on every page, whatever order the
     hook.applyOwn(a);
   }, [beaId, cyId, edit(2, 'zeta'), edit(3, 'gamma')]);
   await Promise.all(pages.map((p) => waitForText(p, id, 'gamma')));
+
+  // An edit, and a reaction from Cy, that reach Bea before the message they change are
+  // kept and applied when it comes.
+  const early = 'e'.repeat(24);
+  const beaAtCy = await peerIdOf(cy, 'Bea');
+  await cy.evaluate(([bea, early]) => window.meshchatTest.sendRaw(bea, { type: 'react', id: early, emoji: '😮', on: true, n: 1 }), [beaAtCy, early]);
+  await ada.evaluate(([bea, early]) => {
+    window.meshchatTest.sendRaw(bea, { type: 'edit', id: early, rev: 1, text: 'as edited' });
+    window.meshchatTest.sendRaw(bea, { type: 'chat', id: early, at: Date.now(), text: 'as first written' });
+  }, [beaId, early]);
+  await waitForText(bea, early, 'as edited');
+  assert.equal(await message(bea, 'as edited').locator('.edited').isVisible(), true);
+  assert.equal(await message(bea, 'as edited').locator('.reaction').getAttribute('title'), 'Cy');
+
   // And a late joiner gets the same.
   const dee = await join(pages, link, 'Dee', [...names, 'Dee']);
   await waitForText(dee, id, 'gamma');

@@ -93,6 +93,9 @@ export class Members {
   /** The older peer id of the member with `client` (the page behind `peerId`), if any. */
   #comebackOf(peerId, member, client) {
     if (typeof client !== 'string' || client.length > 64) return undefined;
+    // A channel speaks for one page: a second hello on it cannot take another page's
+    // client id (and with it the right to edit that page's messages).
+    if (member.client !== null && member.client !== client) return undefined;
     member.client = client;
     return [...this.#members.keys()].find((id) => id !== peerId && this.#members.get(id).client === client);
   }

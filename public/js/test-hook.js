@@ -18,5 +18,6 @@ export function exposeTestHook({ peers, chat }) {
     // changes applied without sending (concurrent edits staged by hand).
     sendRaw: (peerId, msg) => peers.get(peerId).channel.send(JSON.stringify(msg)),
     applyOwn: (msg) => chat.applyOwn(msg),
+    client: () => chat.client,
   };
 }

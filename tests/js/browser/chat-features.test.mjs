@@ -216,6 +216,13 @@ test('an edit or delete of a message sent by anyone but its author is ignored, l
   };
   await forge('Bea');
   await forge('Ada');
+  // Nor does a second hello on Cy's channel, claiming to be Ada's page, make Cy her.
+  const adaClient = await ada.evaluate(() => window.meshchatTest.client());
+  const beaAtCy = await peerIdOf(cy, 'Bea');
+  await cy.evaluate(([peerId, id, client]) => {
+    window.meshchatTest.sendRaw(peerId, { type: 'hello', name: 'Cy', client, caps: ['chat-2', 'history'] });
+    window.meshchatTest.sendRaw(peerId, { type: 'edit', id, rev: 2000, text: 'forged as Ada' });
+  }, [beaAtCy, id, adaClient]);
   await say(cy, 'after the forgery');
   await Promise.all([ada, bea].map((p) => waitForMessage(p, 'Cy', 'after the forgery')));
   for (const page of [ada, bea]) {

@@ -45,7 +45,7 @@ export class History {
     const record = {
       rev: 0, deleted: false, replyTo: null, mentions: [], rich: true, ...message, reactions: new Map(),
     };
-    for (const [emoji, client, n, on] of message.reactions ?? []) setReaction(record, emoji, client, n, on);
+    for (const [emoji, client, n, on] of message.reactions ?? []) setReaction(record, emoji, client, n, on, { backfilled: true });
     if (record.deleted) record.text = '';
     // Mostly appended; a backfill's older messages go where their time puts them.
     let i = this.#messages.length;
@@ -77,19 +77,36 @@ export function applyEdit(record, { rev, text, deleted }) {
   return true;
 }
 
+/**
+ * Applies an edit or delete that came on the author's own channel to a message whose state
+ * we only have from a backfill: that state, which the member who gave it could have made
+ * up, yields to it whatever its `rev`. From then on applyEdit's rule holds. (An honest
+ * backfill never runs ahead of the author for long: the author's later changes follow on
+ * the same channel, in order.)
+ */
+export function confirmEdit(record, { rev, text, deleted }) {
+  record.backfilled = false;
+  record.rev = rev;
+  record.deleted = deleted;
+  record.text = deleted ? '' : text;
+  return true;
+}
+
 /** Sets `client`'s reaction with `emoji` on `record` to `on` if its counter `n` is newer
- * than what we have (a removal wins a tie); returns whether anything changed. */
-export function setReaction(record, emoji, client, n, on) {
+ * than what we have (a removal wins a tie); returns whether anything changed. A reaction
+ * known only from a backfill yields to the reactor's own (`backfilled` marks the former). */
+export function setReaction(record, emoji, client, n, on, { backfilled = false } = {}) {
   if (!REACTION_EMOJI.includes(emoji) || !isId(client) || !Number.isSafeInteger(n)) return false;
   let byClient = record.reactions.get(emoji);
   const had = byClient?.get(client);
-  if (had && (n < had.n || (n === had.n && (had.on === on || !had.on)))) return false;
+  const yields = had?.backfilled && !backfilled;
+  if (had && !yields && (n < had.n || (n === had.n && (had.on === on || !had.on)))) return false;
   if (!had && countReactions(record) >= MAX_REACTION_ENTRIES) return false;
   if (!byClient) {
     byClient = new Map();
     record.reactions.set(emoji, byClient);
   }
-  byClient.set(client, { n, on: Boolean(on) });
+  byClient.set(client, { n, on: Boolean(on), backfilled });
   return true;
 }
 
@@ -149,6 +166,7 @@ export function parseHistoryItem(raw, { maxText, cleanName }) {
     mentions: parseMentions(raw.mentions),
     // Pages before CHAT_2 send none of these: their messages stay plain text.
     rich: raw.rich === true,
+    backfilled: true, // see confirmEdit
     reactions: (Array.isArray(raw.reactions) ? raw.reactions : []).slice(0, MAX_REACTION_ENTRIES)
       .filter((r) => Array.isArray(r) && r.length === 4 && typeof r[3] === 'boolean'),
   };

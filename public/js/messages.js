@@ -2,7 +2,7 @@
 // connection being restored), others' are taken once each; both are kept in the History,
 // with the edits, deletes and reactions that change them (rules in history.js).
 import { Capability, ChatEvent, ChatMessage } from './events.js';
-import { applyEdit, messageState, parseMentions, setReaction } from './history.js';
+import { applyEdit, confirmEdit, messageState, parseMentions, setReaction } from './history.js';
 import { isId, randomId } from './ids.js';
 import { mentionsName } from './mentions.js';
 
@@ -153,9 +153,12 @@ export class Messages {
     // Edits and deletes: only from the author's page.
     if (record.client === null || client !== record.client) return false;
     if (!Number.isSafeInteger(msg.rev) || msg.rev < 1) return false;
-    if (msg.type === ChatMessage.DELETE) return applyEdit(record, { rev: msg.rev, text: '', deleted: true });
-    if (typeof msg.text !== 'string' || !msg.text.trim()) return false;
-    return applyEdit(record, { rev: msg.rev, text: msg.text.slice(0, MAX_TEXT_LENGTH), deleted: false });
+    let change;
+    if (msg.type === ChatMessage.DELETE) change = { rev: msg.rev, text: '', deleted: true };
+    else if (typeof msg.text === 'string' && msg.text.trim()) change = { rev: msg.rev, text: msg.text.slice(0, MAX_TEXT_LENGTH), deleted: false };
+    else return false;
+    // What a backfill said of the message yields to its author's own word.
+    return record.backfilled ? confirmEdit(record, change) : applyEdit(record, change);
   }
 
   /** What the page shows of `record`, with whether it mentions us. */

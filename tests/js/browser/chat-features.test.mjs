@@ -576,3 +576,48 @@ test('the convergence rule: the same edits, deletes and reactions in any order g
   assert.equal(states.withDelete[0].deleted, true);
   assert.equal(states.withDelete[0].text, '');
 });
+
+test('a backfill that misstates a message cannot stop its author: the author\'s next edit shows', async (t) => {
+  // Cy's page gives newcomers a made-up version of Ada's message, with a high revision.
+  const lying = (context) => context.addInitScript(() => {
+    const send = RTCDataChannel.prototype.send;
+    RTCDataChannel.prototype.send = function (data) {
+      if (typeof data === 'string' && data.includes('"type":"history"')) {
+        const msg = JSON.parse(data);
+        for (const m of msg.messages) {
+          if (m.text === 'the truth') Object.assign(m, { text: 'a lie', rev: 50 });
+        }
+        return send.call(this, JSON.stringify(msg));
+      }
+      return send.call(this, data);
+    };
+  });
+  const server = await startServer();
+  t.after(() => server.stop());
+  const pages = [];
+  t.after(() => Promise.all(pages.map((p) => p.context().close())));
+  const ada = await openPage(browser, withHook(`${server.url}/`));
+  pages.push(ada);
+  const link = await waitForRoom(ada);
+  const bea = await openPage(browser, withHook(link));
+  pages.push(bea);
+  const cy = await openPage(browser, withHook(link), { prepare: lying });
+  pages.push(cy);
+  const names = ['Ada', 'Bea', 'Cy'];
+  await Promise.all(pages.map((p, i) => setName(p, names[i])));
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, 2)));
+  await waitForNames(pages, names);
+  // Only Cy shares history, so the newcomer asks Cy.
+  for (const page of [ada, bea]) await page.locator('#share-history').uncheck();
+  await say(ada, 'the truth');
+  await Promise.all([bea, cy].map((p) => waitForMessage(p, 'Ada', 'the truth')));
+  const id = await idOf(ada, 'the truth');
+
+  const dee = await join(pages, link, 'Dee', [...names, 'Dee']);
+  await waitForText(dee, id, 'a lie');
+  await message(ada, 'the truth').getByRole('button', { name: 'Edit your message' }).click();
+  await ada.locator('#message').fill('the truth, edited');
+  await ada.locator('#message').press('Enter');
+  await Promise.all(pages.map((p) => waitForText(p, id, 'the truth, edited')));
+  assertNoProblems(pages);
+});

@@ -24,6 +24,8 @@ pub struct Config {
     pub ice: IceConfig,
     #[command(flatten)]
     pub ops: OpsConfig,
+    #[command(flatten)]
+    pub resume: ResumeConfig,
 }
 
 /// Where the server listens, and how it talks HTTP and Engine.IO: message sizes,
@@ -273,6 +275,29 @@ pub struct OpsConfig {
     pub fly_machine_id: Option<String>,
 }
 
+/// Resuming: a page that reconnects gets its peer id and rooms back (docs/PROTOCOL.md,
+/// "Resuming").
+#[derive(Args, Debug, Clone)]
+pub struct ResumeConfig {
+    /// Key of the resume tokens that create-room and join-room acks carry. Unset: a single
+    /// node makes a random one at start; nodes sharing a REDIS_URL share one through Redis.
+    /// Never logged.
+    #[arg(long, env = "RESUME_SECRET", hide_env_values = true)]
+    pub resume_secret: Option<Secret>,
+
+    /// How long the rooms of a client that was handed a resume token are held after its
+    /// connection ends, in milliseconds, before its leave is told: a client that resumes
+    /// within it keeps its peer id and rooms, and nobody hears it left. 0: resume off
+    /// (no tokens, every leave told at once).
+    #[arg(long, env = "RESUME_GRACE_MS", default_value_t = 5_000)]
+    pub resume_grace_ms: u64,
+
+    /// How long a resume token stays valid after it was handed out, in seconds.
+    #[arg(long, env = "RESUME_TTL_SECS", default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub resume_ttl_secs: u64,
+}
+
 /// Where `--help` lists LOG_FORMAT: at the place of ICE_SERVERS (the 27th setting; a tie
 /// sorts by name), so right after it, as before the settings were grouped.
 const LOG_FORMAT_SHOWN_AT: usize = 26;
@@ -436,6 +461,16 @@ impl ClusterConfig {
 
     pub fn redis_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_timeout_ms.max(1))
+    }
+}
+
+impl ResumeConfig {
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(self.resume_grace_ms)
+    }
+
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.resume_ttl_secs)
     }
 }
 

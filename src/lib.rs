@@ -7,7 +7,8 @@
 //!   parsing, refusals).
 //! - [`config`]: flags and environment variables, in one group per concern; `trim`: gives
 //!   freed heap back to the system after the crowd shrinks.
-//! - `limits`: rate limits; `membership`: the only door to rooms, in memory or in Redis.
+//! - `limits`: rate limits; `membership`: the only door to rooms, in memory or in Redis;
+//!   `resume`: the tokens that give a reconnecting client its peer id and rooms back.
 //! - [`turn`]: TURN credentials, and the built-in STUN server and TURN relay.
 //! - `signaling`: one handler per protocol event; `http`: every HTTP route (health,
 //!   metrics, RTC config, web client) and the layers in front of Engine.IO.
@@ -25,6 +26,7 @@ mod trim;
 
 mod limits;
 mod membership;
+mod resume;
 
 pub mod turn;
 

@@ -27,6 +27,7 @@ use crate::config::{Config, IceConfig, IceTransportPolicy, ListenConfig};
 use crate::http::{self, Drain, Tracked};
 use crate::membership::{Limits, Membership};
 use crate::metrics::Metrics;
+use crate::resume::Resume;
 use crate::signaling::{self, Signaling};
 use crate::trim;
 use crate::turn::StunTurn;
@@ -70,6 +71,7 @@ async fn run_signaling(
             &config.limits,
             membership.clone(),
             metrics.clone(),
+            Resume::new(&config.resume, false),
         );
         let (layer, io) = socket_io(&listen, signaling).build_layer();
         io.ns("/", signaling::on_connect.with(signaling::init_socket));
@@ -85,11 +87,13 @@ async fn run_signaling(
         }
     };
     let membership = cluster.membership(limits);
+    let resume = Resume::new(&config.resume, true);
     let signaling = Signaling::new(
         listen.clone(),
         &config.limits,
         membership.clone(),
         metrics.clone(),
+        resume.clone(),
     );
     let (layer, io) = socket_io(&listen, signaling)
         .with_adapter::<ClusterAdapter>(cluster.adapter())
@@ -102,7 +106,7 @@ async fn run_signaling(
     {
         warn!(?error, "socket.io namespace setup failed");
     }
-    cluster.start_heartbeat(io.clone(), metrics.clone());
+    cluster.start_heartbeat(io.clone(), metrics.clone(), resume);
     info!(node = %cluster.node(), "cluster mode: redis adapter");
     let router = http::router(
         config,

@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::membership::{Limits, Membership, NodeRooms};
 use crate::metrics::Metrics;
 use crate::protocol::{PeerId, RoomId};
+use crate::resume::{self, Resume};
 use crate::signaling;
 use pubsub::PubSubDriver;
 
@@ -97,15 +98,27 @@ impl Cluster {
             && registered == self.driver.connections()
     }
 
-    /// Beats until the process ends.
-    pub(crate) fn start_heartbeat<A: Adapter>(&self, io: SocketIo<A>, metrics: Arc<Metrics>) {
+    /// Beats until the process ends. Until `resume` has a key (no `RESUME_SECRET`), each
+    /// beat first asks Redis for the one the nodes share.
+    pub(crate) fn start_heartbeat<A: Adapter>(
+        &self,
+        io: SocketIo<A>,
+        metrics: Arc<Metrics>,
+        resume: Resume,
+    ) {
         let cluster = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(cluster.interval);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                let ok = cluster.beat(&io, &metrics).await;
+                if !resume.has_key() {
+                    match cluster.rooms.shared_key(&resume::random_key()).await {
+                        Ok(key) => resume.set_key(&key),
+                        Err(error) => warn!(%error, "redis: resume key not read"),
+                    }
+                }
+                let ok = cluster.beat(&io, &metrics, &resume).await;
                 if ok != cluster.beating.swap(ok, Ordering::AcqRel) {
                     if ok {
                         info!(node = %cluster.node, "redis: heartbeat ok");
@@ -117,7 +130,7 @@ impl Cluster {
         });
     }
 
-    async fn beat<A: Adapter>(&self, io: &SocketIo<A>, metrics: &Metrics) -> bool {
+    async fn beat<A: Adapter>(&self, io: &SocketIo<A>, metrics: &Metrics, resume: &Resume) -> bool {
         // Read first: a reconnect that happens during this beat is handled by the next.
         let connection = self.driver.connections();
         let tick = match self.rooms.tick(self.ttl).await {
@@ -147,7 +160,13 @@ impl Cluster {
             || self.registered_for.load(Ordering::Acquire) != connection
         {
             // Redis lost this node's key, or contact was lost meanwhile (Redis may have
-            // restarted empty): write the memberships back; it is idempotent.
+            // restarted empty): write the memberships back, and the shared resume key, so
+            // that a node starting now agrees with this one; both are idempotent.
+            if let Some(key) = resume.shared_key_to_keep()
+                && let Err(error) = self.rooms.shared_key(&key).await
+            {
+                warn!(%error, "redis: resume key not written back");
+            }
             match self.rooms.register_again().await {
                 Ok(n) => {
                     self.registered_for.store(connection, Ordering::Release);

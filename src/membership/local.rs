@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{Join, Limits};
+use super::{Join, Limits, Resumed};
 use crate::protocol::{PeerId, RoomId};
 
 /// The room table. A cheap handle over shared state.
@@ -21,6 +21,10 @@ struct Tables {
     members: HashMap<RoomId, Vec<PeerId>>,
     /// Each peer's rooms, for peers in at least one.
     rooms_of: HashMap<PeerId, Vec<RoomId>>,
+    /// Departed peers whose rooms are held for their resume, with the hold's number.
+    held: HashMap<PeerId, u64>,
+    /// The number of the last hold.
+    holds: u64,
 }
 
 impl LocalRooms {
@@ -85,6 +89,45 @@ impl LocalRooms {
             }
         }
         rooms
+    }
+
+    /// Holds the rooms of `peer`, whose connection ended, for its resume; `None` when it is
+    /// in no room. The number tells this hold from later ones.
+    pub(crate) fn hold(&self, peer: &PeerId) -> Option<u64> {
+        let mut t = self.lock();
+        if !t.rooms_of.contains_key(peer) {
+            return None;
+        }
+        t.holds += 1;
+        let hold = t.holds;
+        t.held.insert(peer.clone(), hold);
+        Some(hold)
+    }
+
+    /// Leaves every room of `peer` if hold number `hold` still holds them (it did not
+    /// resume); `None` when it did.
+    pub(crate) fn end_hold(&self, peer: &PeerId, hold: u64) -> Option<Vec<RoomId>> {
+        {
+            let mut t = self.lock();
+            if t.held.get(peer) != Some(&hold) {
+                return None;
+            }
+            t.held.remove(peer);
+        }
+        Some(self.leave_all(peer))
+    }
+
+    /// Gives a held peer its rooms back.
+    pub(crate) fn resume(&self, peer: &PeerId) -> Resumed {
+        let mut t = self.lock();
+        if t.held.remove(peer).is_some() {
+            return Resumed::Rooms(t.rooms_of.get(peer).cloned().unwrap_or_default());
+        }
+        if t.rooms_of.contains_key(peer) {
+            Resumed::InUse
+        } else {
+            Resumed::Gone
+        }
     }
 
     /// Whether `a` and `b` are members of one room.
@@ -175,6 +218,25 @@ mod tests {
         assert!(rooms.sizes().is_empty());
         assert_eq!(rooms.join(&id, &a, LIMITS), Join::NoSuchRoom);
         assert!(rooms.leave_all(&a).is_empty());
+    }
+
+    #[test]
+    fn a_held_peer_resumes_once_and_an_ended_hold_leaves() {
+        let rooms = LocalRooms::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let id = created(rooms.create(&a, LIMITS));
+        rooms.join(&id, &b, LIMITS);
+        assert_eq!(rooms.resume(&a), Resumed::InUse);
+        let first = rooms.hold(&a).unwrap();
+        assert_eq!(rooms.resume(&a), Resumed::Rooms(vec![id.clone()]));
+        assert_eq!(rooms.resume(&a), Resumed::InUse);
+        // The first hold's end finds a resumed peer, held again since: nothing changes.
+        let second = rooms.hold(&a).unwrap();
+        assert_eq!(rooms.end_hold(&a, first), None);
+        assert!(rooms.share_a_room(&a, &b));
+        assert_eq!(rooms.end_hold(&a, second), Some(vec![id]));
+        assert_eq!(rooms.resume(&a), Resumed::Gone);
+        assert_eq!(rooms.hold(&a), None);
     }
 
     #[test]

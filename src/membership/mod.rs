@@ -72,6 +72,17 @@ pub(crate) enum Join {
     TooManyRooms,
 }
 
+/// What a resume found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resumed {
+    /// The peer was held (or its node died): it is this node's now, in these rooms.
+    Rooms(Vec<RoomId>),
+    /// The peer is connected through another socket.
+    InUse,
+    /// The peer left its rooms already (its leave was told), or was never in one.
+    Gone,
+}
+
 /// The rooms a departing peer left.
 #[derive(Debug)]
 pub(crate) struct Left {
@@ -131,6 +142,36 @@ impl Membership {
                 deferred: None,
             },
             Backend::Redis(rooms) => rooms.leave_all(peer).await,
+        }
+    }
+
+    /// Holds the rooms of `peer`, whose connection ended, for its resume, instead of leaving
+    /// them; `None` when it is in no room. The hold ends with [`Membership::end_hold`].
+    pub(crate) fn hold(&self, peer: &PeerId) -> Option<u64> {
+        match &self.backend {
+            Backend::Local(rooms) => rooms.hold(peer),
+            Backend::Redis(rooms) => rooms.hold(peer),
+        }
+    }
+
+    /// At the end of the grace window: leaves every room of `peer` unless it resumed
+    /// (here or on another node) since hold number `hold`; `None` when it did.
+    pub(crate) async fn end_hold(&self, peer: &PeerId, hold: u64) -> Option<Left> {
+        match &self.backend {
+            Backend::Local(rooms) => rooms.end_hold(peer, hold).map(|rooms| Left {
+                rooms,
+                deferred: None,
+            }),
+            Backend::Redis(rooms) => rooms.end_hold(peer, hold).await,
+        }
+    }
+
+    /// Makes `peer` this node's again, with its rooms, if it is held or its node died; with
+    /// Redis the caller first made sure that no node has a socket of it.
+    pub(crate) async fn resume(&self, peer: &PeerId) -> Result<Resumed> {
+        match &self.backend {
+            Backend::Local(rooms) => Ok(rooms.resume(peer)),
+            Backend::Redis(rooms) => rooms.resume(peer).await,
         }
     }
 
@@ -227,6 +268,12 @@ impl NodeRooms {
     /// Forgets this node's peers and returns them, after the cluster declared it dead.
     pub(crate) fn forget_local_peers(&self) -> Vec<PeerId> {
         self.rooms.forget_local_peers()
+    }
+
+    /// The key of resume tokens that every node shares: the one in Redis, or `candidate`
+    /// when there is none yet.
+    pub(crate) async fn shared_key(&self, candidate: &str) -> Result<String> {
+        self.rooms.shared_key(candidate).await
     }
 
     /// Keeps a leave whose announcement could not be sent, for the next

@@ -3,7 +3,7 @@
 //! that must be atomic is one Lua script (key layout: docs/cluster.md, "Inside").
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use tokio::sync::RwLock;
 
-use super::{Join, Left, Limits};
+use super::{Join, Left, Limits, Resumed};
 use crate::error::{Result, bounded};
 use crate::protocol::{PeerId, RoomId};
 
@@ -59,7 +59,11 @@ return n
 /// key prefix, peer, how long to keep a room this empties (ms, 0: not at all), then its
 /// rooms. Returns the rooms to tell: those the peer was still in, or all of them unless a
 /// sweep of this node removed it (and told them) first; Redis may have lost them instead.
+/// None when the peer resumed on another node, which holds its memberships now.
 const LEAVE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then
+  return {}
+end
 local keep = tonumber(ARGV[3])
 local swept = redis.call('EXISTS', KEYS[4]) == 1
 local left = {}
@@ -126,6 +130,36 @@ end
 return 1
 ";
 
+/// A resume: makes a peer that is still a member of its rooms this node's, whichever node
+/// held it (the caller made sure no node has a socket of it). No KEYS (the holder is found
+/// in the `nodes` set); ARGV: key prefix, peer, this node, how long the claim lasts (ms).
+/// The claim refuses a second resume of the same peer until the first one's socket is
+/// connected, and so findable. Returns `ok` then the peer's rooms, `in_use`, or `gone`.
+const TAKE: &str = r"
+local p, peer, me = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('EXISTS', p .. 'peer:' .. peer) == 0 then return {'gone'} end
+if not redis.call('SET', p .. 'claim:' .. peer, me, 'PX', ARGV[4], 'NX') then return {'in_use'} end
+local from = nil
+for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
+  if redis.call('SISMEMBER', p .. 'node:' .. n .. ':peers', peer) == 1 then from = n end
+end
+if from == nil then return {'gone'} end
+if from ~= me then
+  redis.call('SREM', p .. 'node:' .. from .. ':peers', peer)
+  redis.call('SADD', p .. 'node:' .. me .. ':peers', peer)
+end
+local out = {'ok'}
+for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. peer)) do table.insert(out, r) end
+return out
+";
+
+/// The resume key the nodes share: sets KEYS[1] to ARGV[1] unless it is set, and returns
+/// what it holds.
+const SHARED_KEY: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+";
+
 /// A script that may call `resize` (see [`RESIZE`]).
 fn resizing(body: &str) -> Script {
     Script::new(&format!("{RESIZE}{body}"))
@@ -167,6 +201,12 @@ pub(crate) struct RedisRooms {
     /// Set while the node drains for a restart: a room its leaving peers empty is kept
     /// for [`KEEP_ROOM`], so that its members find it again through another node.
     draining: Arc<AtomicBool>,
+    /// This node's departed peers whose memberships are held for their resume, with the
+    /// number of their hold. Still in `own`, but not written back after Redis lost them:
+    /// a hold ends when Redis restarts.
+    held: Arc<Mutex<HashMap<PeerId, u64>>>,
+    /// The number of the last hold.
+    holds: Arc<AtomicU64>,
 }
 
 /// How long a room emptied by a draining node stays joinable under its id: its members
@@ -179,6 +219,8 @@ struct Scripts {
     leave: Script,
     tick: Script,
     register: Script,
+    take: Script,
+    shared_key: Script,
 }
 
 impl std::fmt::Debug for RedisRooms {
@@ -213,12 +255,16 @@ impl RedisRooms {
                 leave: resizing(LEAVE),
                 tick: resizing(TICK),
                 register: resizing(REGISTER),
+                take: Script::new(TAKE),
+                shared_key: Script::new(SHARED_KEY),
             }),
             own: Arc::default(),
             registration: Arc::default(),
             pending_leaves: Arc::default(),
             untold: Arc::default(),
             draining: Arc::default(),
+            held: Arc::default(),
+            holds: Arc::default(),
         }
     }
 
@@ -397,6 +443,68 @@ impl RedisRooms {
         Ok(left.iter().filter_map(|r| RoomId::parse(r)).collect())
     }
 
+    /// Holds the memberships of `peer`, whose connection ended, for its resume: nothing
+    /// changes in Redis, where a node that finds no socket of it may take it over.
+    pub(crate) fn hold(&self, peer: &PeerId) -> Option<u64> {
+        if !self.own().contains_key(peer) {
+            return None;
+        }
+        let hold = self.holds.fetch_add(1, Ordering::Relaxed) + 1;
+        lock(&self.held).insert(peer.clone(), hold);
+        Some(hold)
+    }
+
+    /// Leaves the rooms of `peer` unless it resumed since hold number `hold`: here (the
+    /// hold is gone) or on another node (the leave script finds it moved, and tells
+    /// nobody).
+    pub(crate) async fn end_hold(&self, peer: &PeerId, hold: u64) -> Option<Left> {
+        {
+            let mut held = lock(&self.held);
+            if held.get(peer) != Some(&hold) {
+                return None;
+            }
+            held.remove(peer);
+        }
+        Some(self.leave_all(peer).await)
+    }
+
+    /// Runs [`TAKE`]: `peer` becomes this node's, with its rooms, unless it left already or
+    /// another resume of it is under way.
+    pub(crate) async fn resume(&self, peer: &PeerId) -> Result<Resumed> {
+        let _change = self.registration.read().await;
+        let mut conn = self.conn.clone();
+        let mut call = self.scripts.take.prepare_invoke();
+        let claim = u64::try_from(self.timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(2)
+            .max(1_000);
+        call.arg(&*self.prefix)
+            .arg(peer.as_str())
+            .arg(&*self.node)
+            .arg(claim);
+        let out: Vec<String> = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
+        Ok(match out.first().map(String::as_str) {
+            Some("ok") => {
+                let rooms: Vec<RoomId> = out[1..].iter().filter_map(|r| RoomId::parse(r)).collect();
+                lock(&self.held).remove(peer);
+                self.own()
+                    .insert(peer.clone(), rooms.iter().cloned().collect());
+                Resumed::Rooms(rooms)
+            }
+            Some("in_use") => Resumed::InUse,
+            _ => Resumed::Gone,
+        })
+    }
+
+    /// The resume key every node uses: the one in Redis, or `candidate` if none was set.
+    pub(crate) async fn shared_key(&self, candidate: &str) -> Result<String> {
+        let mut conn = self.conn.clone();
+        let mut call = self.scripts.shared_key.prepare_invoke();
+        call.key(format!("{}resume_key", self.prefix))
+            .arg(candidate);
+        bounded(self.timeout, call.invoke_async(&mut conn)).await
+    }
+
     /// Retries the leaves that failed; returns those that went through now, so their
     /// rooms can be told, and the leaves whose announcement failed, to be told again. All
     /// their rooms: the first attempt may have run after all, or Redis may have lost the
@@ -499,9 +607,11 @@ impl RedisRooms {
     /// Writes every membership of this node's peers back to Redis, after Redis lost them.
     pub(crate) async fn register_again(&self) -> Result<usize> {
         let _all = self.registration.write().await;
+        let held = lock(&self.held).clone();
         let pairs: Vec<(PeerId, RoomId)> = self
             .own()
             .iter()
+            .filter(|(peer, _)| !held.contains_key(*peer))
             .flat_map(|(peer, rooms)| rooms.iter().map(|r| (peer.clone(), r.clone())))
             .collect();
         let mut conn = self.conn.clone();
@@ -518,6 +628,7 @@ impl RedisRooms {
     /// declared this node dead: their rooms were already told they left, so their own
     /// disconnects must not tell them again.
     pub(crate) fn forget_local_peers(&self) -> Vec<PeerId> {
+        lock(&self.held).clear();
         self.own().drain().map(|(peer, _)| peer).collect()
     }
 }

@@ -349,3 +349,71 @@ async fn a_leave_after_redis_lost_its_data_tells_the_rooms() {
     redis.flushall().await;
     assert_eq!(a.leave_all(&p).await.rooms, [room]);
 }
+
+/// A peer held on one node and resumed on another is that node's: the first node's end of
+/// hold tells nobody, and the sweep of the first node, once dead, passes it by.
+#[tokio::test]
+async fn a_peer_resumed_elsewhere_is_neither_left_nor_swept_by_its_old_node() {
+    use super::Resumed;
+    let redis = Redis::start().await;
+    let (a, b) = (redis.node("a").await, redis.node("b").await);
+    let ttl = Duration::from_millis(200);
+    let (p, q) = (PeerId::random(), PeerId::random());
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    b.join(&room, &q, LIMITS).await.unwrap();
+    for node in [&a, &b] {
+        node.tick(ttl).await.unwrap();
+    }
+    let hold = a.hold(&p).unwrap();
+    assert_eq!(
+        b.resume(&p).await.unwrap(),
+        Resumed::Rooms(vec![room.clone()])
+    );
+    // A second resume while the first one's socket connects is refused.
+    assert_eq!(b.resume(&p).await.unwrap(), Resumed::InUse);
+    let left = a.end_hold(&p, hold).await.unwrap();
+    assert!(left.rooms.is_empty() && left.deferred.is_none(), "{left:?}");
+    // a dies: b's sweep finds none of a's peers, and p is still a member.
+    let sweep = async {
+        loop {
+            let tick = b.tick(ttl).await.unwrap();
+            let mut conn = redis
+                .client
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let nodes: Vec<String> = redis::cmd("SMEMBERS")
+                .arg("test:nodes")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if !nodes.contains(&"a".to_owned()) {
+                return tick;
+            }
+            assert!(tick.gone.is_empty(), "{tick:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let tick = tokio::time::timeout(WAIT, sweep).await.unwrap();
+    assert!(tick.gone.is_empty(), "{tick:?}");
+    let mut members = b.members(&room).await.unwrap();
+    members.sort();
+    let mut want = vec![p.to_string(), q.to_string()];
+    want.sort();
+    assert_eq!(members, want);
+    // Its leave from b, later, tells the room.
+    assert_eq!(b.leave_all(&p).await.rooms, vec![room]);
+}
+
+/// A peer whose leave was told cannot be resumed.
+#[tokio::test]
+async fn a_peer_that_left_is_gone() {
+    use super::Resumed;
+    let redis = Redis::start().await;
+    let (a, b) = (redis.node("a").await, redis.node("b").await);
+    let p = PeerId::random();
+    created(a.create(&p, LIMITS).await.unwrap());
+    let hold = a.hold(&p).unwrap();
+    assert_eq!(a.end_hold(&p, hold).await.unwrap().rooms.len(), 1);
+    assert_eq!(b.resume(&p).await.unwrap(), Resumed::Gone);
+}

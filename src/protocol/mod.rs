@@ -6,7 +6,7 @@ pub(crate) mod args;
 pub(crate) mod ids;
 mod refusal;
 
-pub(crate) use answer::{Entered, Relayed};
+pub(crate) use answer::{Entered, Relayed, ResumeRefused, Resumed};
 pub(crate) use ids::{PeerId, RoomId};
 pub(crate) use refusal::Refusal;
 
@@ -24,6 +24,35 @@ pub(crate) mod event {
     pub(crate) const REQUEST_ERROR: &str = "request-error";
     /// Extension: `join-room` of a room that has the most members allowed.
     pub(crate) const ROOM_FULL: &str = "room-full";
+    /// Extension: the resume token of the `CONNECT` was accepted.
+    pub(crate) const RESUMED: &str = "resumed";
+    /// Extension: the resume token of the `CONNECT` was refused; the client is a new peer.
+    pub(crate) const RESUME_REFUSED: &str = "resume-refused";
+}
+
+/// Why a resume token was refused: the stable `reason` of `resume-refused`.
+pub(crate) mod resume {
+    /// Not a token this server (or cluster) made: malformed, or its MAC does not match.
+    pub(crate) const INVALID: &str = "resume_invalid";
+    /// A genuine token past its expiry.
+    pub(crate) const EXPIRED: &str = "resume_expired";
+    /// The peer is still connected through another socket.
+    pub(crate) const IN_USE: &str = "resume_in_use";
+    /// The peer's rooms were already left (and told): the grace window passed.
+    pub(crate) const GONE: &str = "resume_gone";
+    /// Resume is off (`RESUME_GRACE_MS=0`), or its key or Redis is not available yet.
+    pub(crate) const UNAVAILABLE: &str = "resume_unavailable";
+
+    /// The text for people that goes with each reason.
+    pub(crate) fn text(reason: &str) -> &'static str {
+        match reason {
+            INVALID => "the resume token is not valid",
+            EXPIRED => "the resume token has expired",
+            IN_USE => "that peer is still connected",
+            GONE => "that peer has already left its rooms",
+            _ => "resuming is not available: try again later",
+        }
+    }
 }
 
 /// The three signaling events the server passes from one peer to another.

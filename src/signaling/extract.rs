@@ -29,23 +29,50 @@ pub(crate) struct Peer {
     /// given up by the connect handler, which socketioxide starts only once the socket
     /// counts as connected: no event handler runs before (its emits would fail).
     connecting: Mutex<Option<Ticket>>,
+    /// Set once the client was handed a resume token: its rooms are then held for a while
+    /// when its connection drops, instead of left at once.
+    resumable: AtomicBool,
+    /// Set when a draining node hands it over: its rooms are held like those of a
+    /// connection that dropped.
+    handed_over: AtomicBool,
     /// Set once the disconnect handler has left every room and told them.
     has_left: AtomicBool,
     left: tokio::sync::Notify,
 }
 
 impl Peer {
-    pub(crate) fn new(limits: PeerLimits) -> Arc<Self> {
+    /// The state of a socket known as `id`: a fresh id, or a resumed one.
+    pub(crate) fn new(id: PeerId, limits: PeerLimits) -> Arc<Self> {
         let order = Sequencer::default();
         let connecting = Mutex::new(Some(order.ticket()));
         Arc::new(Self {
-            id: PeerId::random(),
+            id,
             limits,
             order,
             connecting,
+            resumable: AtomicBool::new(false),
+            handed_over: AtomicBool::new(false),
             has_left: AtomicBool::new(false),
             left: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Notes that the client was handed a resume token.
+    pub(crate) fn mark_resumable(&self) {
+        self.resumable.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_resumable(&self) -> bool {
+        self.resumable.load(Ordering::Acquire)
+    }
+
+    /// Notes that a draining node hands the client over.
+    pub(crate) fn mark_handed_over(&self) {
+        self.handed_over.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_handed_over(&self) -> bool {
+        self.handed_over.load(Ordering::Acquire)
     }
 
     /// Says that the peer has left its rooms and they were told.
@@ -70,6 +97,14 @@ impl Peer {
     /// handled at once, in the socket's read loop, without overtaking one.
     pub(crate) fn is_idle(&self) -> bool {
         self.order.is_idle()
+    }
+
+    /// Whether [`Peer::open`] was called: the socket counted as connected.
+    pub(crate) fn is_open(&self) -> bool {
+        self.connecting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     /// Lets the socket's event handlers start: called once it counts as connected.
@@ -178,6 +213,11 @@ impl<A: Adapter> Reply<A> {
             ack,
             wants_ack: ack_id.is_some(),
         }
+    }
+
+    /// Whether the client passed an ack callback, so that `ok` reaches it.
+    pub(crate) fn wants_ack(&self) -> bool {
+        self.wants_ack
     }
 
     pub(crate) fn ok<T: Serialize + ?Sized>(self, body: &T) {

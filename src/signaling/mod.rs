@@ -8,11 +8,13 @@ mod order;
 mod relay;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use serde_json::Value;
 use socketioxide::{
     BroadcastError,
     adapter::Adapter,
-    extract::{Event, SocketRef, State},
+    extract::{Event, SocketRef, State, TryData},
     operators::BroadcastOperators,
     socket::DisconnectReason,
 };
@@ -20,9 +22,12 @@ use tracing::{debug, info, warn};
 
 use crate::config::{LimitsConfig, ListenConfig};
 use crate::limits::{PeerLimits, Quotas, Verdict};
-use crate::membership::{Join, Membership};
+use crate::membership::{Join, Left, Membership, Resumed};
 use crate::metrics::Metrics;
-use crate::protocol::{Entered, PeerId, Refusal, RoomId, Signal, args, event};
+use crate::protocol::{
+    Entered, PeerId, Refusal, ResumeRefused, RoomId, Signal, args, event, resume,
+};
+use crate::resume::Resume;
 use extract::{Args, Caller, Peer, Reply};
 use locals::LocalPeers;
 use relay::Relay;
@@ -36,6 +41,7 @@ pub(crate) struct Signaling {
     listen: Arc<ListenConfig>,
     quotas: Quotas,
     locals: Arc<LocalPeers>,
+    pub(crate) resume: Resume,
 }
 
 impl Signaling {
@@ -44,6 +50,7 @@ impl Signaling {
         limits: &LimitsConfig,
         membership: Membership,
         metrics: Arc<Metrics>,
+        resume: Resume,
     ) -> Self {
         Self {
             membership,
@@ -51,9 +58,20 @@ impl Signaling {
             quotas: Quotas::new(limits),
             listen,
             locals: Arc::default(),
+            resume,
         }
     }
 }
+
+/// What became of the resume token a client presented, told once it is connected.
+#[derive(Debug, Clone)]
+enum ResumeAnswer {
+    Resumed(Vec<RoomId>),
+    Refused(&'static str),
+}
+
+/// How long a resume waits for a socket of its peer that is closing to finish doing so.
+const CLOSING_WAIT: Duration = Duration::from_secs(1);
 
 /// Connect middleware: gives the socket its peer id and registers the event handlers.
 /// socketioxide spawns the connect handler as a task after telling the client it is
@@ -62,12 +80,41 @@ impl Signaling {
 pub(crate) async fn init_socket<A: Adapter>(
     s: SocketRef<A>,
     State(signaling): State<Signaling>,
+    TryData(auth): TryData<Value>,
 ) -> Result<(), std::convert::Infallible> {
-    let peer = Peer::new(PeerLimits::new(&signaling.quotas));
+    let token = auth
+        .ok()
+        .as_ref()
+        .and_then(|auth| auth.get("resume"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let (id, answer) = match token {
+        None => (PeerId::random(), None),
+        Some(token) => match resume_peer(&s, &signaling, &token).await {
+            Ok((id, rooms)) => {
+                info!(sid = %s.id, peer = %id, rooms = rooms.len(), "peer resumed");
+                for room in &rooms {
+                    s.join(room.socket_room());
+                }
+                (id, Some(ResumeAnswer::Resumed(rooms)))
+            }
+            Err(reason) => {
+                info!(sid = %s.id, reason, "resume refused");
+                (PeerId::random(), Some(ResumeAnswer::Refused(reason)))
+            }
+        },
+    };
+    let peer = Peer::new(id, PeerLimits::new(&signaling.quotas));
     // Only relays from other nodes need a Socket.IO room per peer: a relay on this node
     // finds its target in `locals`.
     if signaling.membership.is_shared() {
         s.join(peer.id.socket_room());
+    }
+    if let Some(answer) = answer {
+        if matches!(answer, ResumeAnswer::Resumed(_)) {
+            watch_resumed(&s, &signaling, &peer);
+        }
+        s.extensions.insert(answer);
     }
     s.extensions.insert(peer);
 
@@ -93,7 +140,104 @@ pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>, State(signaling): St
     signaling.metrics.connected.inc();
     signaling.locals.insert(&peer.id, s.id);
     info!(sid = %s.id, peer = %peer.id, transport = ?s.transport_type(), "connected");
+    // Told before any of its events is handled, so it hears this before any ack.
+    match s.extensions.get::<ResumeAnswer>() {
+        Some(ResumeAnswer::Resumed(rooms)) => {
+            let token = signaling.resume.issue(&peer.id);
+            if token.is_some() {
+                peer.mark_resumable();
+            }
+            let body = crate::protocol::Resumed {
+                peer_id: peer.id.as_str(),
+                rooms: rooms.iter().map(RoomId::as_str).collect(),
+                resume: token,
+            };
+            let sent = s.emit(event::RESUMED, &body);
+            signaling.metrics.count_failed(sent, event::RESUMED);
+        }
+        Some(ResumeAnswer::Refused(reason)) => {
+            let body = ResumeRefused {
+                error: resume::text(reason),
+                reason,
+            };
+            let sent = s.emit(event::RESUME_REFUSED, &body);
+            signaling.metrics.count_failed(sent, event::RESUME_REFUSED);
+        }
+        None => {}
+    }
     peer.open().await;
+}
+
+/// A socket whose `CONNECT` answer fails is dropped without a disconnect: a resumed peer
+/// whose socket never counted as connected would stay a member for good. Its rooms are
+/// left and told once that is clear.
+fn watch_resumed<A: Adapter>(s: &SocketRef<A>, signaling: &Signaling, peer: &Arc<Peer>) {
+    let (s, signaling, peer) = (s.clone(), signaling.clone(), peer.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(NEVER_CONNECTED).await;
+        if peer.is_open() {
+            return;
+        }
+        warn!(sid = %s.id, peer = %peer.id, "resumed socket never connected: leaving its rooms");
+        if let Some(hold) = signaling.membership.hold(&peer.id)
+            && let Some(left) = signaling.membership.end_hold(&peer.id, hold).await
+        {
+            tell_left(&s, &signaling, &peer.id, left).await;
+        }
+    });
+}
+
+/// How long after its resume a socket that has not counted as connected is given up.
+const NEVER_CONNECTED: Duration = Duration::from_secs(10);
+
+/// The peer id and rooms a resume `token` gets back, or why it is refused: a token that is
+/// not genuine or expired, a peer with a live socket (on any node), or one already gone.
+async fn resume_peer<A: Adapter>(
+    s: &SocketRef<A>,
+    signaling: &Signaling,
+    token: &str,
+) -> Result<(PeerId, Vec<RoomId>), &'static str> {
+    let id = signaling.resume.check(token)?;
+    let deadline = tokio::time::Instant::now() + CLOSING_WAIT;
+    loop {
+        match try_resume(s, signaling, &id).await? {
+            Resumed::Rooms(rooms) => return Ok((id, rooms)),
+            Resumed::Gone => return Err(resume::GONE),
+            // Its old socket may be closing (its client noticed before this node did):
+            // wait a little for its disconnect to hold it.
+            Resumed::InUse if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Resumed::InUse => return Err(resume::IN_USE),
+        }
+    }
+}
+
+/// One attempt of [`resume_peer`].
+async fn try_resume<A: Adapter>(
+    s: &SocketRef<A>,
+    signaling: &Signaling,
+    id: &PeerId,
+) -> Result<Resumed, &'static str> {
+    if signaling.locals.get(id).is_some() {
+        return Ok(Resumed::InUse);
+    }
+    if signaling.membership.is_shared() {
+        // Every node answers whether it has a socket in the peer's own room (a node that
+        // died does not, and is not waited for); bounded by the adapter's request timeout.
+        match s.broadcast().to(id.socket_room()).fetch_sockets().await {
+            Ok(found) if !found.is_empty() => return Ok(Resumed::InUse),
+            Ok(_) => {}
+            Err(error) => {
+                warn!(peer = %id, ?error, "resume: could not ask the other nodes");
+                return Err(resume::UNAVAILABLE);
+            }
+        }
+    }
+    signaling.membership.resume(id).await.map_err(|error| {
+        warn!(peer = %id, %error, "resume: membership store unavailable");
+        resume::UNAVAILABLE
+    })
 }
 
 /// `create-room`: a new room with the sender as its only member.
@@ -187,25 +331,37 @@ async fn entered<A: Adapter>(
             return reply.refuse(s, signaling, event, Refusal::Unavailable);
         }
     };
+    // A client that reads acks gets a resume token with each, and from then on its rooms
+    // are held for it when its connection drops.
+    let token = if reply.wants_ack() {
+        signaling.resume.issue(&peer.id)
+    } else {
+        None
+    };
+    if token.is_some() && !matches!(outcome, Join::Full | Join::TooManyRooms) {
+        peer.mark_resumable();
+    }
     match (outcome, room) {
         (Join::Created(room), _) => {
             s.join(room.socket_room());
             info!(sid = %s.id, peer = %peer.id, room = %room, "room created");
             let sent = s.emit(event::ROOM_CREATED, room.as_str());
             signaling.metrics.count_failed(sent, event::ROOM_CREATED);
-            reply.ok(&Entered::new(&room, true, &peer.id));
+            reply.ok(&Entered::new(&room, true, &peer.id, token));
         }
         (Join::Joined { others }, Some(room)) => {
             s.join(room.socket_room());
             info!(sid = %s.id, peer = %peer.id, room = %room, members = others + 1, "peer joined");
-            reply.ok(&Entered::new(room, false, &peer.id));
+            reply.ok(&Entered::new(room, false, &peer.id, token));
             let sent = s
                 .to(room.socket_room())
                 .emit(event::NEW_USER_JOINED, peer.id.as_str())
                 .await;
             signaling.metrics.count_failed(sent, event::NEW_USER_JOINED);
         }
-        (Join::AlreadyMember, Some(room)) => reply.ok(&Entered::new(room, false, &peer.id)),
+        (Join::AlreadyMember, Some(room)) => {
+            reply.ok(&Entered::new(room, false, &peer.id, token));
+        }
         (Join::Full, Some(room)) => {
             info!(sid = %s.id, peer = %peer.id, room = %room, "room full: join refused");
             let sent = s.emit(event::ROOM_FULL, room.as_str());
@@ -259,7 +415,9 @@ async fn on_unknown_event<A: Adapter>(
     reply.refuse(&s, &signaling, &name, refusal);
 }
 
-/// Leaves every room and tells the remaining members, once each.
+/// Leaves every room and tells the remaining members, once each; or, for a client that
+/// was handed a resume token and lost its connection (or was handed over), holds its rooms
+/// for the grace window and does so only if it has not resumed by then.
 async fn on_disconnect<A: Adapter>(
     s: SocketRef<A>,
     caller: Caller,
@@ -269,26 +427,49 @@ async fn on_disconnect<A: Adapter>(
     let (peer, _running) = caller.wait().await;
     signaling.metrics.connected.dec();
     signaling.locals.remove(&peer.id);
-    let left = signaling.membership.leave_all(&peer.id).await;
-    if let Some(error) = left.deferred {
-        // Retried by the cluster heartbeat, which then tells the rooms.
-        warn!(sid = %s.id, peer = %peer.id, %error, "leave deferred: membership store unavailable");
-    }
-    for room in &left.rooms {
-        info!(sid = %s.id, peer = %peer.id, room = %room, "peer left");
-    }
-    if !left.rooms.is_empty()
-        && !announce_left(
-            s.to(socket_rooms(&left.rooms)),
-            &peer.id,
-            &signaling.metrics,
-        )
-        .await
+    let dropped = matches!(
+        reason,
+        DisconnectReason::TransportClose
+            | DisconnectReason::TransportError
+            | DisconnectReason::HeartbeatTimeout
+    ) || peer.is_handed_over();
+    let grace = signaling.resume.grace();
+    if dropped
+        && peer.is_resumable()
+        && !grace.is_zero()
+        && let Some(hold) = signaling.membership.hold(&peer.id)
     {
-        signaling.membership.tell_later(&peer.id, left.rooms);
+        info!(sid = %s.id, peer = %peer.id, %reason, ?grace, "disconnected: rooms held for a resume");
+        let (id, s, signaling) = (peer.id.clone(), s.clone(), signaling.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(left) = signaling.membership.end_hold(&id, hold).await {
+                tell_left(&s, &signaling, &id, left).await;
+            }
+        });
+        peer.mark_left();
+        return;
     }
+    let left = signaling.membership.leave_all(&peer.id).await;
+    tell_left(&s, &signaling, &peer.id, left).await;
     info!(sid = %s.id, peer = %peer.id, %reason, "disconnected");
     peer.mark_left();
+}
+
+/// Tells the rooms `peer` left that it did, or keeps that to tell later.
+async fn tell_left<A: Adapter>(s: &SocketRef<A>, signaling: &Signaling, peer: &PeerId, left: Left) {
+    if let Some(error) = left.deferred {
+        // Retried by the cluster heartbeat, which then tells the rooms.
+        warn!(sid = %s.id, peer = %peer, %error, "leave deferred: membership store unavailable");
+    }
+    for room in &left.rooms {
+        info!(sid = %s.id, peer = %peer, room = %room, "peer left");
+    }
+    if !left.rooms.is_empty()
+        && !announce_left(s.to(socket_rooms(&left.rooms)), peer, &signaling.metrics).await
+    {
+        signaling.membership.tell_later(peer, left.rooms);
+    }
 }
 
 /// Hands a socket over in a rolling restart: `cut` ends its transport, which the client
@@ -299,6 +480,7 @@ pub(crate) async fn hand_over<A: Adapter>(s: SocketRef<A>, cut: impl FnOnce()) {
     let Some(peer) = s.extensions.get::<Arc<Peer>>() else {
         return;
     };
+    peer.mark_handed_over();
     cut();
     // The disconnect packet this queues finds the transport cut: the client never reads it.
     if s.connected() && s.clone().disconnect().is_err() {

@@ -155,8 +155,20 @@ impl Client {
             .expect("websocket connect refused")
     }
 
+    /// Connects with `auth` as the Socket.IO `CONNECT` payload (`{"resume": token}`, say).
+    pub async fn connect_with_auth(addr: SocketAddr, auth: Value) -> Self {
+        Self::open(addr, None, format!("40{auth}"))
+            .await
+            .expect("websocket connect refused")
+    }
+
     /// Connects, sending `origin` as the Origin header; a refusal gives its HTTP status.
     pub async fn try_connect(addr: SocketAddr, origin: Option<&str>) -> Result<Self, u16> {
+        Self::open(addr, origin, "40".to_owned()).await
+    }
+
+    /// Connects, sending `connect` as the Socket.IO `CONNECT` packet.
+    async fn open(addr: SocketAddr, origin: Option<&str>, connect: String) -> Result<Self, u16> {
         use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest};
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
         let mut request = url.into_client_request().unwrap();
@@ -198,7 +210,7 @@ impl Client {
                 match text.as_bytes().first() {
                     Some(b'0') => {
                         // Engine.IO open: now open the default namespace.
-                        let _ = pong.send(Message::text("40"));
+                        let _ = pong.send(Message::text(connect.clone()));
                     }
                     Some(b'2') if answer.load(Ordering::SeqCst) => {
                         let _ = pong.send(Message::text("3"));

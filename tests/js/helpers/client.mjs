@@ -44,8 +44,10 @@ export function request(socket, event, ...args) {
 
 /** Asserts that `ack` answers a join of the existing room `roomId`, and returns the peer id it gives the joiner. */
 export function joined(ack, roomId) {
-  const { peerId, ...rest } = ack;
+  const { peerId, resume, ...rest } = ack;
   assert.deepEqual(rest, { roomId, created: false });
   assert.match(peerId, /^[A-Za-z0-9_-]{16}$/);
+  // The resume token, when the server has resume on (docs/PROTOCOL.md, "Resuming").
+  if (resume !== undefined) assert.match(resume, /^[A-Za-z0-9_-]+$/);
   return peerId;
 }

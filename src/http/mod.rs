@@ -10,11 +10,13 @@ mod metrics;
 mod rtc_config;
 mod web;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, Request};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::{Router, middleware, routing::get};
+use hyper::upgrade::OnUpgrade;
 use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
 use tower::ServiceBuilder;
@@ -118,8 +120,18 @@ async fn detach_from_read_buffer(req: Request) -> Request {
         }
     }
     parts.headers = headers;
-    // A copy of the URI as it arrived, which nothing after this point reads.
-    parts.extensions.remove::<OriginalUri>();
+    // Of the extensions, Engine.IO needs the upgrade (a websocket handshake) and the hand-over
+    // the client's address; the rest (axum's copy of the URI as it arrived, the route's
+    // parameters) would be kept for the whole session and never read again.
+    let upgrade = parts.extensions.remove::<OnUpgrade>();
+    let client = parts.extensions.remove::<ConnectInfo<SocketAddr>>();
+    parts.extensions.clear();
+    if let Some(upgrade) = upgrade {
+        parts.extensions.insert(upgrade);
+    }
+    if let Some(client) = client {
+        parts.extensions.insert(client);
+    }
     Request::from_parts(parts, body)
 }
 

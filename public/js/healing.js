@@ -1,7 +1,6 @@
 // Healing: a connection whose network path breaks while both of us keep our peer ids is
 // restarted in place (an ICE restart on the same RTCPeerConnection, so its data channel
 // stays the same object), tried again while it does not connect, and given up at last.
-import { SocketEvent } from './events.js';
 import { PeerState } from './peer.js';
 
 // How long a connection may stay `disconnected` before we restart ICE: it often recovers
@@ -60,8 +59,7 @@ export class Healing {
       if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
       if (pc.signalingState !== 'stable') return;
       peer.useIceServers(this.#roster.iceServers());
-      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
-      this.#signaling.send(SocketEvent.OFFER, peer.id, pc.localDescription.toJSON());
+      await peer.describe(await pc.createOffer({ iceRestart: true }));
     });
     return true;
   }
@@ -82,8 +80,7 @@ export class Healing {
       peer.useIceServers(this.#roster.iceServers());
       // Our own offer, if any, is rolled back by the remote one (implicit rollback).
       await pc.setRemoteDescription(offer);
-      await pc.setLocalDescription(await pc.createAnswer());
-      this.#signaling.send(SocketEvent.ANSWER, peer.id, pc.localDescription.toJSON());
+      await peer.describe(await pc.createAnswer());
       // A restart over a path that still works never leaves `connected`.
       if (pc.connectionState === 'connected') this.healed(peer);
     });

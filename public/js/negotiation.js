@@ -31,10 +31,7 @@ export class Negotiation {
   #offerTo(peerId) {
     if (this.#roster.get(peerId)) return;
     const peer = this.#roster.connect(peerId, true);
-    peer.serially(async () => {
-      await peer.pc.setLocalDescription(await peer.pc.createOffer());
-      this.#signaling.send(SocketEvent.OFFER, peerId, peer.pc.localDescription.toJSON());
-    });
+    peer.serially(async () => peer.describe(await peer.pc.createOffer()));
   }
 
   #onSignal({ kind, from, payload }) {
@@ -61,8 +58,7 @@ export class Negotiation {
     peer.serially(async () => {
       await peer.pc.setRemoteDescription(offer);
       peer.remoteDescriptionSet();
-      await peer.pc.setLocalDescription(await peer.pc.createAnswer());
-      this.#signaling.send(SocketEvent.ANSWER, from, peer.pc.localDescription.toJSON());
+      await peer.describe(await peer.pc.createAnswer());
     });
   }
 

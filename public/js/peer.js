@@ -1,5 +1,6 @@
 // One connection to a remote peer: its RTCPeerConnection and chat channel, where it
 // stands, and the offer/answer/candidate steps on it, which run one at a time.
+import { SocketEvent } from './events.js';
 
 /** Where a connection stands, as the member list shows it. */
 export const PeerState = Object.freeze({
@@ -14,13 +15,29 @@ export const PeerState = Object.freeze({
 // for a peer we have no connection to yet); a real peer sends a few dozen.
 export const MAX_EARLY_CANDIDATES = 200;
 
-/** One connection to a remote peer. `onStepFailed(err)` hears of a failed step. */
+// Our offer or answer waits this long at most for ICE gathering to finish: the candidates
+// gathered by then travel in its SDP instead of one ice-candidate message each. Host
+// candidates take milliseconds and STUN ones a round trip; later ones (a slow TURN server)
+// still trickle. A join into a room of N costs 2(N-1) fewer relayed messages or more.
+export const GATHER_WAIT_MS = 250;
+
+/** One connection to a remote peer. `signal(kind, payload)` relays an offer, answer or
+ * candidate to it; `onStepFailed(err)` hears of a failed step. */
 export class Peer {
   #onStepFailed;
+  #signal;
+  // Our side of ICE since our last offer or answer was made: whether it went out, the SDP
+  // it went out with, the candidates trickled since, and whether gathering is done.
+  #described = false;
+  #sentSdp = '';
+  #trickled = new Set();
+  #gathered = false;
+  #onGathered = null;
 
-  constructor(id, pc, onStepFailed) {
+  constructor(id, pc, signal, onStepFailed) {
     this.id = id;
     this.pc = pc;
+    this.#signal = signal;
     this.#onStepFailed = onStepFailed;
     this.channel = null;
     this.state = PeerState.CONNECTING;
@@ -68,6 +85,52 @@ export class Peer {
   /** Runs an offer/answer step after those before it; a failure fails this peer only. */
   serially(step) {
     this.negotiation = this.negotiation.then(step).catch((err) => this.#onStepFailed(err));
+  }
+
+  /** Makes `description` (of createOffer or createAnswer) ours and sends it once ICE
+   * gathering is done, or after GATHER_WAIT_MS, with the candidates gathered by then in its
+   * SDP; then what was gathered meanwhile but is not in it. Runs inside a serially() step. */
+  async describe(description) {
+    this.#described = false;
+    this.#gathered = false;
+    this.#trickled.clear();
+    await this.pc.setLocalDescription(description);
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, GATHER_WAIT_MS);
+      this.#onGathered = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      if (this.#gathered) this.#onGathered();
+    });
+    this.#onGathered = null;
+    if (this.pc.signalingState === 'closed') return;
+    const local = this.pc.localDescription.toJSON();
+    this.#signal(local.type === 'offer' ? SocketEvent.OFFER : SocketEvent.ANSWER, local);
+    this.#sentSdp = local.sdp;
+    this.#described = true;
+    // Those gathered meanwhile are in the SDP sent (a candidate joins the description
+    // before its event fires); only the end-of-candidates marker is left to send.
+    if (this.#gathered) this.localCandidate(null);
+  }
+
+  /** A candidate we gathered (null: gathering is done). It goes to the peer unless our
+   * description carried it or it went before; the end-of-candidates marker (an empty
+   * candidate string) goes once per gathering, after the description. */
+  localCandidate(candidate) {
+    if (!this.#described) {
+      if (!candidate?.candidate) {
+        this.#gathered = true;
+        this.#onGathered?.();
+      }
+      return;
+    }
+    const line = candidate?.candidate ?? '';
+    if (this.#trickled.has(line)) return;
+    this.#trickled.add(line);
+    if (line && this.#sentSdp.includes(`a=${line}\r\n`)) return;
+    // A null candidate means gathering is done: passed on as the protocol's marker.
+    this.#signal(SocketEvent.CANDIDATE, line ? candidate.toJSON() : { candidate: '' });
   }
 
   /** A remote candidate: used once the remote description is set, kept until then. */

@@ -1,7 +1,7 @@
 // The peer connections by peer id: one RTCPeerConnection and one chat channel per peer,
 // made, replaced and closed here and reported as PeerEvents. How they are negotiated is
 // negotiation.js's job, how they heal healing.js's; what is said over them chat.js's.
-import { PeerEvent, SignalingEvent, SocketEvent } from './events.js';
+import { PeerEvent, SignalingEvent } from './events.js';
 import { Healing } from './healing.js';
 import { Negotiation } from './negotiation.js';
 import { Peer, PeerState } from './peer.js';
@@ -119,7 +119,8 @@ export class Peers extends EventTarget {
    * makes the chat channel, the other side takes it from the first offer. */
   #connect(peerId, initiator) {
     const pc = new RTCPeerConnection(this.#rtcConfig);
-    const peer = new Peer(peerId, pc, (err) => {
+    const signal = (kind, payload) => this.#signaling.send(kind, peerId, payload);
+    const peer = new Peer(peerId, pc, signal, (err) => {
       if (!this.#isCurrent(peer)) return; // replaced or removed meanwhile
       console.warn(`meshchat: negotiation with ${peerId} failed:`, err.message);
       this.#fail(peer);
@@ -133,12 +134,7 @@ export class Peers extends EventTarget {
       clearTimeout(older.connectTimer);
     }
     this.#peers.set(peerId, peer);
-    pc.addEventListener('icecandidate', (e) => {
-      // A null candidate means gathering is done: pass it on as the protocol's
-      // end-of-candidates marker, an empty candidate string.
-      const candidate = e.candidate ? e.candidate.toJSON() : { candidate: '' };
-      this.#signaling.send(SocketEvent.CANDIDATE, peerId, candidate);
-    });
+    pc.addEventListener('icecandidate', (e) => peer.localCandidate(e.candidate));
     pc.addEventListener('connectionstatechange', () => this.#healing.onConnectionState(peer));
     pc.addEventListener('icecandidateerror', (e) => this.#onIceError(e));
     peer.connectTimer = setTimeout(() => {

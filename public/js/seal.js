@@ -39,8 +39,11 @@ export function isSealed(payload) {
 /**
  * Seals and opens signaling payloads with a key derived from the room secret and the room
  * id (HKDF-SHA-256). The additional data binds each payload to its kind, so the server
- * cannot pass an answer off as an offer. (Peer ids cannot be bound too: a page does not
- * know the id the server gives it in other members' eyes.)
+ * cannot pass an answer off as an offer, and, given `route` ({from, to}: the peer ids of
+ * sender and receiver), to the two members it goes between, so a payload replayed to
+ * another member, or passed off as another member's, does not open. A page learns its own
+ * peer id from the server's answer to its join; against an older server, whose answers
+ * lack it, pages seal without a route, as before (signaling.js).
  */
 export class Seal {
   #base;
@@ -51,22 +54,23 @@ export class Seal {
   }
 
   /** `{sealed, iv}` (base64) in place of `payload`, a JSON object as the server expects. */
-  async seal(roomId, kind, payload) {
+  async seal(roomId, kind, payload, route = null) {
     const iv = crypto.getRandomValues(new Uint8Array(12));
     const plain = new TextEncoder().encode(JSON.stringify(payload));
     const sealed = await crypto.subtle.encrypt(
-      { name: 'AES-GCM', iv, additionalData: aad(kind) },
+      { name: 'AES-GCM', iv, additionalData: aad(kind, route) },
       await this.#key(roomId),
       plain,
     );
     return { sealed: toBase64Url(new Uint8Array(sealed)), iv: toBase64Url(iv) };
   }
 
-  /** The payload inside a sealed one; throws if it is not sealed or not with our key. */
-  async open(roomId, kind, payload) {
+  /** The payload inside a sealed one; throws if it is not sealed, not with our key, or
+   * not for this kind and `route`. */
+  async open(roomId, kind, payload, route = null) {
     if (!isSealed(payload)) throw new Error('not sealed');
     const plain = await crypto.subtle.decrypt(
-      { name: 'AES-GCM', iv: fromBase64Url(payload.iv), additionalData: aad(kind) },
+      { name: 'AES-GCM', iv: fromBase64Url(payload.iv), additionalData: aad(kind, route) },
       await this.#key(roomId),
       fromBase64Url(payload.sealed),
     );
@@ -89,8 +93,11 @@ export class Seal {
   }
 }
 
-function aad(kind) {
-  return new TextEncoder().encode(`meshchat ${kind}`);
+/** What a payload is bound to: its kind, and its sender and receiver when known (as JSON,
+ * so that no two routes give the same text, whatever the ids hold). */
+function aad(kind, route) {
+  const text = route ? JSON.stringify(['meshchat', kind, String(route.from), String(route.to)]) : `meshchat ${kind}`;
+  return new TextEncoder().encode(text);
 }
 
 function toBase64Url(bytes) {
@@ -122,6 +129,12 @@ export function installSeal({ ui, signaling }) {
     const badge = document.getElementById('seal-state');
     badge.textContent = 'Private room: connection details are sealed with the key in your link, which the server never sees.';
     badge.hidden = false;
+    // Bound to sender and receiver once the server says our peer id; an older server
+    // does not, and then only to the room and the kind, as before.
+    signaling.addEventListener(SignalingEvent.ROOM, () => signaling.peerId().then((id) => {
+      document.body.dataset.sealBinding = id ? 'peers' : 'room';
+      if (!id) console.info('meshchat: the server does not say our peer id: sealed signaling is bound to the room only');
+    }));
   }
   let explained = false;
   signaling.addEventListener(SignalingEvent.UNREADABLE, (e) => {

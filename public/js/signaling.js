@@ -6,6 +6,10 @@ import { SignalingEvent, SocketEvent } from './events.js';
 import { isId } from './ids.js';
 import { isSealed } from './seal.js';
 
+// Longest wait for the answer to a join, which says our peer id, before sealed signaling
+// goes without it.
+const SELF_WAIT_MS = 10_000;
+
 /** Emits the SignalingEvents of events.js. */
 export class Signaling extends EventTarget {
   #socket;
@@ -17,6 +21,10 @@ export class Signaling extends EventTarget {
   #seal = null;
   #sealedOut = Promise.resolve();
   #sealedIn = Promise.resolve();
+  // Our peer id as the answer to our latest join or create says it (null from an older
+  // server, which does not): sealed signaling is bound to it (seal.js).
+  #self = Promise.resolve(null);
+  #learnSelf = () => {};
 
   constructor() {
     super();
@@ -78,6 +86,7 @@ export class Signaling extends EventTarget {
   createRoom() {
     this.#requested = null;
     this.#roomId = null;
+    this.#entering();
     this.#socket.emit(SocketEvent.CREATE_ROOM, (ack) => this.#checkAck(SocketEvent.CREATE_ROOM, ack));
   }
 
@@ -97,7 +106,8 @@ export class Signaling extends EventTarget {
     const { id } = this.#socket;
     const roomId = this.#roomId;
     this.#sealedOut = this.#sealedOut
-      .then(() => this.#seal.seal(roomId, kind, payload))
+      .then(() => this.#self)
+      .then((self) => this.#seal.seal(roomId, kind, payload, self && { from: self, to: peerId }))
       .then((sealed) => this.#socket.id === id && this.#socket.connected && this.#socket.emit(kind, peerId, sealed))
       .catch((err) => console.warn('meshchat: could not seal signaling:', err.message));
   }
@@ -111,7 +121,8 @@ export class Signaling extends EventTarget {
     // A member's offer may come before the answer to our join: it is for the room we asked for.
     const roomId = this.#roomId ?? this.#requested;
     this.#sealedIn = this.#sealedIn
-      .then(() => this.#seal.open(roomId, kind, payload))
+      .then(() => this.#self)
+      .then((self) => this.#seal.open(roomId, kind, payload, self && { from, to: self }))
       .then(
         (opened) => this.#emit(SignalingEvent.SIGNAL, { kind, from, payload: opened }),
         () => this.#emit(SignalingEvent.UNREADABLE, { from, sealed: isSealed(payload) }),
@@ -133,6 +144,7 @@ export class Signaling extends EventTarget {
     const roomId = this.#roomId ?? this.#requested;
     if (roomId) {
       this.#requested = roomId;
+      this.#entering();
       this.#socket.emit(SocketEvent.JOIN_ROOM, roomId, (ack) => {
         if (this.#checkAck(SocketEvent.JOIN_ROOM, ack) && ack.created === false) {
           this.#roomId = ack.roomId;
@@ -140,12 +152,33 @@ export class Signaling extends EventTarget {
         }
       });
     } else {
+      this.#entering();
       this.#socket.emit(SocketEvent.CREATE_ROOM, (ack) => this.#checkAck(SocketEvent.CREATE_ROOM, ack));
     }
   }
 
+  /** Resolves with our peer id once the answer to our latest join or create is in; null
+   * if the server did not say it (an older server) or did not answer in time. */
+  peerId() {
+    return this.#self;
+  }
+
+  /** We ask to enter a room: what needs our peer id waits for the answer. */
+  #entering() {
+    this.#learnSelf(null);
+    this.#self = new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(null), SELF_WAIT_MS);
+      this.#learnSelf = (id) => {
+        clearTimeout(timer);
+        this.#learnSelf = () => {};
+        resolve(id);
+      };
+    });
+  }
+
   /** True for a success ack; reports an `{error}` ack. */
   #checkAck(event, ack) {
+    this.#learnSelf(typeof ack?.peerId === 'string' && ack.peerId ? ack.peerId : null);
     if (ack && typeof ack.error === 'string') {
       this.#emit(SignalingEvent.REFUSED, { event, error: ack.error, reason: String(ack.reason ?? '') });
       return false;

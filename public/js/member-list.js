@@ -1,6 +1,10 @@
 // The member list: an entry per peer with its name and connection state (others add to an
-// entry: safety.js, files-ui.js), our own entry, and the member count.
+// entry: safety.js, files-ui.js), our own entry, and the member count. A big room's list
+// is compact and scrolls by itself, so what follows it in the panel stays in reach.
 import { PeerState } from './peer.js';
+
+// From this many entries (ours included) the list is compact (app.css: data-size="large").
+const LARGE_LIST = 10;
 
 const STATE_LABELS = {
   [PeerState.CONNECTING]: 'connecting…',
@@ -65,7 +69,19 @@ export class MemberList {
   }
 
   #updateCount() {
-    const count = String(this.#list.children.length);
-    for (const el of this.#counts) el.textContent = count;
+    const count = this.#list.children.length;
+    for (const el of this.#counts) el.textContent = String(count);
+    const large = count >= LARGE_LIST;
+    if (large === (this.#list.dataset.size === 'large')) return;
+    if (large) {
+      this.#list.dataset.size = 'large';
+      // A region that scrolls is reachable with the keyboard.
+      this.#list.tabIndex = 0;
+      this.#list.setAttribute('aria-labelledby', 'members-heading');
+    } else {
+      delete this.#list.dataset.size;
+      this.#list.removeAttribute('tabindex');
+      this.#list.removeAttribute('aria-labelledby');
+    }
   }
 }

@@ -17,6 +17,10 @@ export class Signaling extends EventTarget {
   #requested = null;
   #everConnected = false;
   #closed = false;
+  // The latest resume token from the server (docs/PROTOCOL.md, "Resuming"): presented on
+  // reconnect, it gives us back our peer id and room, and the mesh stays as it is.
+  #resume = null;
+  #resumeWait = null;
   // Private rooms (seal.js): signaling payloads sealed and opened one at a time, in order.
   #seal = null;
   #sealedOut = Promise.resolve();
@@ -29,7 +33,7 @@ export class Signaling extends EventTarget {
   constructor() {
     super();
     // Same origin, default path: the page is served by the signaling server itself.
-    this.#socket = io({ autoConnect: false });
+    this.#socket = io({ autoConnect: false, auth: (cb) => cb(this.#resume ? { resume: this.#resume } : {}) });
     const s = this.#socket;
     // `connect` and `disconnect` are the Socket.IO client's own events, not our server's.
     s.on('connect', () => this.#onConnect());
@@ -41,6 +45,17 @@ export class Signaling extends EventTarget {
       if (reason === 'io server disconnect' && !this.#closed) {
         setTimeout(() => this.#closed || s.connect(), 2000 + Math.random() * 3000);
       }
+    });
+    // Told right after a reconnect that presented a token: resumed (nothing to redo), or
+    // refused (we are a new peer, so enter the room again as before).
+    s.on('resumed', (body) => {
+      clearTimeout(this.#resumeWait);
+      this.#resume = typeof body?.resume === 'string' ? body.resume : null;
+    });
+    s.on('resume-refused', () => {
+      clearTimeout(this.#resumeWait);
+      this.#resume = null;
+      this.#enter(true);
     });
     s.on(SocketEvent.ROOM_CREATED, (roomId) => {
       if (typeof roomId !== 'string') return;
@@ -139,6 +154,16 @@ export class Signaling extends EventTarget {
     const rejoin = this.#everConnected;
     this.#everConnected = true;
     this.#emit(SignalingEvent.ONLINE, { rejoin });
+    // With a token, `resumed` or `resume-refused` comes next and says what to do.
+    // A server that says neither (an older version) gets the rejoin after a few seconds.
+    if (rejoin && this.#resume) {
+      this.#resumeWait = setTimeout(() => this.#enter(true), 3000);
+      return;
+    }
+    this.#enter(rejoin);
+  }
+
+  #enter(rejoin) {
     // After a reconnect the server knows us under a new peer id: entering the same room
     // again makes its members offer to us, and the mesh heals.
     const roomId = this.#roomId ?? this.#requested;
@@ -183,6 +208,7 @@ export class Signaling extends EventTarget {
       this.#emit(SignalingEvent.REFUSED, { event, error: ack.error, reason: String(ack.reason ?? '') });
       return false;
     }
+    if (typeof ack?.resume === 'string') this.#resume = ack.resume;
     return Boolean(ack && typeof ack.roomId === 'string');
   }
 

@@ -50,19 +50,14 @@ test('cluster: through a rolling restart of every node, pages on different nodes
     nodes[i] = again;
     await until(async () => (await status(again, '/readyz')) === 200, `node ${i} ready again`);
     // The page comes back through the new process, in the same room, and the others
-    // take it as the same member: one "reconnected" line each, no "left".
+    // take it as the same member: it resumes with its resume token (nobody sees anything),
+    // or, when the survivors swept its node first, it rejoins under a new peer id and the
+    // others say so once ("reconnected"); never "left".
     await explained(page, () => page.waitForFunction(
       (roomId) => document.body.dataset.signaling === 'online' && document.body.dataset.roomId === roomId,
       roomId,
       { timeout: WAIT_MS },
     ));
-    for (const other of others) {
-      await explained(other, () => other.waitForFunction(
-        (text) => [...document.querySelectorAll('#log .system')].some((li) => li.textContent === text),
-        `${names[i]} reconnected.`,
-        { timeout: WAIT_MS },
-      ));
-    }
     await Promise.all(pages.map((p) => explained(p, () => waitForOpenPeers(p, 2))));
   }
 
@@ -78,7 +73,7 @@ test('cluster: through a rolling restart of every node, pages on different nodes
     }
     for (const [j, name] of names.entries()) {
       if (j === i) continue;
-      assert.equal(await lines(page, `${name} reconnected.`), 1, `${names[i]} sees ${name} reconnect once`);
+      assert.ok(await lines(page, `${name} reconnected.`) <= 1, `${names[i]} sees ${name} reconnect at most once`);
       assert.equal(await lines(page, `${name} left.`), 0, `${names[i]} never sees ${name} leave`);
     }
   }

@@ -37,6 +37,10 @@ export class Signaling extends EventTarget {
     const s = this.#socket;
     // `connect` and `disconnect` are the Socket.IO client's own events, not our server's.
     s.on('connect', () => this.#onConnect());
+    // A page going away says goodbye, so its room hears at once that it left (a connection
+    // that just drops is held for a resume instead); one back from the page cache reconnects.
+    addEventListener('pagehide', () => s.connected && s.disconnect());
+    addEventListener('pageshow', (e) => e.persisted && !this.#closed && s.connect());
     s.on('connect_error', () => this.#emit(SignalingEvent.UNREACHABLE, {}));
     s.on('disconnect', (reason) => {
       this.#emit(SignalingEvent.OFFLINE, {});

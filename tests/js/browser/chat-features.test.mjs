@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../helpers/server.mjs';
 import {
-  WAIT_MS, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage, setName,
+  WAIT_MS, PHONE, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage, setName,
   explained, assertNoProblems,
 } from '../helpers/browser.mjs';
 
@@ -304,7 +304,7 @@ test('concurrent edits converge: the same text on every page, whatever order the
 });
 
 test('HTML, javascript: addresses and very long words show as text, only http(s) links are links, nothing overflows', async (t) => {
-  const { pages } = await room(t, ['Ada', 'Bea']);
+  const { pages, link } = await room(t, ['Ada', 'Bea']);
   const [ada, bea] = pages;
   const html = '<img src=x onerror="window.pwned=1"><b>bold</b><script>window.pwned=2</script>';
   const js = 'javascript:window.pwned=3';
@@ -329,6 +329,12 @@ test('HTML, javascript: addresses and very long words show as text, only http(s)
   await message(bea, long.slice(0, 40)).getByRole('button', { name: 'Reply to Ada' }).click();
   await say(bea, 'X'.repeat(800));
   await waitForMessage(ada, 'Bea', 'X'.repeat(800));
+  // Nor on a phone, which gets it all from a backfill.
+  const phone = await openPage(browser, withHook(link), { contextOptions: PHONE });
+  pages.push(phone);
+  await waitForOpenPeers(phone, 2);
+  await waitForMessage(phone, 'Bea', 'X'.repeat(800));
+  assert.equal(await phone.locator('#log a').count(), 1);
   for (const page of pages) {
     const { scrollWidth, clientWidth } = await page.locator('#log').evaluate((el) => ({ scrollWidth: el.scrollWidth, clientWidth: el.clientWidth }));
     assert.ok(scrollWidth <= clientWidth, `the log does not scroll sideways: ${scrollWidth} > ${clientWidth}`);

@@ -256,7 +256,7 @@ test('concurrent edits converge: the same text on every page, whatever order the
   const beaId = await peerIdOf(ada, 'Bea');
   const cyId = await peerIdOf(ada, 'Cy');
 
-  // Two edits with the same revision (as two tabs of one author could make), in opposite
+  // Two edits with the same revision (no page sends such, a buggy author could), in opposite
   // orders to Bea and Cy: the greater text wins everywhere.
   const edit = (rev, text) => ({ type: 'edit', id, rev, text });
   await ada.evaluate(([bea, cy, a, b]) => {

@@ -244,7 +244,7 @@ async function measure(browser, size) {
     const metrics = await pageMetrics(sessions);
     const procs = await processes(browserSession);
     const renderers = procs.filter((p) => p.type === 'renderer');
-    const problems = pages.flatMap((p) => p.problems);
+    const problems = pages.flatMap((p) => p.problems ?? []);
     return {
       size,
       connections: (size * (size - 1)) / 2,
@@ -273,11 +273,11 @@ async function measure(browser, size) {
 function table(results) {
   const pct = (x) => `${(x * 100).toFixed(1)}`;
   const rows = [
-    '| members | connections | room formed (s) | join: reached all (s) | signals per join (offers/answers/candidates) | idle CPU per page, renderer (max) % | chat CPU per page, renderer (max) % | browser CPU per page idle / chat % | JS heap per page (max) MB | renderer PSS per page MB | browser PSS MB |',
+    '| members | connections | room formed (s) | join: in the room / reached all (s) | signals per join (offers/answers/candidates) | idle CPU per page, renderer (max) % | chat CPU per page, renderer (max) % | browser CPU per page idle / chat % | JS heap per page (max) MB | renderer PSS per page MB | browser PSS MB |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results) {
-    rows.push(`| ${r.size} | ${r.connections} | ${r.formed.toFixed(1)} | ${r.joinReached.toFixed(2)} | ${r.joinSignals} (${r.joinOffers}/${r.joinAnswers}/${r.joinCandidates}) | ${pct(r.idle.rendererMean)} (${pct(r.idle.rendererMax)}) | ${pct(r.chat.rendererMean)} (${pct(r.chat.rendererMax)}) | ${pct(r.idle.browserPerPage)} / ${pct(r.chat.browserPerPage)} | ${(r.heapMean / MB).toFixed(1)} (${(r.heapMax / MB).toFixed(1)}) | ${(r.rendererPss / MB).toFixed(0)} | ${(r.browserPss / MB).toFixed(0)} |`);
+    rows.push(`| ${r.size} | ${r.connections} | ${r.formed.toFixed(1)} | ${r.joinInRoom.toFixed(2)} / ${r.joinReached.toFixed(2)} | ${r.joinSignals} (${r.joinOffers}/${r.joinAnswers}/${r.joinCandidates}) | ${pct(r.idle.rendererMean)} (${pct(r.idle.rendererMax)}) | ${pct(r.chat.rendererMean)} (${pct(r.chat.rendererMax)}) | ${pct(r.idle.browserPerPage)} / ${pct(r.chat.browserPerPage)} | ${(r.heapMean / MB).toFixed(1)} (${(r.heapMax / MB).toFixed(1)}) | ${(r.rendererPss / MB).toFixed(0)} | ${(r.browserPss / MB).toFixed(0)} |`);
   }
   return rows.join('\n');
 }

@@ -77,8 +77,9 @@ pub struct ListenConfig {
 #[derive(Args, Debug, Clone)]
 pub struct LimitsConfig {
     /// Most members one room may have. A full mesh of N peers costs every browser N-1
-    /// connections.
-    #[arg(long, env = "MAX_ROOM_SIZE", default_value_t = 8)]
+    /// connections; 16 leaves room beyond a team of nine at a measured low cost per page
+    /// (docs/web-client.md, "Big rooms").
+    #[arg(long, env = "MAX_ROOM_SIZE", default_value_t = 16)]
     pub max_room_size: usize,
 
     /// Most rooms one connection may be in at once.

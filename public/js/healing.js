@@ -15,7 +15,7 @@ const MAX_RESTARTS = 6;
  * once; "perfect negotiation" settles that glare: one side is polite (it drops its own
  * offer for the other's), the other ignores an offer that collides with its own. Which is
  * which the caller decides from what both sides know (members.js compares the client ids of
- * the two pages; pages are not told their own peer id).
+ * the two pages, which both have from the hellos).
  *
  * `roster` is Peers' side: isCurrent(peer), setState(peer, state), fail(peer), and
  * iceServers() (those of now).

@@ -110,3 +110,35 @@ test('a member replaying a sealed payload it was sent to another member gets it 
   assert.ok((await members(grace)).every((m) => m.id !== spyId || m.state !== 'open'));
   assertNoProblems(pages);
 });
+
+test('against a server whose acks lack the peer id, a private room still connects, sealed as before', async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  // An older server: its create-room and join-room acks say no peerId. Both transports
+  // (long-polling first, then the websocket) are rewritten on their way to the page.
+  const strip = (text) => text.replace(/,"peerId":"[A-Za-z0-9_-]+"/g, '');
+  const prepare = async (context) => {
+    await context.route('**/socket.io/**', async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, body: strip(await response.text()) });
+    });
+    await context.routeWebSocket(/\/socket\.io\//, (ws) => {
+      const upstream = ws.connectToServer();
+      upstream.onMessage((message) => ws.send(typeof message === 'string' ? strip(message) : message));
+    });
+  };
+  const pages = [];
+  t.after(() => Promise.all(pages.map((p) => p.context().close())));
+  const ada = await openPage(browser, `${server.url}/`, { prepare });
+  pages.push(ada);
+  await waitForRoom(ada);
+  await ada.getByRole('button', { name: 'New private room' }).click();
+  await ada.waitForFunction(() => document.body.dataset.roomLink?.includes('#k='), null, { timeout: WAIT_MS });
+  const grace = await openPage(browser, await ada.evaluate(() => document.body.dataset.roomLink), { prepare });
+  pages.push(grace);
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, 1)));
+  for (const page of pages) {
+    await explained(page, () => page.waitForFunction(() => document.body.dataset.sealBinding === 'room', null, { timeout: WAIT_MS }));
+  }
+  assertNoProblems(pages);
+});

@@ -101,10 +101,25 @@ pub(crate) fn router<A: Adapter>(
     )
 }
 
-/// Gives a handshake's URI and header values allocations of their own before Engine.IO
-/// keeps them for the whole session: hyper parses them as views into its connection read
-/// buffer (8 KiB and up), and one kept view pins all of it for as long as the client stays.
-/// Requests of an existing session are not kept, so they are left as they are.
+/// The request headers a handshake keeps once the gate has read the rest: what Engine.IO
+/// reads to answer a websocket handshake, and the connection headers. A browser sends a
+/// kilobyte or two more (user agent, languages, cookies) that would be kept for the whole
+/// session and never read.
+const KEPT_HEADERS: [header::HeaderName; 7] = [
+    header::HOST,
+    header::CONNECTION,
+    header::UPGRADE,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_PROTOCOL,
+    header::SEC_WEBSOCKET_EXTENSIONS,
+];
+
+/// Gives a handshake's URI and the headers it keeps allocations of their own before
+/// Engine.IO keeps them for the whole session: hyper parses them as views into its
+/// connection read buffer (8 KiB and up), and one kept view pins all of it for as long as
+/// the client stays. Requests of an existing session are not kept, so they are left as
+/// they are.
 async fn detach_from_read_buffer(req: Request) -> Request {
     if EngineIo::of(req.uri()) != EngineIo::Handshake {
         return req;
@@ -113,10 +128,12 @@ async fn detach_from_read_buffer(req: Request) -> Request {
     if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
         parts.uri = uri;
     }
-    let mut headers = HeaderMap::with_capacity(parts.headers.len());
-    for (name, value) in &parts.headers {
-        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.append(name.clone(), value);
+    let mut headers = HeaderMap::with_capacity(KEPT_HEADERS.len());
+    for name in KEPT_HEADERS {
+        for value in parts.headers.get_all(&name) {
+            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+                headers.append(name.clone(), value);
+            }
         }
     }
     parts.headers = headers;

@@ -145,14 +145,17 @@ test('the Leave button leaves: the others drop the member, the page offers to re
   assertNoProblems(pages);
 });
 
-test('when the signaling socket drops, open channels keep working and the page rejoins', async (t) => {
+/**
+ * Cuts B's signaling socket (offline emulation cuts websockets, not WebRTC, so the data
+ * channels stay up), checks that chat goes on meanwhile, and brings B back. Returns the
+ * peer ids A knows before and after.
+ */
+async function signalingOutage(t, env) {
   const names = ['Ada', 'Grace', 'Linus'];
-  const { pages } = await room(t, names);
+  const { pages } = await room(t, names, env);
   const [a, b, c] = pages;
-  const oldIds = (await members(a)).map((m) => m.id);
+  const oldIds = (await members(a)).map((m) => m.id).sort();
 
-  // Offline emulation cuts B's websocket (the server then tells A and C that B left) but
-  // not WebRTC, so the data channels stay up.
   await b.context().setOffline(true);
   await b.waitForFunction(() => document.body.dataset.signaling === 'offline', null, { timeout: WAIT_MS });
   await say(a, 'during the outage');
@@ -162,18 +165,42 @@ test('when the signaling socket drops, open channels keep working and the page r
 
   await b.context().setOffline(false);
   await b.waitForFunction(() => document.body.dataset.signaling === 'online', null, { timeout: WAIT_MS });
-  await waitForSystemLine(a, 'Grace reconnected.');
-  await waitForSystemLine(c, 'Grace reconnected.');
-  await Promise.all(pages.map((p) => waitForOpenPeers(p, 2)));
-  await waitForNames(pages, names);
-  const newIds = (await members(a)).map((m) => m.id);
-  assert.notDeepEqual(newIds.sort(), oldIds.sort(), 'B is known under a new peer id');
-  for (const p of [a, c]) assert.equal(await countLines(p, 'Grace left.'), 0, 'no leave for a reconnect');
+  return { pages, names, oldIds };
+}
 
+/** Chat from B reaches the others after the outage, and nobody saw a problem. */
+async function chatAfterOutage(pages) {
+  const [a, b, c] = pages;
   await say(b, 'after the outage');
   await waitForMessage(a, 'Grace', 'after the outage');
   await waitForMessage(c, 'Grace', 'after the outage');
   assertNoProblems(pages, [/^console error: Failed to load resource: net::ERR_INTERNET_DISCONNECTED$/]);
+}
+
+test('when the signaling socket drops, open channels keep working and the page resumes its peer id unseen', async (t) => {
+  const { pages, names, oldIds } = await signalingOutage(t);
+  const [a, , c] = pages;
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, 2)));
+  await waitForNames(pages, names);
+  assert.deepEqual((await members(a)).map((m) => m.id).sort(), oldIds, 'B keeps its peer id');
+  await chatAfterOutage(pages);
+  for (const p of [a, c]) {
+    assert.equal(await countLines(p, 'Grace left.'), 0, 'no leave for a resume');
+    assert.equal(await countLines(p, 'Grace reconnected.'), 0, 'a resume is not a reconnect to the others');
+  }
+});
+
+test('without resume (RESUME_GRACE_MS=0), a page whose signaling socket dropped rejoins under a new peer id', async (t) => {
+  const { pages, names, oldIds } = await signalingOutage(t, { RESUME_GRACE_MS: '0' });
+  const [a, , c] = pages;
+  await waitForSystemLine(a, 'Grace reconnected.');
+  await waitForSystemLine(c, 'Grace reconnected.');
+  await Promise.all(pages.map((p) => waitForOpenPeers(p, 2)));
+  await waitForNames(pages, names);
+  const newIds = (await members(a)).map((m) => m.id).sort();
+  assert.notDeepEqual(newIds, oldIds, 'B is known under a new peer id');
+  for (const p of [a, c]) assert.equal(await countLines(p, 'Grace left.'), 0, 'no leave for a reconnect');
+  await chatAfterOutage(pages);
 });
 
 test('a stale ?roomId= gets a new room and says so; the room is remembered', async (t) => {

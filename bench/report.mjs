@@ -334,6 +334,13 @@ if (op && np) {
   out('  connection), not one this crate can make.');
 }
 out();
+// Written by hand: the relay path's instruction counts and the idle bytes by owner
+// (bench/idle-heap.sh), measured apart from this run.
+const relay = new URL('./relay-report.md', import.meta.url);
+if (existsSync(relay)) {
+  out(readFileSync(relay, 'utf8').trimEnd());
+  out();
+}
 // The chaos soak runs on its own (bench/chaos.mjs) and writes its section itself.
 const chaos = new URL('./chaos-report.md', import.meta.url);
 if (existsSync(chaos)) {

@@ -5,7 +5,7 @@ import { nameOf, updateComposer } from './app.js';
 import { PeerState } from './peer.js';
 import { cleanName, fallbackName, saveName } from './names.js';
 
-const TURN_HINT = 'If you are on different networks, this server may need a TURN server (see ICE_SERVERS in the README).';
+const TURN_HINT = 'If you are on different networks, this server may need a TURN server (see docs/turn.md in the meshchat repository).';
 // A peer's hello, which names it, brings the "connected" line; should none come, the line
 // comes this long after the channel opened, without the name.
 const CONNECTED_LINE_DELAY_MS = 3000;

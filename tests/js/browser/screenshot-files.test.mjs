@@ -1,5 +1,5 @@
 // Screenshots of a file transfer in progress and of the safety-code ("verify") view, for
-// the README. They go to target/; with UPDATE_SCREENSHOT=1 they also replace the copies
+// docs/web-client.md. They go to target/; with UPDATE_SCREENSHOT=1 they also replace the copies
 // in docs/.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

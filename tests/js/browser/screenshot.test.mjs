@@ -1,5 +1,5 @@
 // A three-member conversation, used by hand at keyboard and phone width, and its
-// screenshot for the README. The screenshot goes to target/screenshot.png; with
+// screenshot for the README and docs/web-client.md. The screenshot goes to target/screenshot.png; with
 // UPDATE_SCREENSHOT=1 it also replaces docs/screenshot.png.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -24,6 +24,6 @@ kill -INT "$pid"
 while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
 sleep 1 # heaptrack writes its file after the process ends
 heaptrack_print -f "$work"/heap.*zst --print-peaks 1 --print-allocators 0 --print-temporary 0 \
-  --print-leaks 0 --print-flamegraph 0 --peak-limit 300 >"$work/peaks.txt"
+  --print-leaks 0 --peak-limit 300 >"$work/peaks.txt"
 python3 bench/idle-heap.py "$work/peaks.txt" "$clients"
 echo "(heaptrack data in $work)"

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::{Router, middleware, routing::get};
 use hyper::upgrade::OnUpgrade;
 use socketioxide::adapter::Adapter;
@@ -128,7 +128,12 @@ async fn detach_from_read_buffer(req: Request) -> Request {
     if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
         parts.uri = uri;
     }
-    let mut headers = HeaderMap::with_capacity(KEPT_HEADERS.len());
+    // Sized to what is kept: a HeaderMap rounds its capacity up to a power of two.
+    let kept = KEPT_HEADERS
+        .iter()
+        .filter(|name| parts.headers.contains_key(*name))
+        .count();
+    let mut headers = HeaderMap::with_capacity(kept);
     for name in KEPT_HEADERS {
         for value in parts.headers.get_all(&name) {
             if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
@@ -142,7 +147,8 @@ async fn detach_from_read_buffer(req: Request) -> Request {
     // parameters) would be kept for the whole session and never read again.
     let upgrade = parts.extensions.remove::<OnUpgrade>();
     let client = parts.extensions.remove::<ConnectInfo<SocketAddr>>();
-    parts.extensions.clear();
+    // A new map: clearing the old one would keep its allocation.
+    parts.extensions = Extensions::new();
     if let Some(upgrade) = upgrade {
         parts.extensions.insert(upgrade);
     }

@@ -85,8 +85,8 @@ export class Signaling extends EventTarget {
     return this.#roomId;
   }
 
-  /** The id of our signaling connection now; a new one after each reconnect, as is our
-   * peer id (which the server does not tell us). */
+  /** The id of our signaling connection now, a new one after each reconnect (our peer id,
+   * which the acks give us, survives a reconnect only when the server resumes it). */
   get id() {
     return this.#socket.id ?? null;
   }

@@ -26,6 +26,8 @@ export async function safetyCode(fingerprintA, fingerprintB) {
  */
 export function installSafety({ ui, peers, chat }, nameOf) {
   const codes = new Map(); // by peer id
+  // The old code of a member that came back under a new id before its new code was known.
+  const rejoined = new Map();
 
   const show = (peerId, code) => {
     const li = ui.members.element(peerId);
@@ -56,19 +58,25 @@ export function installSafety({ ui, peers, chat }, nameOf) {
     }
   };
 
-  peers.addEventListener(PeerEvent.OPEN, async (e) => {
-    const { peerId } = e.detail;
+  // Computed when the channel opens, and again on every later sign of the member (its
+  // state, its name): the member's entry or a description may not be in place yet when the
+  // channel opens, and the code would then never show.
+  const refresh = async (peerId) => {
     const peer = peers.get(peerId);
-    const local = fingerprintOf(peer?.pc.currentLocalDescription?.sdp);
-    const remote = fingerprintOf(peer?.pc.currentRemoteDescription?.sdp);
+    if (!peer?.opened) return;
+    const local = fingerprintOf(peer.pc.currentLocalDescription?.sdp);
+    const remote = fingerprintOf(peer.pc.currentRemoteDescription?.sdp);
     if (!local || !remote) return;
     const code = await safetyCode(local, remote);
     if (peers.get(peerId) !== peer) return;
-    const before = codes.get(peerId);
+    const before = codes.get(peerId) ?? rejoined.get(peerId);
+    rejoined.delete(peerId);
     codes.set(peerId, code);
     show(peerId, code);
     changed(peerId, before, code);
-  });
+  };
+  peers.addEventListener(PeerEvent.OPEN, (e) => refresh(e.detail.peerId));
+  peers.addEventListener(PeerEvent.STATE, (e) => refresh(e.detail.peerId));
   // The member came back under a new peer id: its new connection has a new code.
   chat.addEventListener(ChatEvent.REJOINED, (e) => {
     const { peerId, oldId } = e.detail;
@@ -78,11 +86,17 @@ export function installSafety({ ui, peers, chat }, nameOf) {
     if (code) {
       show(peerId, code);
       changed(peerId, before, code);
+    } else if (before) {
+      rejoined.set(peerId, before);
     }
   });
   chat.addEventListener(ChatEvent.NAMED, (e) => {
     const code = codes.get(e.detail.peerId);
     if (code) show(e.detail.peerId, code);
+    refresh(e.detail.peerId);
   });
-  peers.addEventListener(PeerEvent.REMOVED, (e) => codes.delete(e.detail.peerId));
+  peers.addEventListener(PeerEvent.REMOVED, (e) => {
+    codes.delete(e.detail.peerId);
+    rejoined.delete(e.detail.peerId);
+  });
 }

@@ -10,7 +10,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../helpers/server.mjs';
 import {
-  WAIT_MS, launch, openPage, waitForOpenPeers, waitForRoom, waitForMessage, setName, say, explained, assertNoProblems,
+  WAIT_MS, launch, openPage, waitForOpenPeers, waitForRoom, waitForMessage, setName, say, explained, assertNoProblems, sendToBackground,
 } from '../helpers/browser.mjs';
 
 let browser;
@@ -37,21 +37,6 @@ async function pair(t, adaOptions = {}) {
     { timeout: WAIT_MS },
   ));
   return { server, pages, ada, bea };
-}
-
-/** Puts another tab of `page`'s window in front, so `page` loses the focus for real;
- * returns a function that brings `page` back. */
-async function sendToBackground(page) {
-  const real = async (p) => (await p.context().newCDPSession(p)).send('Emulation.setFocusEmulationEnabled', { enabled: false });
-  await real(page);
-  const other = await page.context().newPage();
-  await real(other);
-  await other.bringToFront();
-  await page.waitForFunction(() => !document.hasFocus(), null, { timeout: WAIT_MS });
-  return async () => {
-    await page.bringToFront();
-    await page.waitForFunction(() => document.hasFocus(), null, { timeout: WAIT_MS });
-  };
 }
 
 const title = (page) => page.evaluate(() => document.title);

@@ -7,19 +7,12 @@ import assert from 'node:assert/strict';
 import { startServer } from '../helpers/server.mjs';
 import {
   WAIT_MS, PHONE, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage, setName,
-  explained, assertNoProblems,
+  explained, assertNoProblems, withHook, sendToBackground,
 } from '../helpers/browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
 after(() => browser?.close());
-
-/** The page's address with the test hook (`window.meshchatTest`) turned on. */
-function withHook(url) {
-  const u = new URL(url);
-  u.searchParams.set('test', '1');
-  return u.href;
-}
 
 /** A server and a room of pages named `names`, with the test hook; all connected. */
 async function room(t, names) {
@@ -410,21 +403,6 @@ test('keyboard only: Up edits the last message, Esc cancels, reply and react by 
   assert.equal(await bea.locator('#composer-context').isVisible(), false);
   assertNoProblems(pages);
 });
-
-/** Puts another tab of `page`'s window in front, so `page` loses the focus for real (see
- * attention.test.mjs); returns a function that brings `page` back. */
-async function sendToBackground(page) {
-  const real = async (p) => (await p.context().newCDPSession(p)).send('Emulation.setFocusEmulationEnabled', { enabled: false });
-  await real(page);
-  const other = await page.context().newPage();
-  await real(other);
-  await other.bringToFront();
-  await page.waitForFunction(() => !document.hasFocus(), null, { timeout: WAIT_MS });
-  return async () => {
-    await page.bringToFront();
-    await page.waitForFunction(() => document.hasFocus(), null, { timeout: WAIT_MS });
-  };
-}
 
 test('a mention brings a notification of its own, which the next messages do not replace', async (t) => {
   const server = await startServer();

@@ -7,19 +7,12 @@ import assert from 'node:assert/strict';
 import { freeUdpPort, startServer, until } from '../helpers/server.mjs';
 import {
   WAIT_MS, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage,
-  waitForSystemLine, assertNoProblems, setName, explained,
+  waitForSystemLine, assertNoProblems, setName, explained, withHook,
 } from '../helpers/browser.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
 after(() => browser?.close());
-
-/** The page's address with the test hook (`window.meshchatTest`) turned on. */
-function withHook(url) {
-  const u = new URL(url);
-  u.searchParams.set('test', '1');
-  return u.href;
-}
 
 /** Opens pages named `names` in one room of `server`, with the test hook; all connected. */
 async function room(t, server, names) {

@@ -158,3 +158,25 @@ export async function recordPeerConnections(context) {
     };
   });
 }
+
+/** The page's address with the test hook (`window.meshchatTest`) turned on. */
+export function withHook(url) {
+  const u = new URL(url);
+  u.searchParams.set('test', '1');
+  return u.href;
+}
+
+/** Puts another tab of `page`'s window in front, so `page` loses the focus for real;
+ * returns a function that brings `page` back. */
+export async function sendToBackground(page) {
+  const real = async (p) => (await p.context().newCDPSession(p)).send('Emulation.setFocusEmulationEnabled', { enabled: false });
+  await real(page);
+  const other = await page.context().newPage();
+  await real(other);
+  await other.bringToFront();
+  await page.waitForFunction(() => !document.hasFocus(), null, { timeout: WAIT_MS });
+  return async () => {
+    await page.bringToFront();
+    await page.waitForFunction(() => document.hasFocus(), null, { timeout: WAIT_MS });
+  };
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { startServer } from '../helpers/server.mjs';
 import {
   WAIT_MS, PHONE, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage, setName,
-  explained, assertNoProblems, withHook, sendToBackground,
+  explained, assertNoProblems, withHook, sendToBackground, peerIdOf,
 } from '../helpers/browser.mjs';
 
 let browser;
@@ -49,13 +49,6 @@ async function waitForNames(pages, names) {
     names.filter((_, j) => j !== i),
     { timeout: WAIT_MS },
   ))));
-}
-
-/** The peer id under which `page` lists the member called `name`. */
-async function peerIdOf(page, name) {
-  const found = (await members(page)).find((m) => m.name === name);
-  assert.ok(found, `${name} is listed`);
-  return found.id;
 }
 
 /** The id of the message on `page` whose text is `text`. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { freeUdpPort, startServer, until } from '../helpers/server.mjs';
 import {
   WAIT_MS, launch, openPage, members, waitForOpenPeers, waitForRoom, say, waitForMessage,
-  waitForSystemLine, assertNoProblems, setName, explained, withHook,
+  waitForSystemLine, assertNoProblems, setName, explained, withHook, peerIdOf,
 } from '../helpers/browser.mjs';
 
 let browser;
@@ -24,13 +24,6 @@ async function room(t, server, names) {
   await Promise.all(pages.map((p, i) => setName(p, names[i])));
   await Promise.all(pages.map((p) => waitForOpenPeers(p, names.length - 1)));
   return { pages, link };
-}
-
-/** The peer id under which `page` lists the member called `name`. */
-async function peerIdOf(page, name) {
-  const found = (await members(page)).find((m) => m.name === name);
-  assert.ok(found, `${name} is listed`);
-  return found.id;
 }
 
 /** Marks the page's current data channel and ICE username fragment towards `peerId`, so

@@ -68,6 +68,18 @@ export function members(page) {
     })));
 }
 
+/** The peer id under which `page` lists the member called `name`, once it does: a name
+ * travels over the data channel, so it can arrive just after the channel shows open. */
+export async function peerIdOf(page, name, timeout = WAIT_MS) {
+  const handle = await explained(page, () => page.waitForFunction(
+    (name) => [...document.querySelectorAll('#members li[data-peer-id]')]
+      .find((li) => li.querySelector('.member-name').textContent === name)?.dataset.peerId,
+    name,
+    { timeout },
+  ));
+  return handle.jsonValue();
+}
+
 /** Waits until the page lists exactly `n` peers, all with open data channels. */
 export async function waitForOpenPeers(page, n, timeout = WAIT_MS) {
   await explained(page, () => page.waitForFunction(

@@ -23,20 +23,28 @@ const find = (server, scenario, room) =>
       (r.transport ?? 'websocket') === 'websocket',
   );
 const findPolling = (server) => results.find((r) => r.server === server && r.scenario === 'idle' && r.transport === 'polling');
-const cpuRuns = (server) =>
-  results.filter((r) => r.server === server && r.scenario === 'relay' && r.fixed_rate != null).map((r) => r.steps[0]);
+const cpuRuns = (server, rate) =>
+  results
+    .filter((r) => r.server === server && r.scenario === 'relay' && r.fixed_rate === rate)
+    .map((r) => r.steps[0]);
 const median = (xs) => {
   const v = xs.filter((x) => typeof x === 'number').sort((a, b) => a - b);
   if (v.length === 0) return undefined;
   return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
 };
-const cpu = Object.fromEntries(
+// The fixed loads of the run, and per load and server the median of its runs.
+const cpuRates = [...new Set(results.filter((r) => r.scenario === 'relay' && r.fixed_rate != null).map((r) => r.fixed_rate))]
+  .sort((a, b) => a - b);
+const cpuAt = (rate) => Object.fromEntries(
   ['ours', 'node', 'raw', 'cluster'].map((s) => {
-    const runs = cpuRuns(s);
+    const runs = cpuRuns(s, rate);
     return [s, { runs, perMsg: median(runs.map((r) => r.server_cpu_us_per_msg)), share: median(runs.map((r) => r.server_cpu)) }];
   }),
 );
-const cpuRun = results.find((r) => r.scenario === 'relay' && r.fixed_rate != null);
+// The load the CPU target is set at: 24,000/s, or the run's nearest.
+const targetRate = cpuRates.includes(24000) ? 24000 : cpuRates[Math.floor(cpuRates.length / 2)];
+const cpu = targetRate === undefined ? undefined : cpuAt(targetRate);
+const cpuRun = results.find((r) => r.scenario === 'relay' && r.fixed_rate === targetRate);
 const num = (v, digits = 0) =>
   v === undefined || v === null || Number.isNaN(v)
     ? '–'
@@ -90,7 +98,10 @@ for (const room of [2, 4, 8]) {
   const n = find('node', 'relay', room);
   if (!o && !n) continue;
   const label = `relay, rooms of ${room} (${(o ?? n).clients} clients)`;
+  const raw = find('raw', 'relay', room);
   out(`| ${label} | highest sustained rate (msg/s) | ${num(o?.best_rate)} | ${num(n?.best_rate)} | ${ratio(o?.best_rate, n?.best_rate)} |`);
+  if (raw) out(`| | the raw relay's (the floor) and ours against it | ${num(raw.best_rate)} | | ${ratio(o?.best_rate, raw.best_rate)} of raw |`);
+  out(`| | load generator's share of its core at that rate | ${num((o?.best?.loadgen_cpu ?? NaN) * 100)}% | ${num((n?.best?.loadgen_cpu ?? NaN) * 100)}% | |`);
   out(`| | delivered at that rate (msg/s) | ${num(o?.best?.delivered_per_s)} | ${num(n?.best?.delivered_per_s)} | |`);
   out(`| | p50 / p99 / p99.9 at that rate | ${ms(o?.best?.p50_us)} / ${ms(o?.best?.p99_us)} / ${ms(o?.best?.p999_us)} | ${ms(n?.best?.p50_us)} / ${ms(n?.best?.p99_us)} / ${ms(n?.best?.p999_us)} | |`);
   out(`| | p99 at half its highest rate | ${ms(o?.half?.p99_us)} at ${num(o?.half?.rate)}/s | ${ms(n?.half?.p99_us)} at ${num(n?.half?.rate)}/s | |`);
@@ -112,7 +123,7 @@ if (cpuRun) {
   out();
   out('## CPU per delivered message, against the floor');
   out();
-  out(`The same fixed load (${num(cpuRun.fixed_rate)} msg/s offered, ${cpuRun.clients} clients in rooms of ${cpuRun.room}, ~1 KB payloads) against`);
+  out(`Fixed loads (${cpuRates.map((r) => num(r)).join(', ')} msg/s offered, ${cpuRun.clients} clients in rooms of ${cpuRun.room}, ~1 KB payloads) against`);
   out('each server, runs interleaved: server CPU time (user + system, every thread, from');
   out('`/proc/<pid>/stat`) from the first send until the last message arrived, divided by the');
   out('messages delivered. **raw** is `raw-relay` (`bench/loadgen/src/bin/raw-relay.rs`): a bare');
@@ -121,14 +132,18 @@ if (cpuRun) {
   out('nodes and their redis-server, all on the one core, the members of each room spread over both');
   out('nodes (so two thirds of the relays cross nodes), CPU summed over the three processes.');
   out();
-  out('| server | µs per message (median) | each run | share of its core | ratio to raw |');
-  out('|---|---:|---|---:|---:|');
+  out('| load (msg/s) | server | µs per message (median) | each run | share of its core | ratio to raw | p99 |');
+  out('|---:|---|---:|---|---:|---:|---:|');
   const names = { ours: 'meshchat', node: 'Node socket.io', raw: 'raw tokio-tungstenite relay', cluster: 'meshchat, 2 nodes + Redis' };
-  for (const s of ['raw', 'ours', 'cluster', 'node']) {
-    const c = cpu[s];
-    if (c.runs.length === 0) continue;
-    const each = c.runs.map((r) => num(r.server_cpu_us_per_msg, 1)).join(', ');
-    out(`| ${names[s]} | ${num(c.perMsg, 1)} | ${each} | ${num(c.share * 100)}% | ${ratio(c.perMsg, cpu.raw.perMsg)} |`);
+  for (const rate of cpuRates) {
+    const at = cpuAt(rate);
+    for (const s of ['raw', 'ours', 'cluster', 'node']) {
+      const c = at[s];
+      if (c.runs.length === 0) continue;
+      const each = c.runs.map((r) => num(r.server_cpu_us_per_msg, 1)).join(', ');
+      const p99 = median(c.runs.map((r) => r.p99_us));
+      out(`| ${num(rate)} | ${names[s]} | ${num(c.perMsg, 1)} | ${each} | ${num(c.share * 100)}% | ${ratio(c.perMsg, at.raw.perMsg)} | ${ms(p99)} |`);
+    }
   }
 }
 const rr = find('raw', 'relay', 4);
@@ -171,13 +186,22 @@ for (const room of [2, 4, 8]) {
 }
 for (const room of [2, 4, 8]) {
   const o = find('ours', 'relay', room);
+  const raw = find('raw', 'relay', room);
+  if (!o || !raw) continue;
+  const r = raw.best_rate ? o.best_rate / raw.best_rate : undefined;
+  const bound = Math.max(o.best?.loadgen_cpu ?? 0, raw.best?.loadgen_cpu ?? 0) >= 0.9
+    ? ' (the load generator near its core\'s limit at these rates: see the relay steps)' : '';
+  out(`| relay, rooms of ${room}: ≥ 0.5× the raw relay's highest sustained rate | ${num(o.best_rate)} vs ${num(raw.best_rate)} msg/s = ${r === undefined ? '–' : num(r, 2) + '×'}${bound} | ${verdict(r === undefined ? undefined : r >= 0.5)} |`);
+}
+for (const room of [2, 4, 8]) {
+  const o = find('ours', 'relay', room);
   if (!o) continue;
   const p99 = o.half?.p99_us;
   out(`| relay, rooms of ${room}: p99 < 5 ms at half our highest rate | ${ms(p99)} at ${num(o.half?.rate)} msg/s | ${verdict(p99 === undefined ? undefined : p99 < 5000)} |`);
 }
-if (oi) {
+if (oi && ni) {
   const at19k = oi.clients >= 19000;
-  out(`| ≤ 12 KiB server RSS per idle websocket client at 19,000 clients | ${num(oi.rss_per_client_kib, 1)} KiB at ${num(oi.clients)} clients | ${at19k ? verdict(oi.rss_per_client_kib <= 12 && oi.alive === oi.clients) : 'not measured at 19,000'} |`);
+  out(`| ≤ Node's server RSS per idle websocket client at 19,000 clients | ${num(oi.rss_per_client_kib, 1)} vs ${num(ni.rss_per_client_kib, 1)} KiB at ${num(oi.clients)} clients | ${at19k ? verdict(oi.rss_per_client_kib <= ni.rss_per_client_kib && oi.alive === oi.clients) : 'not measured at 19,000'} |`);
 }
 if (cpuRun && cpu.ours.perMsg && cpu.node.perMsg) {
   const r = cpu.ours.perMsg / cpu.node.perMsg;
@@ -278,7 +302,7 @@ out('  appended to a capped Redis stream in the same script, so that a node whos
 out('  reconnects replays what it missed (the chaos soak found relays lost that way). That');
 out('  guarantee is what the cluster row pays for: CPU per message of two nodes and Redis');
 out('  together, against one node, is the ratio in the floor table.');
-if (cpu.raw.perMsg && cpu.node.perMsg) {
+if (cpu?.raw.perMsg && cpu?.node.perMsg) {
   const floor = cpu.raw.perMsg / cpu.node.perMsg;
   out(`- **The CPU target against the floor**: the raw relay, which does nothing but move frames,`);
   out(`  spends 1/${num(1 / floor, 1)} of what Node spends per message in this run; meshchat spends`);

@@ -274,6 +274,12 @@ pub struct OpsConfig {
     /// session's requests are kept on the machine that holds it (see `affinity`).
     #[arg(long, env = "FLY_MACHINE_ID", value_parser = machine_id)]
     pub fly_machine_id: Option<String>,
+
+    /// Threads that serve clients. Unset: one per CPU this process may use. With one, a
+    /// single-threaded scheduler runs everything, which on one CPU relays more for less
+    /// (see docs/architecture.md, "Threads").
+    #[arg(long, env = "WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
 }
 
 /// Resuming: a page that reconnects gets its peer id and rooms back (docs/PROTOCOL.md,

@@ -4,12 +4,33 @@ use clap::Parser;
 use meshchat::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
     let config = Config::parse();
     init_tracing(config.ops.log_format);
-    let listener = tokio::net::TcpListener::bind(config.listen.addr()).await?;
-    meshchat::run(listener, config, shutdown_signal()).await
+    runtime(config.ops.worker_threads)?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen.addr()).await?;
+        meshchat::run(listener, config, shutdown_signal()).await
+    })
+}
+
+/// One worker: tokio's single-threaded scheduler, which runs a task woken by another
+/// after the tasks already waiting (the multi-threaded one runs it next, in its LIFO
+/// slot), so a target's writer sends several relays in one write where it would send one.
+/// Measured on one CPU at 20,000 relays/s: 0.58 writes per relay instead of 1.0, and
+/// 20% less CPU (docs/architecture.md, "Threads").
+fn runtime(workers: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    builder.enable_all().build()
 }
 
 fn init_tracing(format: LogFormat) {

@@ -35,6 +35,13 @@ pub(crate) struct Metrics {
     /// Relayed messages, by [`Signal`] in the order of [`Signal::ALL`]: counted on every
     /// relay, where a labelled lookup cost more than the count.
     relayed: [Counter; 3],
+    /// Cluster mode: relays published to another node's inbox, relays received in this
+    /// node's, those received whose target was not here, and relays whose target's node
+    /// had to be asked of Redis.
+    pub(crate) cluster_relays_sent: Counter,
+    pub(crate) cluster_relays_received: Counter,
+    pub(crate) cluster_relays_undelivered: Counter,
+    pub(crate) cluster_lookups: Counter,
     refusals: ByLabel,
     failed_emits: ByLabel,
     connections_refused: ByLabel,
@@ -112,6 +119,26 @@ impl Metrics {
             "relayed",
             "Signaling messages relayed, by event",
             self.relayed_by_event(),
+        );
+        registry.register(
+            "cluster_relays_sent",
+            "Relays published to the node of their target",
+            self.cluster_relays_sent.clone(),
+        );
+        registry.register(
+            "cluster_relays_received",
+            "Relays received from another node",
+            self.cluster_relays_received.clone(),
+        );
+        registry.register(
+            "cluster_relays_undelivered",
+            "Relays received from another node whose target was not here",
+            self.cluster_relays_undelivered.clone(),
+        );
+        registry.register(
+            "cluster_lookups",
+            "Relays whose target's node was asked of Redis",
+            self.cluster_lookups.clone(),
         );
         registry.register(
             "refusals",

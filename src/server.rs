@@ -72,6 +72,7 @@ async fn run_signaling(
             membership.clone(),
             metrics.clone(),
             Resume::new(&config.resume, false),
+            None,
         );
         let (layer, io) = socket_io(&listen, signaling).build_layer();
         io.ns("/", signaling::on_connect.with(signaling::init_socket));
@@ -94,8 +95,9 @@ async fn run_signaling(
         membership.clone(),
         metrics.clone(),
         resume.clone(),
+        Some(cluster.elsewhere()),
     );
-    let (layer, io) = socket_io(&listen, signaling)
+    let (layer, io) = socket_io(&listen, signaling.clone())
         .with_adapter::<ClusterAdapter>(cluster.adapter())
         .build_layer();
     // The driver's subscribe never fails (it subscribes again once Redis is back), so
@@ -106,6 +108,7 @@ async fn run_signaling(
     {
         warn!(?error, "socket.io namespace setup failed");
     }
+    cluster.receive(io.clone(), signaling);
     cluster.start_heartbeat(io.clone(), metrics.clone(), resume);
     info!(node = %cluster.node(), "cluster mode: redis adapter");
     let router = http::router(

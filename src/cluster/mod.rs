@@ -3,6 +3,7 @@
 //! node's memberships back after Redis lost them (how and why: docs/cluster.md).
 
 mod open;
+mod outbox;
 mod pubsub;
 
 use std::sync::Arc;
@@ -16,12 +17,13 @@ use tracing::{info, warn};
 
 use crate::config::ClusterConfig;
 use crate::error::Result;
-use crate::membership::{Limits, Membership, NodeRooms};
+use crate::membership::{Limits, Membership, NodeRooms, Notice};
 use crate::metrics::Metrics;
 use crate::protocol::{PeerId, RoomId};
 use crate::resume::{self, Resume};
-use crate::signaling;
-use pubsub::PubSubDriver;
+use crate::signaling::{self, Elsewhere, Signaling};
+use outbox::Outbox;
+use pubsub::{PubSubDriver, Taps};
 
 /// The adapter every node uses in cluster mode.
 pub(crate) type ClusterAdapter =
@@ -35,6 +37,7 @@ const PREFIX: &str = "meshchat:";
 pub(crate) struct Cluster {
     rooms: NodeRooms,
     driver: PubSubDriver,
+    outbox: Arc<Outbox>,
     /// Whether the last heartbeat (and any re-registration it asked for) succeeded.
     beating: Arc<AtomicBool>,
     /// The subscriber connection (see [`PubSubDriver::connections`]) for which this node
@@ -57,9 +60,10 @@ impl Cluster {
         let commands = command_connection(&client, timeout)?;
         let node: Arc<str> = nanoid::nanoid!(12).into();
         let interval = config.node_heartbeat();
-        let driver = PubSubDriver::start(client, commands.clone(), timeout, interval);
+        let driver = PubSubDriver::start(client, commands.clone(), &node, timeout, interval);
         Ok(Self {
             rooms: NodeRooms::new(commands, PREFIX, &node, timeout),
+            outbox: Arc::new(Outbox::start(driver.clone())),
             driver,
             beating: Arc::default(),
             registered_for: Arc::default(),
@@ -84,6 +88,21 @@ impl Cluster {
             .with_request_timeout(self.request_timeout)
             .with_stream_buffer(8192);
         socketioxide_redis::RedisAdapterCtr::new_with_driver(self.driver.clone(), config)
+    }
+
+    /// Where relays to peers of other nodes go.
+    pub(crate) fn elsewhere(&self) -> Arc<dyn Elsewhere> {
+        self.outbox.clone()
+    }
+
+    /// From now on, relays sent to this node are delivered to its sockets in `io`, and
+    /// membership notices kept in its view of other nodes' peers.
+    pub(crate) fn receive<A: Adapter>(&self, io: SocketIo<A>, signaling: Signaling) {
+        self.driver.tap(Box::new(Receiver {
+            io,
+            signaling,
+            rooms: self.rooms.clone(),
+        }));
     }
 
     pub(crate) fn node(&self) -> &str {
@@ -200,6 +219,30 @@ impl Cluster {
         if !signaling::announce_left(members, &peer, metrics).await {
             self.rooms.tell_later(peer, rooms);
         }
+    }
+}
+
+/// What the driver passes on that is not the adapter's.
+struct Receiver<A: Adapter> {
+    io: SocketIo<A>,
+    signaling: Signaling,
+    rooms: NodeRooms,
+}
+
+impl<A: Adapter> Taps for Receiver<A> {
+    fn relay(&self, message: &[u8]) {
+        signaling::relayed_here(&self.io, &self.signaling, message);
+    }
+
+    fn notice(&self, message: &[u8]) {
+        match Notice::parse(message) {
+            Some(notice) => self.rooms.hear(notice),
+            None => warn!("redis: a notice not understood"),
+        }
+    }
+
+    fn reconnected(&self) {
+        self.rooms.forget_view();
     }
 }
 

@@ -1,6 +1,7 @@
-//! The Redis pub/sub driver under socketioxide-redis's adapter: keeps every subscription
-//! alive across Redis restarts (the crate's own driver silently loses them), and replays
-//! from a short stream what a resubscribing node missed (see docs/cluster.md, "Inside").
+//! The Redis pub/sub driver under socketioxide-redis's adapter, which also carries relays
+//! to one node's own inbox and the membership notices: keeps every subscription alive
+//! across Redis restarts (the crate's own driver silently loses them), and replays from
+//! short streams what a resubscribing node missed (see docs/cluster.md, "Inside").
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,13 +15,29 @@ use tokio::sync::{Mutex, mpsc};
 use tracing::{info, warn};
 
 use crate::error::{Error, bounded};
+// About how many messages the bus stream keeps: far more than a few seconds of a busy
+// cluster's cross-node traffic, which is all a reconnect needs.
+use crate::membership::BUS_LENGTH;
 
 /// Longest pause between two attempts to reach Redis again.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// About how many messages the stream keeps: far more than a few seconds of a busy
-/// cluster's cross-node traffic, which is all a reconnect needs.
-const BUS_LENGTH: u64 = 20_000;
+/// About how many relays a node's inbox stream keeps, and how long it is kept after the
+/// last one (a dead node's inbox goes away by itself).
+const INBOX_LENGTH: u64 = 10_000;
+const INBOX_KEEP: Duration = Duration::from_secs(600);
+
+/// KEYS: a node's inbox (its stream and its channel have that name); ARGV: stream length,
+/// how long to keep the stream (ms), then the messages. Adds each message to the stream
+/// and publishes it prefixed with its stream id and a space, as [`PUBLISH`] does.
+const TO_INBOX: &str = r"
+for i = 3, #ARGV do
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[i])
+  redis.call('PUBLISH', KEYS[1], id .. ' ' .. ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
 
 /// KEYS: the stream; ARGV: channel, payload, stream length. Adds the message to the
 /// stream, then publishes it prefixed with its stream id and a space, in one step: the
@@ -43,6 +60,11 @@ if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[4]) then return 0 end";
 /// leaves never add up.
 const ONCE_KEEP: Duration = Duration::from_secs(120);
 
+/// The name of node `node`'s inbox: its channel, and the key of its stream.
+fn inbox(node: &str) -> String {
+    format!("{}inbox:{node}", super::PREFIX)
+}
+
 /// A stream entry id, `milliseconds-sequence`.
 type StreamId = (u64, u64);
 
@@ -53,6 +75,50 @@ fn parse_id(id: &[u8]) -> Option<StreamId> {
 }
 
 type Handlers = HashMap<String, mpsc::Sender<ChanItem>>;
+
+/// Where what the adapter does not handle goes, called in the subscriber task in the order
+/// messages were published.
+pub(crate) trait Taps: Send + Sync {
+    /// A relay another node sent to this one's inbox.
+    fn relay(&self, message: &[u8]);
+    /// A membership notice (see [`crate::membership::Notice`]).
+    fn notice(&self, message: &[u8]);
+    /// The subscriber connection was made again: messages may have been lost (Redis
+    /// restarted without them).
+    fn reconnected(&self);
+}
+
+/// A stream that what is published also goes to, and the id of the last message of it
+/// passed on: what a replay starts after, and what a message received both live and
+/// replayed is recognised by. `None` before any.
+struct Line {
+    stream: String,
+    last: std::sync::Mutex<Option<StreamId>>,
+}
+
+impl Line {
+    fn new(stream: String) -> Self {
+        Self {
+            stream,
+            last: std::sync::Mutex::default(),
+        }
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, Option<StreamId>> {
+        // Only a comparison and an assignment happen under this lock.
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether message `id` is new, noting it as the last if it is.
+    fn is_new(&self, id: StreamId) -> bool {
+        let mut last = self.last();
+        if last.is_some_and(|last| id <= last) {
+            return false;
+        }
+        *last = Some(id);
+        true
+    }
+}
 
 /// The driver handed to the adapter: it publishes on the self-healing command connection
 /// and subscribes on one of its own. Clones share that connection pair.
@@ -76,13 +142,17 @@ struct Inner {
     /// Counts subscriber connections made. A new one may mean a new Redis that lost
     /// everything, so the node registers its memberships again before it is ready.
     connections: AtomicU64,
-    /// The stream every message also goes to, and the script that puts it there.
-    bus: String,
+    /// The stream every message to all nodes also goes to, and the scripts that put it
+    /// there.
+    bus: Line,
     publish: redis::Script,
     publish_once: redis::Script,
-    /// The id of the last message passed on: what a replay starts after, and what a
-    /// message received both live and replayed is recognised by. `None` before any.
-    last: std::sync::Mutex<Option<StreamId>>,
+    /// This node's inbox: the channel (and stream) of the relays sent to it alone.
+    inbox: Line,
+    to_inbox: redis::Script,
+    /// The channel of membership notices, carried by the bus.
+    notices: String,
+    taps: std::sync::OnceLock<Box<dyn Taps>>,
 }
 
 impl std::fmt::Debug for PubSubDriver {
@@ -96,9 +166,11 @@ impl std::fmt::Debug for PubSubDriver {
 impl PubSubDriver {
     /// Starts the subscriber task. `ping_every` is how often an idle subscriber connection
     /// is checked.
+    /// `node` is this node's id, which names its inbox.
     pub(crate) fn start(
         client: redis::Client,
         commands: ConnectionManager,
+        node: &str,
         timeout: Duration,
         ping_every: Duration,
     ) -> Self {
@@ -110,10 +182,13 @@ impl PubSubDriver {
             sink: Mutex::default(),
             live: AtomicBool::new(false),
             connections: AtomicU64::new(0),
-            bus: format!("{}bus", super::PREFIX),
+            bus: Line::new(format!("{}{}", super::PREFIX, crate::membership::BUS)),
             publish: redis::Script::new(PUBLISH),
             publish_once: redis::Script::new(&format!("{ONCE_GUARD}{PUBLISH}")),
-            last: std::sync::Mutex::default(),
+            inbox: Line::new(inbox(node)),
+            to_inbox: redis::Script::new(TO_INBOX),
+            notices: format!("{}{}", super::PREFIX, crate::membership::NOTICES),
+            taps: std::sync::OnceLock::new(),
         });
         tokio::spawn(subscriber(Arc::downgrade(&inner), ping_every));
         Self { inner }
@@ -127,6 +202,25 @@ impl PubSubDriver {
     /// How many times the subscriber connection was (re)made.
     pub(crate) fn connections(&self) -> u64 {
         self.inner.connections.load(Ordering::Acquire)
+    }
+
+    /// Sets where relays to this node and notices go; until then they are dropped (no
+    /// client can be connected yet). Only the first call counts.
+    pub(crate) fn tap(&self, taps: Box<dyn Taps>) {
+        let _ = self.inner.taps.set(taps);
+    }
+
+    /// Adds `messages` to the inbox of node `node`, in order, in one script call.
+    pub(crate) async fn send_to(&self, node: &str, messages: &[Vec<u8>]) -> Result<(), Error> {
+        let mut conn = self.inner.commands.clone();
+        let mut call = self.inner.to_inbox.prepare_invoke();
+        call.key(inbox(node))
+            .arg(INBOX_LENGTH)
+            .arg(u64::try_from(INBOX_KEEP.as_millis()).unwrap_or(u64::MAX));
+        for message in messages {
+            call.arg(message.as_slice());
+        }
+        bounded(self.inner.timeout, call.invoke_async::<()>(&mut conn)).await
     }
 
     fn handlers(&self) -> std::sync::RwLockReadGuard<'_, Handlers> {
@@ -187,6 +281,9 @@ async fn subscriber(inner: std::sync::Weak<Inner>, ping_every: Duration) {
             channels = driver.handlers().len(),
             "redis: subscriber connected"
         );
+        if let Some(taps) = driver.inner.taps.get() {
+            taps.reconnected();
+        }
         // Subscribed first, so nothing falls between the replay and the live messages;
         // what arrives both ways is passed on once.
         // The command connection may have died with this one, and reconnects on the
@@ -229,28 +326,35 @@ impl PubSubDriver {
     /// Subscribes a fresh connection to every known channel, then makes it the live one.
     async fn resubscribe(&self, mut sink: PubSubSink) -> Result<(), Error> {
         let mut live = self.inner.sink.lock().await;
-        let channels: Vec<String> = self.handlers().keys().cloned().collect();
-        if !channels.is_empty() {
-            bounded(self.inner.timeout, sink.subscribe(&channels)).await?;
-        }
+        let mut channels: Vec<String> = self.handlers().keys().cloned().collect();
+        channels.push(self.inner.inbox.stream.clone());
+        channels.push(self.inner.notices.clone());
+        bounded(self.inner.timeout, sink.subscribe(&channels)).await?;
         *live = Some(sink);
         self.inner.connections.fetch_add(1, Ordering::AcqRel);
         self.inner.live.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Passes on, once, what the stream holds after the last message passed on (before the
-    /// first connection: nothing, and the replay starts from the stream's end). Returns
-    /// how many messages it passed on.
+    /// Passes on, once, what the streams hold after the last message passed on (before the
+    /// first connection: nothing, and the replay starts from the streams' ends): first the
+    /// inbox, then the bus, so that a relay published before its sender's
+    /// `user-disconnected` is still passed on before it. Returns how many messages it passed
+    /// on.
     async fn replay(&self) -> Result<usize, Error> {
+        let inbox = self.replay_line(&self.inner.inbox).await?;
+        Ok(inbox + self.replay_line(&self.inner.bus).await?)
+    }
+
+    async fn replay_line(&self, line: &Line) -> Result<usize, Error> {
         let mut conn = self.inner.commands.clone();
         let timeout = self.inner.timeout;
-        let last = *self.last();
+        let last = *line.last();
         let Some((ms, seq)) = last else {
             let newest: Vec<(String, Vec<Vec<u8>>)> = bounded(
                 timeout,
                 redis::cmd("XREVRANGE")
-                    .arg(&self.inner.bus)
+                    .arg(&line.stream)
                     .arg("+")
                     .arg("-")
                     .arg("COUNT")
@@ -262,13 +366,13 @@ impl PubSubDriver {
                 .first()
                 .and_then(|(id, _)| parse_id(id.as_bytes()))
                 .unwrap_or((0, 0));
-            self.last().get_or_insert(start);
+            line.last().get_or_insert(start);
             return Ok(0);
         };
         let entries: Vec<(String, Vec<Vec<u8>>)> = bounded(
             timeout,
             redis::cmd("XRANGE")
-                .arg(&self.inner.bus)
+                .arg(&line.stream)
                 .arg(format!("({ms}-{seq}"))
                 .arg("+")
                 .arg("COUNT")
@@ -278,26 +382,26 @@ impl PubSubDriver {
         .await?;
         let mut replayed = 0;
         for (id, fields) in entries {
-            let (Some(id), [c, chan, p, payload]) = (parse_id(id.as_bytes()), fields.as_slice())
-            else {
+            let Some(id) = parse_id(id.as_bytes()) else {
                 continue;
             };
-            if c.as_slice() != b"c" || p.as_slice() != b"p" {
-                continue;
-            }
-            if self.pass_on(String::from_utf8_lossy(chan).as_ref(), id, payload) {
+            let passed = match fields.as_slice() {
+                [c, chan, p, payload] if c.as_slice() == b"c" && p.as_slice() == b"p" => {
+                    self.pass_on(String::from_utf8_lossy(chan).as_ref(), id, payload)
+                }
+                [p, payload] if p.as_slice() == b"p" => {
+                    self.pass_on(&self.inner.inbox.stream, id, payload)
+                }
+                _ => false,
+            };
+            if passed {
                 replayed += 1;
             }
         }
         Ok(replayed)
     }
 
-    fn last(&self) -> std::sync::MutexGuard<'_, Option<StreamId>> {
-        // Only a comparison and an assignment happen under this lock.
-        self.inner.last.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A live message: its stream id, a space, then what the adapter published.
+    /// A live message: its stream id, a space, then what was published.
     fn dispatch(&self, chan: &str, message: &[u8]) {
         let split = message.iter().position(|&b| b == b' ');
         let Some((id, payload)) =
@@ -310,16 +414,28 @@ impl PubSubDriver {
         self.pass_on(chan, id, payload);
     }
 
-    /// Forwards message `id` to the adapter unless it was already; true if it was now.
+    /// Passes message `id` of `chan` on unless it was already; true if it was now.
     fn pass_on(&self, chan: &str, id: StreamId, payload: &[u8]) -> bool {
-        {
-            let mut last = self.last();
-            if last.is_some_and(|last| id <= last) {
+        let taps = self.inner.taps.get();
+        if chan == self.inner.inbox.stream {
+            if !self.inner.inbox.is_new(id) {
                 return false;
             }
-            *last = Some(id);
+            if let Some(taps) = taps {
+                taps.relay(payload);
+            }
+            return true;
         }
-        self.forward(chan, payload);
+        if !self.inner.bus.is_new(id) {
+            return false;
+        }
+        if chan == self.inner.notices {
+            if let Some(taps) = taps {
+                taps.notice(payload);
+            }
+        } else {
+            self.forward(chan, payload);
+        }
         true
     }
 
@@ -343,11 +459,14 @@ impl Driver for PubSubDriver {
         match crate::once::key() {
             None => {
                 call = self.inner.publish.prepare_invoke();
-                call.key(&self.inner.bus).arg(chan).arg(val).arg(BUS_LENGTH);
+                call.key(&self.inner.bus.stream)
+                    .arg(chan)
+                    .arg(val)
+                    .arg(BUS_LENGTH);
             }
             Some(key) => {
                 call = self.inner.publish_once.prepare_invoke();
-                call.key(&self.inner.bus)
+                call.key(&self.inner.bus.stream)
                     .key(format!("{}once:{key}", super::PREFIX))
                     .arg(chan)
                     .arg(val)

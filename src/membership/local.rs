@@ -139,6 +139,11 @@ impl LocalRooms {
         }
     }
 
+    /// The rooms of `peer`.
+    pub(crate) fn rooms_of(&self, peer: &PeerId) -> Vec<RoomId> {
+        self.lock().rooms_of.get(peer).cloned().unwrap_or_default()
+    }
+
     /// How many rooms have each number of members.
     pub(crate) fn sizes(&self) -> BTreeMap<usize, usize> {
         let mut sizes = BTreeMap::new();

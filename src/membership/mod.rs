@@ -16,6 +16,7 @@ use crate::config::LimitsConfig;
 use crate::error::Result;
 use crate::protocol::{PeerId, RoomId};
 use local::LocalRooms;
+pub(crate) use redis::{BUS, BUS_LENGTH, NOTICES, Notice, Route};
 use redis::{Leaves, RedisRooms, Tick};
 
 /// The membership caps, from the config.
@@ -184,20 +185,38 @@ impl Membership {
         }
     }
 
-    /// Whether `sender` and `target` are members of one room: the check before a relay.
-    pub(crate) async fn share_a_room(&self, sender: &PeerId, target: &PeerId) -> Result<bool> {
+    /// Where a relay from `sender` to `target` goes, as far as this node knows: the
+    /// same-room check before a relay, answered without waiting when it can be (rooms in
+    /// memory, both peers on this node, or a target in the view of other nodes' peers).
+    pub(crate) fn route(&self, sender: &PeerId, target: &PeerId) -> Route {
         match &self.backend {
-            Backend::Local(rooms) => Ok(rooms.share_a_room(sender, target)),
-            Backend::Redis(rooms) => rooms.share_a_room(sender, target).await,
+            Backend::Local(rooms) if rooms.share_a_room(sender, target) => Route::Here,
+            Backend::Local(_) => Route::NotShared,
+            Backend::Redis(rooms) => rooms.route(sender, target),
         }
     }
 
-    /// [`Membership::share_a_room`] when it is known without waiting (rooms in memory), or
-    /// `None` when Redis must be asked.
-    pub(crate) fn share_a_room_now(&self, sender: &PeerId, target: &PeerId) -> Option<bool> {
+    /// [`Membership::route`] when it answered [`Route::Ask`]: asks Redis.
+    pub(crate) async fn locate(&self, sender: &PeerId, target: &PeerId) -> Result<Route> {
         match &self.backend {
-            Backend::Local(rooms) => Some(rooms.share_a_room(sender, target)),
-            Backend::Redis(_) => None,
+            Backend::Local(_) => Ok(self.route(sender, target)),
+            Backend::Redis(rooms) => rooms.locate(sender, target).await,
+        }
+    }
+
+    /// The rooms of `peer`, a peer of this node.
+    pub(crate) fn rooms_of(&self, peer: &PeerId) -> Vec<RoomId> {
+        match &self.backend {
+            Backend::Local(rooms) => rooms.rooms_of(peer),
+            Backend::Redis(rooms) => rooms.rooms_of(peer),
+        }
+    }
+
+    /// Whether `peer`, a peer of this node, is in one of `rooms`.
+    pub(crate) fn is_in_one_of(&self, peer: &PeerId, rooms: &[RoomId]) -> bool {
+        match &self.backend {
+            Backend::Local(local) => local.rooms_of(peer).iter().any(|r| rooms.contains(r)),
+            Backend::Redis(redis) => redis.is_in_one_of(peer, rooms),
         }
     }
 
@@ -280,5 +299,16 @@ impl NodeRooms {
     /// [`Self::retry_leaves`].
     pub(crate) fn tell_later(&self, peer: PeerId, rooms: Vec<RoomId>) {
         self.rooms.tell_later(peer, rooms);
+    }
+
+    /// Applies a notice published by the scripts (see [`Notice`]) to the view of other
+    /// nodes' peers.
+    pub(crate) fn hear(&self, notice: Notice) {
+        self.rooms.hear(notice);
+    }
+
+    /// Forgets the view of other nodes' peers, after notices may have been lost.
+    pub(crate) fn forget_view(&self) {
+        self.rooms.forget_view();
     }
 }

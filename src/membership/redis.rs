@@ -26,6 +26,31 @@ local function resize(h, from, to)
 end
 ";
 
+/// The stream every message between nodes that all of them hear also goes to (see
+/// docs/cluster.md, "Inside"), under the key prefix, and about how many messages it keeps.
+pub(crate) const BUS: &str = "bus";
+pub(crate) const BUS_LENGTH: u64 = 20_000;
+
+/// The channel of [`Notice`]s, under the key prefix: carried by [`BUS`] like the adapter's
+/// messages, so that a node hears a peer's leave before the `user-disconnected` published
+/// after it, and replays both after a reconnect.
+pub(crate) const NOTICES: &str = "notices";
+
+/// Prepended to every script (with `resize`): `notify(p, msg)` publishes the notice `msg`
+/// to every node, as the driver publishes (`src/cluster/pubsub.rs`): added to the bus
+/// stream, then published prefixed with its stream id, in the same step as the change it
+/// tells of.
+fn notify_lua() -> String {
+    format!(
+        r"
+local function notify(p, msg)
+  local id = redis.call('XADD', p .. '{BUS}', 'MAXLEN', '~', {BUS_LENGTH}, '*', 'c', p .. '{NOTICES}', 'p', msg)
+  redis.call('PUBLISH', p .. '{NOTICES}', id .. ' ' .. msg)
+end
+"
+    )
+}
+
 /// KEYS: the new room, the peer's rooms, the node's peers, the room sizes, the room's
 /// kept mark; ARGV: peer, room. 0: the id is taken, 1: created.
 const CREATE: &str = r"
@@ -59,7 +84,8 @@ return n
 /// key prefix, peer, how long to keep a room this empties (ms, 0: not at all), then its
 /// rooms. Returns the rooms to tell: those the peer was still in, or all of them unless a
 /// sweep of this node removed it (and told them) first; Redis may have lost them instead.
-/// None when the peer resumed on another node, which holds its memberships now.
+/// None when the peer resumed on another node, which holds its memberships now. Every
+/// node hears `left <peer>` (see [`Notice`]).
 const LEAVE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then
   return {}
@@ -80,12 +106,13 @@ for i = 4, #ARGV do
 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[2])
+notify(ARGV[1], 'left ' .. ARGV[2])
 return left
 ";
 
 /// The heartbeat, run every interval by every node. Refreshes this node's key, then
 /// removes the peers of every node whose key expired from their rooms, atomically, so
-/// exactly one survivor gets them. No KEYS (the nodes' keys are found in the `nodes` set);
+/// exactly one survivor gets them, and every node hears `left <peer>` for each. No KEYS (the nodes' keys are found in the `nodes` set);
 /// ARGV: key prefix, this node, heartbeat TTL (ms), how long a swept mark lasts (ms).
 /// Returns: whether this node's key had expired or
 /// vanished (1/0), whether another node swept this node (1/0), then pairs of a removed
@@ -107,6 +134,7 @@ for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
         table.insert(out, r)
       end
       redis.call('DEL', p .. 'peer:' .. peer)
+      notify(p, 'left ' .. peer)
     end
     redis.call('DEL', p .. 'node:' .. n .. ':peers')
     redis.call('SREM', p .. 'nodes', n)
@@ -134,7 +162,7 @@ return 1
 /// held it (the caller made sure no node has a socket of it). No KEYS (the holder is found
 /// in the `nodes` set); ARGV: key prefix, peer, this node, how long the claim lasts (ms).
 /// The claim refuses a second resume of the same peer until the first one's socket is
-/// connected, and so findable. Returns `ok` then the peer's rooms, `in_use`, or `gone`.
+/// connected, and so findable. Every node hears `at <peer> <node>` when it moved. Returns `ok` then the peer's rooms, `in_use`, or `gone`.
 const TAKE: &str = r"
 local p, peer, me = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', p .. 'peer:' .. peer) == 0 then return {'gone'} end
@@ -147,6 +175,7 @@ if from == nil then return {'gone'} end
 if from ~= me then
   redis.call('SREM', p .. 'node:' .. from .. ':peers', peer)
   redis.call('SADD', p .. 'node:' .. me .. ':peers', peer)
+  notify(p, 'at ' .. peer .. ' ' .. me)
 end
 local out = {'ok'}
 for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. peer)) do table.insert(out, r) end
@@ -160,9 +189,29 @@ redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('GET', KEYS[1])
 ";
 
-/// A script that may call `resize` (see [`RESIZE`]).
+/// Where a relay goes, when this node's view does not know: whether the target shares one
+/// of the sender's rooms and, if it does, which node holds it, found in the `nodes` set.
+/// No KEYS; ARGV: key prefix, target, then the sender's rooms. Returns nothing when they
+/// share no room, else the node (empty when none holds it: it is being swept) and the
+/// target's rooms.
+const LOCATE: &str = r"
+local p, t = ARGV[1], ARGV[2]
+local shared = false
+for i = 3, #ARGV do
+  if redis.call('SISMEMBER', p .. 'room:' .. ARGV[i], t) == 1 then shared = true break end
+end
+if not shared then return {} end
+local out = {''}
+for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
+  if redis.call('SISMEMBER', p .. 'node:' .. n .. ':peers', t) == 1 then out[1] = n end
+end
+for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. t)) do table.insert(out, r) end
+return out
+";
+
+/// A script that may call `resize` (see [`RESIZE`]) and `notify` (see [`notify_lua`]).
 fn resizing(body: &str) -> Script {
-    Script::new(&format!("{RESIZE}{body}"))
+    Script::new(&format!("{RESIZE}{}{body}", notify_lua()))
 }
 
 /// Peers with the rooms they left.
@@ -207,6 +256,81 @@ pub(crate) struct RedisRooms {
     held: Arc<Mutex<HashMap<PeerId, u64>>>,
     /// The number of the last hold.
     holds: Arc<AtomicU64>,
+    /// Where the peers of other nodes that this node's peers relayed to live.
+    view: Arc<Mutex<View>>,
+}
+
+/// This node's view of peers on other nodes, filled by [`RedisRooms::locate`] and kept
+/// current by [`Notice`]s. A peer's rooms only grow while it is connected (there is no
+/// leaving one room), so a room it shares with a sender stays shared until its leave,
+/// which every node hears of (and a move, the only other change, too). A view that does
+/// not know is asked about in Redis.
+#[derive(Debug, Default)]
+struct View {
+    peers: HashMap<PeerId, Located>,
+    /// Counts the notices heard, by the last byte of the peer's id: a lookup whose answer
+    /// comes back after a notice of its peer was heard may be older than that notice, so
+    /// it is used but not kept.
+    heard: [u64; 32],
+}
+
+impl View {
+    fn heard(&self, peer: &PeerId) -> u64 {
+        let last = peer.as_str().bytes().last().unwrap_or(0);
+        self.heard[usize::from(last) % self.heard.len()]
+    }
+
+    fn hear(&mut self, peer: &PeerId) {
+        let last = peer.as_str().bytes().last().unwrap_or(0);
+        let len = self.heard.len();
+        self.heard[usize::from(last) % len] += 1;
+    }
+}
+
+/// Where a peer of another node lives, and its rooms.
+#[derive(Debug)]
+struct Located {
+    node: Arc<str>,
+    rooms: Vec<RoomId>,
+}
+
+/// The most peers of other nodes the view keeps; past it, it starts again empty (a view
+/// that does not know asks Redis, so forgetting costs only lookups).
+const MOST_VIEWED: usize = 100_000;
+
+/// What the scripts tell every node, on the [`NOTICES`] channel: `left <peer>` (it left
+/// its rooms, or was swept with its node) and `at <peer> <node>` (it resumed on `node`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Notice {
+    Left(PeerId),
+    At(PeerId, Arc<str>),
+}
+
+impl Notice {
+    pub(crate) fn parse(message: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(message).ok()?;
+        let mut words = text.split(' ');
+        let notice = match (words.next()?, PeerId::parse(words.next()?)?) {
+            ("left", peer) => Self::Left(peer),
+            ("at", peer) => Self::At(peer, words.next()?.into()),
+            _ => return None,
+        };
+        words.next().is_none().then_some(notice)
+    }
+}
+
+/// Where a relay goes, as far as this node knows without asking Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Sender and target share a room and the target is this node's peer (connected or
+    /// held), or the target is nowhere (being swept).
+    Here,
+    /// They share a room and the target is on that node.
+    Node(Arc<str>),
+    /// They share no room.
+    NotShared,
+    /// Not known here: ask Redis ([`RedisRooms::locate`]).
+    Ask,
 }
 
 /// How long a room emptied by a draining node stays joinable under its id: its members
@@ -220,6 +344,7 @@ struct Scripts {
     tick: Script,
     register: Script,
     take: Script,
+    locate: Script,
     shared_key: Script,
 }
 
@@ -255,7 +380,8 @@ impl RedisRooms {
                 leave: resizing(LEAVE),
                 tick: resizing(TICK),
                 register: resizing(REGISTER),
-                take: Script::new(TAKE),
+                take: resizing(TAKE),
+                locate: Script::new(LOCATE),
                 shared_key: Script::new(SHARED_KEY),
             }),
             own: Arc::default(),
@@ -265,6 +391,7 @@ impl RedisRooms {
             draining: Arc::default(),
             held: Arc::default(),
             holds: Arc::default(),
+            view: Arc::default(),
         }
     }
 
@@ -529,6 +656,7 @@ impl RedisRooms {
 
     /// Whether `target` is in one of the rooms of `sender`, a peer of this node: one round
     /// trip, since the sender's side is known here.
+    #[cfg(test)]
     pub(crate) async fn share_a_room(&self, sender: &PeerId, target: &PeerId) -> Result<bool> {
         let mut pipe = redis::pipe();
         let mut rooms = 0;
@@ -544,6 +672,122 @@ impl RedisRooms {
         let mut conn = self.conn.clone();
         let found: Vec<bool> = bounded(self.timeout, pipe.query_async(&mut conn)).await?;
         Ok(found.into_iter().any(|f| f))
+    }
+
+    /// Where a relay from `sender`, a peer of this node, to `target` goes, without asking
+    /// Redis: this node's own peers and their rooms are known here, and so are the peers of
+    /// other nodes in the view.
+    pub(crate) fn route(&self, sender: &PeerId, target: &PeerId) -> Route {
+        let own = self.own();
+        let Some(mine) = own.get(sender) else {
+            return Route::NotShared;
+        };
+        if let Some(theirs) = own.get(target) {
+            return if mine.iter().any(|room| theirs.contains(room)) {
+                Route::Here
+            } else {
+                Route::NotShared
+            };
+        }
+        // Lock order: `own`, then `view`.
+        let view = lock(&self.view);
+        match view.peers.get(target) {
+            Some(at) if at.rooms.iter().any(|room| mine.contains(room)) => {
+                Route::Node(at.node.clone())
+            }
+            _ => Route::Ask,
+        }
+    }
+
+    /// [`Self::route`] asked of Redis (one script call), when the view did not know; a
+    /// target on another node is kept in the view.
+    pub(crate) async fn locate(&self, sender: &PeerId, target: &PeerId) -> Result<Route> {
+        let rooms = self.rooms_of(sender);
+        if rooms.is_empty() {
+            return Ok(Route::NotShared);
+        }
+        let heard = lock(&self.view).heard(target);
+        let mut conn = self.conn.clone();
+        let mut call = self.scripts.locate.prepare_invoke();
+        call.arg(&*self.prefix).arg(target.as_str());
+        for room in &rooms {
+            call.arg(room.as_str());
+        }
+        let out: Vec<String> = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
+        let Some((node, theirs)) = out.split_first() else {
+            return Ok(Route::NotShared);
+        };
+        if node.is_empty() || **node == *self.node {
+            return Ok(Route::Here);
+        }
+        let node: Arc<str> = node.as_str().into();
+        let mut view = lock(&self.view);
+        if view.heard(target) == heard {
+            if view.peers.len() >= MOST_VIEWED {
+                view.peers.clear();
+            }
+            let rooms = theirs.iter().filter_map(|r| RoomId::parse(r)).collect();
+            view.peers.insert(
+                target.clone(),
+                Located {
+                    node: node.clone(),
+                    rooms,
+                },
+            );
+        }
+        Ok(Route::Node(node))
+    }
+
+    /// The rooms of `peer`, a peer of this node.
+    pub(crate) fn rooms_of(&self, peer: &PeerId) -> Vec<RoomId> {
+        self.own()
+            .get(peer)
+            .map(|rooms| rooms.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `peer`, a peer of this node, is in one of `rooms`: the last check of a
+    /// relay from another node, against this node's own record of its peers.
+    pub(crate) fn is_in_one_of(&self, peer: &PeerId, rooms: &[RoomId]) -> bool {
+        self.own()
+            .get(peer)
+            .is_some_and(|mine| rooms.iter().any(|room| mine.contains(room)))
+    }
+
+    /// Applies what the scripts told every node. A peer held here that resumed on another
+    /// node is that node's now: forgotten here, so that relays to it from this node's
+    /// peers go there, and its hold ends without a leave.
+    pub(crate) fn hear(&self, notice: Notice) {
+        if let Notice::At(peer, node) = &notice
+            && **node != *self.node
+        {
+            let was_held = lock(&self.held).remove(peer).is_some();
+            if was_held {
+                self.own().remove(peer);
+            }
+        }
+        let mut view = lock(&self.view);
+        match notice {
+            Notice::Left(peer) => {
+                view.hear(&peer);
+                view.peers.remove(&peer);
+            }
+            Notice::At(peer, node) => {
+                view.hear(&peer);
+                if let Some(at) = view.peers.get_mut(&peer) {
+                    at.node = node;
+                }
+            }
+        }
+    }
+
+    /// Forgets the view: notices may have been missed (Redis restarted, losing them).
+    pub(crate) fn forget_view(&self) {
+        let mut view = lock(&self.view);
+        view.peers.clear();
+        for heard in &mut view.heard {
+            *heard += 1;
+        }
     }
 
     /// Members of `room`.

@@ -7,9 +7,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::redis::RedisRooms;
+use super::redis::{Notice, RedisRooms, Route};
 use super::test_support::{LIMITS, created};
-use super::{Join, Limits};
+use super::{Join, Limits, Resumed};
 use crate::protocol::{PeerId, RoomId};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -416,4 +416,117 @@ async fn a_peer_that_left_is_gone() {
     let hold = a.hold(&p).unwrap();
     assert_eq!(a.end_hold(&p, hold).await.unwrap().rooms.len(), 1);
     assert_eq!(b.resume(&p).await.unwrap(), Resumed::Gone);
+}
+
+/// The notices on the bus stream so far, oldest first.
+async fn notices(redis: &Redis) -> Vec<Notice> {
+    let mut conn = redis
+        .client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
+        .arg("test:bus")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .map(|(_, fields)| {
+            assert_eq!(fields[1], b"test:notices");
+            Notice::parse(&fields[3]).unwrap()
+        })
+        .collect()
+}
+
+/// A node routes a relay from what it knows: its own peers always, a peer of another node
+/// once looked up, until a notice says it left or moved.
+#[tokio::test]
+async fn the_view_of_other_nodes_peers_follows_lookups_and_notices() {
+    let redis = Redis::start().await;
+    let (a, b, c) = (
+        redis.node("a").await,
+        redis.node("b").await,
+        redis.node("c").await,
+    );
+    for node in [&a, &b, &c] {
+        node.tick(Duration::from_secs(10)).await.unwrap();
+    }
+    let (p, p2, q, x) = (
+        PeerId::random(),
+        PeerId::random(),
+        PeerId::random(),
+        PeerId::random(),
+    );
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    a.join(&room, &p2, LIMITS).await.unwrap();
+    b.join(&room, &q, LIMITS).await.unwrap();
+    created(b.create(&x, LIMITS).await.unwrap());
+
+    // Two peers of one node: known without asking.
+    assert_eq!(a.route(&p, &p2), Route::Here);
+    // A peer of another node: asked once, then known.
+    assert_eq!(a.route(&p, &q), Route::Ask);
+    assert_eq!(a.locate(&p, &q).await.unwrap(), Route::Node("b".into()));
+    assert_eq!(a.route(&p, &q), Route::Node("b".into()));
+    assert_eq!(a.route(&p2, &q), Route::Node("b".into()));
+    // A stranger, on either side.
+    assert_eq!(a.route(&p, &x), Route::Ask);
+    assert_eq!(a.locate(&p, &x).await.unwrap(), Route::NotShared);
+    assert_eq!(b.route(&x, &q), Route::NotShared);
+    assert_eq!(b.route(&PeerId::random(), &q), Route::NotShared);
+    assert!(b.is_in_one_of(&q, std::slice::from_ref(&room)));
+    assert!(!b.is_in_one_of(&x, std::slice::from_ref(&room)));
+
+    // q is held on b and resumes on c: every node hears where it is now.
+    let hold = b.hold(&q).unwrap();
+    assert_eq!(
+        c.resume(&q).await.unwrap(),
+        Resumed::Rooms(vec![room.clone()])
+    );
+    let heard = notices(&redis).await;
+    assert_eq!(heard, [Notice::At(q.clone(), "c".into())]);
+    for node in [&a, &b, &c] {
+        for notice in notices(&redis).await {
+            node.hear(notice);
+        }
+    }
+    assert_eq!(a.route(&p, &q), Route::Node("c".into()));
+    // b forgot it (its hold ends without a leave) and asks where it went.
+    assert_eq!(b.route(&x, &q), Route::Ask);
+    assert!(b.end_hold(&q, hold).await.is_none());
+
+    // q leaves: a forgets it, and Redis says they share no room any more.
+    assert_eq!(c.leave_all(&q).await.rooms, std::slice::from_ref(&room));
+    let heard = notices(&redis).await;
+    assert_eq!(heard.last(), Some(&Notice::Left(q.clone())));
+    a.hear(Notice::Left(q.clone()));
+    assert_eq!(a.route(&p, &q), Route::Ask);
+    assert_eq!(a.locate(&p, &q).await.unwrap(), Route::NotShared);
+}
+
+#[test]
+fn notices_parse_and_nothing_else_does() {
+    let peer = PeerId::random();
+    assert_eq!(
+        Notice::parse(format!("left {peer}").as_bytes()),
+        Some(Notice::Left(peer.clone()))
+    );
+    assert_eq!(
+        Notice::parse(format!("at {peer} node1").as_bytes()),
+        Some(Notice::At(peer.clone(), "node1".into()))
+    );
+    for bad in [
+        "",
+        "left",
+        "left x",
+        "at",
+        &format!("at {peer}"),
+        &format!("gone {peer}"),
+    ] {
+        assert_eq!(Notice::parse(bad.as_bytes()), None, "{bad:?}");
+    }
+    assert_eq!(Notice::parse(format!("left {peer} more").as_bytes()), None);
 }

@@ -1,6 +1,6 @@
 //! The handlers of `docs/PROTOCOL.md`: connect, one per client event (one for the three relayed
-//! signaling events), and disconnect. Each socket is addressed through a Socket.IO room
-//! named after its [`PeerId`], never by its socket id.
+//! signaling events), and disconnect. Each socket is addressed by its [`PeerId`], never by
+//! its socket id.
 
 mod extract;
 mod locals;
@@ -31,6 +31,7 @@ use crate::resume::Resume;
 use extract::{Args, Caller, Peer, Reply};
 use locals::LocalPeers;
 use relay::Relay;
+pub(crate) use relay::{Elsewhere, relayed_here};
 
 /// What every handler works with. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub(crate) struct Signaling {
     quotas: Quotas,
     locals: Arc<LocalPeers>,
     pub(crate) resume: Resume,
+    /// Where relays to peers of other nodes go; `None` on a single node.
+    elsewhere: Option<Arc<dyn Elsewhere>>,
 }
 
 impl Signaling {
@@ -51,6 +54,7 @@ impl Signaling {
         membership: Membership,
         metrics: Arc<Metrics>,
         resume: Resume,
+        elsewhere: Option<Arc<dyn Elsewhere>>,
     ) -> Self {
         Self {
             membership,
@@ -59,6 +63,7 @@ impl Signaling {
             listen,
             locals: Arc::default(),
             resume,
+            elsewhere,
         }
     }
 }
@@ -105,8 +110,8 @@ pub(crate) async fn init_socket<A: Adapter>(
         },
     };
     let peer = Peer::new(id, PeerLimits::new(&signaling.quotas));
-    // Only relays from other nodes need a Socket.IO room per peer: a relay on this node
-    // finds its target in `locals`.
+    // With several nodes, a resume asks every node for a socket in the peer's own
+    // Socket.IO room; relays find their target in `locals`, on whichever node it is.
     if signaling.membership.is_shared() {
         s.join(peer.id.socket_room());
     }
@@ -427,6 +432,11 @@ async fn on_disconnect<A: Adapter>(
     let (peer, _running) = caller.wait().await;
     signaling.metrics.connected.dec();
     signaling.locals.remove(&peer.id);
+    // Relays of this peer's still in the outbox go out before its leave is told, so that
+    // none arrives after its `user-disconnected`.
+    if let Some(flushed) = signaling.elsewhere.as_ref().and_then(|e| e.flush()) {
+        let _ = flushed.await;
+    }
     let dropped = matches!(
         reason,
         DisconnectReason::TransportClose

@@ -32,10 +32,12 @@ const rows = [
   ['resumed / resumes refused', (r) => `${num(r.resumed)} / ${map(r.resume_refused)}`],
   ['refusals heard', (r) => map(r.refusals)],
   ['reconnect attempts failed; probes resent', (r) => `${num(r.reconnect_failures)}; ${num(r.probes_retried)}`],
-  ['final pings: pairs answered', (r) => `${num(r.final_pairs_ok)} of ${num(r.final_pairs)} (${num(r.final_rooms_broken)} rooms short)`],
+  ['connections dropped from full accept queues (machine-wide)', (r) => num(r.listen_overflows)],
+  ['final pings, one per pair: directions heard',  (r) => `${num(r.final_pairs_ok)} of ${num(r.final_pairs)} (${num(r.final_rooms_broken)} rooms short)`],
   ['survivors\' CPU, kill → whole (both nodes, share of one core)', (r) => `${num(r.survivors_cpu_secs, 2)} s (${num(r.survivors_cpu_share * 100)}%); peak second ${num(peak(r, 'survivors_cpu') * 100)}%`],
   ['Redis CPU, kill → whole', (r) => `${num(r.redis_cpu_secs, 2)} s; peak second ${num(peak(r, 'redis_cpu') * 100)}%`],
   ['Redis commands, kill → whole', (r) => `${num(r.redis_commands)} (${num(r.redis_commands_per_s)}/s); peak second ${num(peak(r, 'redis_ops'))}`],
+  ['load generator: CPU over the watch (its own core); longest stall of its 50 ms checks', (r) => `${num(r.loadgen_cpu_share * 100)}%; ${num(r.loadgen_max_gap_ms)} ms`],
   ['Redis commands over the watch, top 4', (r) => r.redis_commandstats.slice(0, 4).map(([k, v]) => `${k} ${num(v)}`).join(', ')],
 ];
 

@@ -89,9 +89,17 @@ pub struct StormOpts {
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
     /// A pair of members that can reach each other but has not heard from each other on
-    /// its current connections is probed again after this many ms.
+    /// its current connections is probed again after this many ms, doubled for each
+    /// probe of that pair, so that probes do not pile onto an overloaded cluster.
     #[arg(long, default_value_t = 1500)]
     pub retry_ms: u64,
+    /// Pings per second of the final check (one per pair of members, answered by a pong),
+    /// paced for the same reason.
+    #[arg(long, default_value_t = 2000)]
+    pub final_rate: u64,
+    /// Seconds the final check waits for the last pongs after its last ping.
+    #[arg(long, default_value_t = 10.0)]
+    pub final_wait_secs: f64,
 }
 
 /// Figures of one storm, printed as one line of JSON.
@@ -147,8 +155,8 @@ pub struct Report {
     pub last_leave_ms: Option<u64>,
     pub leaves: Told,
     pub joins: Told,
-    /// After the watch, every member pinged every member it knows: pairs that answered,
-    /// of all pairs.
+    /// After the watch, each member pinged each other member once (`--final-rate`): pairs
+    /// (each direction counts) that heard each other, of all.
     pub final_pairs_ok: usize,
     pub final_pairs: usize,
     /// Rooms in which some pair failed the final pings.
@@ -163,6 +171,15 @@ pub struct Report {
     /// Redis commands by name over the whole watch (`INFO commandstats`), most first.
     pub redis_commandstats: Vec<(String, u64)>,
     pub loadgen_cpu_share: Option<f64>,
+    /// Longest gap between two of the load generator's 50 ms checks during the watch: far
+    /// over 50, the load generator (and its clients) were starved of CPU.
+    pub loadgen_max_gap_ms: u64,
+    /// When that gap ended, after the kill.
+    pub loadgen_max_gap_at_ms: u64,
+    /// Connections this machine's listeners dropped because their accept queue was full
+    /// (`ListenOverflows` of /proc/net/netstat, machine-wide), from the kill to the end of
+    /// the watch: each costs its client a SYN retransmission (1 s, then 3 s, 7 s...).
+    pub listen_overflows: Option<u64>,
     /// Once a second from the kill: what the cluster did and how far the rooms were.
     pub timeline: Vec<Sample>,
 }
@@ -224,8 +241,8 @@ struct RoomState {
     seats: Vec<Seat>,
     /// `heard[a][b]`: b heard a relay from a's current connection on its own.
     heard: Vec<Vec<bool>>,
-    /// When a was last asked to probe b.
-    probed: Vec<Vec<Option<Instant>>>,
+    /// When a was last asked to probe b, and how often since b's current connection.
+    probed: Vec<Vec<(Option<Instant>, u32)>>,
     reachable_at: Option<u64>,
     whole_at: Option<u64>,
     lost: bool,
@@ -260,8 +277,8 @@ impl RoomState {
         for other in 0..self.seats.len() {
             self.heard[seat][other] = false;
             self.heard[other][seat] = false;
-            self.probed[seat][other] = None;
-            self.probed[other][seat] = None;
+            self.probed[seat][other] = (None, 0);
+            self.probed[other][seat] = (None, 0);
         }
     }
 }
@@ -275,8 +292,6 @@ struct Room {
 enum Cmd {
     /// Ping this peer id.
     Probe(String),
-    /// Ping every peer in its view.
-    ProbeAll,
 }
 
 #[derive(Default)]
@@ -475,13 +490,8 @@ async fn serve(
                 if !seat.settled {
                     continue;
                 }
-                let targets: Vec<String> = match cmd {
-                    Cmd::Probe(id) => vec![id],
-                    Cmd::ProbeAll => seat.view.iter().cloned().collect(),
-                };
-                for id in targets {
-                    out.push(relay("ice-candidate", &id, me, seat.ep, r#","ping":1"#));
-                }
+                let Cmd::Probe(id) = cmd;
+                out.push(relay("ice-candidate", &id, me, seat.ep, r#","ping":1"#));
             }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
@@ -757,23 +767,31 @@ fn redis_info(addr: SocketAddr, section: &str) -> Option<HashMap<String, String>
     }
 }
 
-/// Redis's CPU seconds (user + system) and commands processed, from `INFO`.
-fn redis_counters(addr: Option<SocketAddr>) -> (Option<f64>, Option<u64>) {
-    let Some(addr) = addr else {
-        return (None, None);
-    };
-    let stats = redis_info(addr, "stats");
-    let cpu = redis_info(addr, "cpu").and_then(|c| {
-        let f = |k: &str| c.get(k).and_then(|v| v.parse::<f64>().ok());
-        Some(f("used_cpu_user")? + f("used_cpu_sys")?)
-    });
-    let ops = stats.and_then(|s| s.get("total_commands_processed")?.parse().ok());
-    (cpu, ops)
+/// `INFO <section>` on a thread of its own: a busy Redis must not stall every client of
+/// this single-threaded load generator.
+async fn redis_info_async(
+    addr: Option<SocketAddr>,
+    section: &'static str,
+) -> Option<HashMap<String, String>> {
+    let addr = addr?;
+    tokio::task::spawn_blocking(move || redis_info(addr, section))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Commands Redis has processed, from `INFO stats`.
+async fn redis_ops(addr: Option<SocketAddr>) -> Option<u64> {
+    redis_info_async(addr, "stats")
+        .await?
+        .get("total_commands_processed")?
+        .parse()
+        .ok()
 }
 
 /// Calls per command from `INFO commandstats`.
-fn redis_commandstats(addr: Option<SocketAddr>) -> HashMap<String, u64> {
-    let Some(info) = addr.and_then(|a| redis_info(a, "commandstats")) else {
+async fn redis_commandstats(addr: Option<SocketAddr>) -> HashMap<String, u64> {
+    let Some(info) = redis_info_async(addr, "commandstats").await else {
         return HashMap::new();
     };
     info.into_iter()
@@ -783,6 +801,17 @@ fn redis_commandstats(addr: Option<SocketAddr>) -> HashMap<String, u64> {
             Some((name, calls.parse().ok()?))
         })
         .collect()
+}
+
+/// `TcpExt: ListenOverflows` from /proc/net/netstat.
+fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next()?, tcp_ext.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 fn pct(hist: &Histogram<u64>, q: f64) -> Option<u64> {
@@ -803,7 +832,7 @@ pub async fn run(target: &Target, opts: &StormOpts) -> Result<Report> {
             state: Mutex::new(RoomState {
                 seats: (0..opts.room).map(|_| Seat::default()).collect(),
                 heard: vec![vec![false; opts.room]; opts.room],
-                probed: vec![vec![None; opts.room]; opts.room],
+                probed: vec![vec![(None, 0); opts.room]; opts.room],
                 reachable_at: None,
                 whole_at: None,
                 lost: false,
@@ -884,11 +913,12 @@ pub async fn run(target: &Target, opts: &StormOpts) -> Result<Report> {
             .sum()
     };
     let redis_proc_cpu = || opts.redis_pid.and_then(|p| cpu_secs(&p.to_string()));
-    let cmdstats_before = redis_commandstats(opts.redis);
-    let (_, ops0) = redis_counters(opts.redis);
+    let cmdstats_before = redis_commandstats(opts.redis).await;
+    let ops0 = redis_ops(opts.redis).await;
     let cpu0 = survivors_cpu();
     let rcpu0 = redis_proc_cpu();
     let self0 = cpu_secs("self");
+    let overflows0 = listen_overflows();
     let t0 = now_us();
     storm.killed_at.store(t0, Ordering::Relaxed);
     match opts.kill_pid {
@@ -899,7 +929,11 @@ pub async fn run(target: &Target, opts: &StormOpts) -> Result<Report> {
             if !status.success() {
                 bail!("could not kill {pid}");
             }
-            eprintln!("storm: node {} (pid {pid}) killed", opts.kill_node);
+            eprintln!(
+                "storm: node {} (pid {pid}) killed in {} ms",
+                opts.kill_node,
+                (now_us() - t0) / 1000
+            );
         }
         None => eprintln!("storm: kill node {} now", opts.kill_node),
     }
@@ -914,10 +948,18 @@ pub async fn run(target: &Target, opts: &StormOpts) -> Result<Report> {
     let mut reachable_all: Option<u64> = None;
     let mut at_whole = None;
     let whole_at_end;
+    // The longest gap between two checks: far over 50 ms, the load generator itself was
+    // starved (or stalled) and its clients with it.
+    let (mut max_gap, mut max_gap_at, mut last_tick) = (0u64, 0u64, now_us());
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tick.tick().await;
         let now = now_us();
+        if now.saturating_sub(last_tick) > max_gap {
+            max_gap = now - last_tick;
+            max_gap_at = now - t0;
+        }
+        last_tick = now;
         let t_ms = (now - t0) / 1000;
         let mut reachable = 0;
         let mut whole = 0;
@@ -947,15 +989,17 @@ pub async fn run(target: &Target, opts: &StormOpts) -> Result<Report> {
                         continue;
                     }
                     match st.probed[a][b] {
-                        None => st.probed[a][b] = Some(instant),
-                        Some(at) if instant.duration_since(at) >= retry => {
-                            st.probed[a][b] = Some(instant);
+                        (None, _) => st.probed[a][b] = (Some(instant), 0),
+                        (Some(at), n)
+                            if instant.duration_since(at) >= retry * 2u32.pow(n.min(6)) =>
+                        {
+                            st.probed[a][b] = (Some(instant), n + 1);
                             if let Some(tx) = &st.seats[a].tx {
                                 let _ = tx.send(Cmd::Probe(id));
                                 storm.counts.probes_retried.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        Some(_) => {}
+                        (Some(_), _) => {}
                     }
                 }
             }
@@ -969,13 +1013,13 @@ pub async fn run(target: &Target, opts: &StormOpts) -> Result<Report> {
                 now,
                 survivors_cpu(),
                 redis_proc_cpu(),
-                redis_counters(opts.redis).1,
+                redis_ops(opts.redis).await,
             ));
             eprintln!("storm: every room whole {t_ms} ms after the kill");
         }
         if t_ms >= last_sample.0 + 1000 || t_ms == 0 {
             let (cpu, rcpu) = (survivors_cpu(), redis_proc_cpu());
-            let (_, ops) = redis_counters(opts.redis);
+            let ops = redis_ops(opts.redis).await;
             let secs = (t_ms - last_sample.0).max(1) as f64 / 1000.0;
             if t_ms > 0 {
                 timeline.push(Sample {
@@ -1005,23 +1049,47 @@ pub async fn run(target: &Target, opts: &StormOpts) -> Result<Report> {
         }
     }
     let t_end = now_us();
-    let (_, ops_end) = redis_counters(opts.redis);
+    let ops_end = redis_ops(opts.redis).await;
     let self_end = cpu_secs("self");
-    let cmdstats_after = redis_commandstats(opts.redis);
+    let overflows_end = listen_overflows();
+    let cmdstats_after = redis_commandstats(opts.redis).await;
 
-    // Final pings: every member to every member it knows; each ping and each pong counts
-    // for its pair.
-    for room in &storm.rooms {
+    // Final check: each member pings each later member of its room, at a steady rate; the
+    // ping counts for one direction of the pair, the pong for the other.
+    let mut pings = Vec::new();
+    for (r, room) in storm.rooms.iter().enumerate() {
         let mut st = lock(&room.state);
         let n = st.seats.len();
         st.heard = vec![vec![false; n]; n];
-        for seat in &st.seats {
-            if let Some(tx) = &seat.tx {
-                let _ = tx.send(Cmd::ProbeAll);
+        for a in 0..n {
+            for b in a + 1..n {
+                if let Some(id) = st.seats[b].id.clone() {
+                    pings.push((r, a, id));
+                }
             }
         }
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let per_tick = (opts.final_rate / 100).max(1) as usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    for batch in pings.chunks(per_tick) {
+        tick.tick().await;
+        for (r, a, id) in batch {
+            if let Some(tx) = &lock(&storm.rooms[*r].state).seats[*a].tx {
+                let _ = tx.send(Cmd::Probe(id.clone()));
+            }
+        }
+    }
+    let answered = || {
+        storm.rooms.iter().all(|room| {
+            let st = lock(&room.state);
+            let n = st.seats.len();
+            (0..n).all(|a| (0..n).all(|b| a == b || st.heard[a][b]))
+        })
+    };
+    let final_end = Instant::now() + Duration::from_secs_f64(opts.final_wait_secs);
+    while Instant::now() < final_end && !answered() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The checks.
     let mut leaves = Told::default();
@@ -1155,6 +1223,11 @@ pub async fn run(target: &Target, opts: &StormOpts) -> Result<Report> {
         loadgen_cpu_share: self0
             .zip(self_end)
             .map(|(a, b)| (b - a) / ((t_end - t0) as f64 / 1e6)),
+        loadgen_max_gap_ms: max_gap / 1000,
+        loadgen_max_gap_at_ms: max_gap_at / 1000,
+        listen_overflows: overflows0
+            .zip(overflows_end)
+            .map(|(a, b)| b.saturating_sub(a)),
         timeline,
     };
     drop(back);

@@ -9,7 +9,7 @@
 # the time until every room is whole, checks every leave and join heard, and reads the
 # survivors' and Redis's CPU and Redis's commands meanwhile. A fresh cluster per kind.
 #
-#   bench/storm.sh                          10,000 clients, both kinds (~3 minutes)
+#   bench/storm.sh                          10,000 clients, both kinds (~3 minutes after the build)
 #   bench/storm.sh --clients 400 --kind resume
 #
 # Prints one JSON line per kind and a markdown table (bench/storm-table.mjs); raw results

@@ -365,6 +365,12 @@ if (existsSync(relay)) {
   out(readFileSync(relay, 'utf8').trimEnd());
   out();
 }
+// Written by hand from the runs of bench/storm.sh: a node killed under 10,000 clients.
+const storm = new URL('./storm-report.md', import.meta.url);
+if (existsSync(storm)) {
+  out(readFileSync(storm, 'utf8').trimEnd());
+  out();
+}
 // The chaos soak runs on its own (bench/chaos.mjs) and writes its section itself.
 const chaos = new URL('./chaos-report.md', import.meta.url);
 if (existsSync(chaos)) {

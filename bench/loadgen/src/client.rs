@@ -67,23 +67,47 @@ impl Target {
             .map_err(|_| anyhow!("connect timed out"))?
     }
 
+    /// Opens a websocket to server number `server` (in the order given) and the default
+    /// namespace, with `auth` as the payload of the Socket.IO `CONNECT`; fails on a refusal
+    /// or after [`WAIT`].
+    pub async fn connect_to(&self, server: usize, auth: Option<&Value>) -> Result<Ws> {
+        tokio::time::timeout(WAIT, self.try_connect_to(server, auth))
+            .await
+            .map_err(|_| anyhow!("connect timed out"))?
+    }
+
+    /// How many servers connections are spread over.
+    pub fn servers(&self) -> usize {
+        self.servers.len()
+    }
+
     /// A TCP connection to the next server, from the next source address; returns the
     /// server's address and websocket URL too.
     pub async fn tcp(&self) -> Result<(TcpStream, SocketAddr, &str)> {
+        let server = self.next_server.fetch_add(1, Ordering::Relaxed) % self.servers.len();
+        self.tcp_to(server).await
+    }
+
+    /// Like [`Target::tcp`], to server number `server`.
+    async fn tcp_to(&self, server: usize) -> Result<(TcpStream, SocketAddr, &str)> {
         let socket = TcpSocket::new_v4()?;
         if !self.sources.is_empty() {
             let i = self.next_source.fetch_add(1, Ordering::Relaxed) % self.sources.len();
             socket.bind(SocketAddr::new(self.sources[i], 0))?;
         }
-        let server = self.next_server.fetch_add(1, Ordering::Relaxed) % self.servers.len();
-        let (addr, url) = &self.servers[server];
+        let (addr, url) = &self.servers[server % self.servers.len()];
         let stream = socket.connect(*addr).await.context("tcp connect")?;
         stream.set_nodelay(true)?;
         Ok((stream, *addr, url))
     }
 
     async fn try_connect(&self) -> Result<Ws> {
-        let (stream, _, url) = self.tcp().await?;
+        let server = self.next_server.fetch_add(1, Ordering::Relaxed) % self.servers.len();
+        self.try_connect_to(server, None).await
+    }
+
+    async fn try_connect_to(&self, server: usize, auth: Option<&Value>) -> Result<Ws> {
+        let (stream, _, url) = self.tcp_to(server).await?;
         // Small buffers: tungstenite's defaults (128 KiB each way) times 19,000 clients
         // would not fit; our frames are a few KiB at most.
         let config = WebSocketConfig::default()
@@ -96,7 +120,11 @@ impl Target {
             Some(open) if open.starts_with('0') => {}
             other => bail!("expected the Engine.IO open packet, got {other:?}"),
         }
-        ws.send(Message::text("40")).await?;
+        let connect = match auth {
+            Some(auth) => format!("40{auth}"),
+            None => "40".to_owned(),
+        };
+        ws.send(Message::text(connect)).await?;
         match next_text(&mut ws).await? {
             Some(ack) if ack.starts_with("40") => Ok(ws),
             other => bail!("namespace connect refused: {other:?}"),

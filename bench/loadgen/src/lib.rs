@@ -6,12 +6,14 @@
 //! - `polling`: a long-polling client that never upgrades, for the idle scenario
 //! - `relay`: offers and candidates between room members; rate, delivery and latency
 //! - `churn`: join-and-leave cycles per second
+//! - `storm`: a node of a cluster killed under its clients; time until every room is whole
 
 pub mod churn;
 pub mod client;
 pub mod idle;
 pub mod polling;
 pub mod relay;
+pub mod storm;
 
 use std::sync::OnceLock;
 use std::time::Instant;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use loadgen::{Target, churn, idle, relay};
+use loadgen::{Target, churn, idle, relay, storm};
 
 /// Load generator for servers of the meshchat room protocol.
 #[derive(Parser, Debug)]
@@ -32,6 +32,8 @@ enum Scenario {
     Relay(relay::RelayOpts),
     /// Connect, join, be announced, leave, be announced gone: cycles per second.
     Churn(churn::ChurnOpts),
+    /// A cluster's node killed under its clients: time until every room is whole again.
+    Storm(storm::StormOpts),
 }
 
 fn main() -> Result<()> {
@@ -54,6 +56,7 @@ fn main() -> Result<()> {
             Scenario::Idle(o) => serde_json::to_string(&idle::run(&target, o).await?)?,
             Scenario::Relay(o) => serde_json::to_string(&relay::run(&target, o).await?)?,
             Scenario::Churn(o) => serde_json::to_string(&churn::run(&target, o).await?)?,
+            Scenario::Storm(o) => serde_json::to_string(&storm::run(&target, o).await?)?,
         })
     })?;
     println!("{report}");

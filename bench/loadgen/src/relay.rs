@@ -219,7 +219,7 @@ async fn member(
 
 /// CPU time a process has used (user + system, all its threads), from `/proc/<pid>/stat`;
 /// `pid` "self" is this process.
-fn cpu_secs(pid: &str) -> Option<f64> {
+pub fn cpu_secs(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();

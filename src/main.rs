@@ -8,9 +8,27 @@ fn main() -> std::io::Result<()> {
     let config = Config::parse();
     init_tracing(config.ops.log_format);
     runtime(config.ops.worker_threads)?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen.addr()).await?;
+        let listener = listen(config.listen.addr())?;
         meshchat::run(listener, config, shutdown_signal()).await
     })
+}
+
+/// Connections the kernel accepts for us before we take them: tokio's default of 1,024
+/// overflows when thousands of clients of a node that died reconnect at once (the reconnect
+/// storm benchmark counted overflows), and each one then waits for a TCP retry, 1 s and up.
+/// Linux caps it at `net.core.somaxconn` (4,096 by default).
+const BACKLOG: u32 = 4096;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std's and tokio's own bind do, so that a restart does not wait out TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// One worker: tokio's single-threaded scheduler, which runs a task woken by another

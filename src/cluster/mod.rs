@@ -174,13 +174,13 @@ impl Cluster {
                 let _ = io.local().to(targets).disconnect().await;
             }
             self.registered_for.store(connection, Ordering::Release);
-        } else if tick.was_unknown
-            || !self.beating.load(Ordering::Acquire)
-            || self.registered_for.load(Ordering::Acquire) != connection
-        {
-            // Redis lost this node's key, or contact was lost meanwhile (Redis may have
-            // restarted empty): write the memberships back, and the shared resume key, so
-            // that a node starting now agrees with this one; both are idempotent.
+        } else if tick.was_unknown || self.registered_for.load(Ordering::Acquire) != connection {
+            // Redis lost this node's key (it restarted empty, or this node was silent past
+            // its TTL), or the subscriber connection was made again (Redis may be another
+            // one): write the memberships back, and the shared resume key, so that a node
+            // starting now agrees with this one; both are idempotent. Not after a beat that
+            // merely timed out: with Redis slow, tens of thousands of writes would make it
+            // slower (the reconnect storm benchmark saw exactly that).
             if let Some(key) = resume.shared_key_to_keep()
                 && let Err(error) = self.rooms.shared_key(&key).await
             {
@@ -197,9 +197,16 @@ impl Cluster {
                 }
             }
         }
-        for (peer, rooms) in tick.gone {
+        for (peer, rooms) in &tick.gone {
             info!(%peer, rooms = rooms.len(), "peer of a dead node removed");
-            self.announce_left(io, peer, rooms, metrics).await;
+            let members = io.to(signaling::socket_rooms(rooms));
+            // Not told: Redis keeps it, and a beat hands it out again once this node's
+            // claim on it has lapsed.
+            if signaling::announce_left(members, peer, metrics).await
+                && let Err(error) = self.rooms.told(&tick, peer).await
+            {
+                warn!(%peer, %error, "redis: a told leave not marked told");
+            }
         }
         for (peer, rooms) in self.rooms.retry_leaves().await {
             self.announce_left(io, peer, rooms, metrics).await;

@@ -530,3 +530,48 @@ fn notices_parse_and_nothing_else_does() {
     }
     assert_eq!(Notice::parse(format!("left {peer} more").as_bytes()), None);
 }
+
+/// The leaves of a sweep whose answer never reached the sweeping node (a timeout after
+/// Redis ran it) are handed out again once its claim lapses, to whichever node beats, until
+/// one says it told them.
+#[tokio::test]
+async fn a_sweep_answer_that_is_lost_is_handed_out_again() {
+    let redis = Redis::start().await;
+    let (a, b, c) = (
+        redis.node("a").await,
+        redis.node("b").await,
+        redis.node("c").await,
+    );
+    let [p, q] = std::array::from_fn(|_| PeerId::random());
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    b.join(&room, &q, LIMITS).await.unwrap();
+    let ttl = Duration::from_millis(200);
+    for node in [&a, &b, &c] {
+        node.tick(ttl).await.unwrap();
+    }
+    // b stops beating; a sweeps it, and its answer is "lost": nothing is marked told.
+    let sweep = async {
+        loop {
+            let tick = a.tick(ttl).await.unwrap();
+            if !tick.gone.is_empty() {
+                return tick;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let lost = tokio::time::timeout(WAIT, sweep).await.unwrap();
+    assert_eq!(lost.gone.get(&q), Some(&vec![room.clone()]));
+    // Claimed by a for now: c's beat does not get it.
+    assert!(c.tick(ttl).await.unwrap().gone.is_empty());
+    // Once a's claim lapsed, c gets it, and after c told it, nobody does.
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    let again = c.tick(ttl).await.unwrap();
+    assert_eq!(again.gone.get(&q), Some(&vec![room.clone()]));
+    c.told(&again, &q).await.unwrap();
+    // (a, silent that long, is swept in turn: its own peer's leave is not the one told.)
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    for node in [&a, &c] {
+        let late = node.tick(ttl).await.unwrap();
+        assert!(!late.gone.contains_key(&q), "{late:?}");
+    }
+}

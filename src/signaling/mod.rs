@@ -358,11 +358,14 @@ async fn entered<A: Adapter>(
             s.join(room.socket_room());
             info!(sid = %s.id, peer = %peer.id, room = %room, members = others + 1, "peer joined");
             reply.ok(&Entered::new(room, false, &peer.id, token));
-            let sent = s
-                .to(room.socket_room())
-                .emit(event::NEW_USER_JOINED, peer.id.as_str())
-                .await;
-            signaling.metrics.count_failed(sent, event::NEW_USER_JOINED);
+            if !announce_joined(s, room, &peer.id, &signaling.metrics).await {
+                tokio::spawn(announce_joined_later(
+                    s.clone(),
+                    room.clone(),
+                    peer.id.clone(),
+                    signaling.metrics.clone(),
+                ));
+            }
         }
         (Join::AlreadyMember, Some(room)) => {
             reply.ok(&Entered::new(room, false, &peer.id, token));
@@ -511,6 +514,50 @@ pub(crate) fn socket_rooms(rooms: &[RoomId]) -> Vec<String> {
 /// under one once-key, so a first attempt that ran after all, or a sweep that told it
 /// already, makes the retry a no-op. A failure of some local sockets (closing, full) is
 /// not retried: the others got it.
+/// Tells the other members of `room` that `peer` joined; false when the publish to the
+/// other nodes failed (Redis slow or away), which may have run all the same: under one
+/// once-key per join, so that trying again is received once.
+async fn announce_joined<A: Adapter>(
+    s: &SocketRef<A>,
+    room: &RoomId,
+    peer: &PeerId,
+    metrics: &Metrics,
+) -> bool {
+    let emit = s
+        .to(room.socket_room())
+        .emit(event::NEW_USER_JOINED, peer.as_str());
+    let sent = crate::once::scope(format!("joined:{peer}:{room}"), emit).await;
+    let published = !matches!(sent, Err(BroadcastError::Adapter(_)));
+    metrics.count_failed(sent, event::NEW_USER_JOINED);
+    published
+}
+
+/// The pauses before each attempt after the first.
+const JOIN_RETRIES: [Duration; 4] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// Tries a failed join announcement again for a few seconds, in its own task (the joiner's
+/// next events need not wait): a member the others never heard of would never be offered
+/// a connection. Stops once the joiner is gone, whose leave is told instead.
+async fn announce_joined_later<A: Adapter>(
+    s: SocketRef<A>,
+    room: RoomId,
+    peer: PeerId,
+    metrics: Arc<Metrics>,
+) {
+    for pause in JOIN_RETRIES {
+        tokio::time::sleep(pause).await;
+        if !s.connected() || announce_joined(&s, &room, &peer, &metrics).await {
+            return;
+        }
+    }
+    warn!(%peer, %room, "a join announcement could not be published: the room did not hear of it");
+}
+
 pub(crate) async fn announce_left<A: Adapter>(
     members: BroadcastOperators<A>,
     peer: &PeerId,

@@ -43,6 +43,8 @@ pub(crate) struct Metrics {
     pub(crate) cluster_relays_undelivered: Counter,
     pub(crate) cluster_lookups: Counter,
     refusals: ByLabel,
+    /// Resumes: `resumed`, or the `resume_*` reason a resume was refused for.
+    resumes: ByLabel,
     failed_emits: ByLabel,
     connections_refused: ByLabel,
 }
@@ -68,6 +70,11 @@ impl Metrics {
 
     pub(crate) fn refused(&self, reason: &'static str) {
         self.refusals.get_or_create(&[("reason", reason)]).inc();
+    }
+
+    /// A resume's outcome: `resumed`, or the reason it was refused.
+    pub(crate) fn resumed(&self, outcome: &'static str) {
+        self.resumes.get_or_create(&[("outcome", outcome)]).inc();
     }
 
     /// A TURN request the embedded relay refused.
@@ -144,6 +151,11 @@ impl Metrics {
             "refusals",
             "Client requests refused, by reason",
             self.refusals.clone(),
+        );
+        registry.register(
+            "resumes",
+            "Resumes asked for, by outcome: resumed, or the reason refused",
+            self.resumes.clone(),
         );
         registry.register(
             "failed_emits",

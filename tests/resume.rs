@@ -83,6 +83,11 @@ async fn a_resumed_client_keeps_its_peer_id_and_room_unnoticed() {
         a.expect_event("resumed").await[0]["peerId"],
         Value::from(a_peer)
     );
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metrics.get("meshchat_resumes_total", &[("outcome", "resumed")]),
+        2
+    );
 }
 
 /// A forged or tampered token is refused as `resume_invalid`, and the client carries on as
@@ -106,6 +111,10 @@ async fn a_forged_token_is_refused() {
     // Nobody in the room heard anything of it.
     b.emit("rtc-offer", &[Value::from(a_peer), json!({})]);
     assert_eq!(a.expect_event("rtc-offer").await[1], json!({}));
+    let metrics = server.metrics().await;
+    let refused = [("outcome", "resume_invalid")];
+    assert_eq!(metrics.get("meshchat_resumes_total", &refused), 2);
+    assert_eq!(metrics.sum("meshchat_resumes_total"), 2);
 }
 
 /// A genuine token past its expiry is refused as `resume_expired`.

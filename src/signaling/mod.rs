@@ -157,6 +157,7 @@ pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>, State(signaling): St
                 rooms: rooms.iter().map(RoomId::as_str).collect(),
                 resume: token,
             };
+            signaling.metrics.resumed("resumed");
             let sent = s.emit(event::RESUMED, &body);
             signaling.metrics.count_failed(sent, event::RESUMED);
         }
@@ -165,6 +166,7 @@ pub(crate) async fn on_connect<A: Adapter>(s: SocketRef<A>, State(signaling): St
                 error: resume::text(reason),
                 reason,
             };
+            signaling.metrics.resumed(reason);
             let sent = s.emit(event::RESUME_REFUSED, &body);
             signaling.metrics.count_failed(sent, event::RESUME_REFUSED);
         }

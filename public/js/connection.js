@@ -79,9 +79,12 @@ function followRoom(app) {
     const { event, error, reason } = e.detail;
     if (event === SocketEvent.JOIN_ROOM || event === SocketEvent.CREATE_ROOM) {
       if (reason === 'room_full') return; // explained by room-full
+      if (reason === 'unavailable' && event === SocketEvent.JOIN_ROOM) return; // signaling.js tries again
       ui.log.addSystem(`The server refused to ${event === SocketEvent.JOIN_ROOM ? 'join the room' : 'create a room'}: ${error}.`, { problem: true });
-    } else if (reason === 'not_in_your_rooms' || reason === 'undeliverable') {
+    } else if (reason === 'not_in_your_rooms' || reason === 'undeliverable' || reason === 'unavailable') {
       // A relay to a peer that has just left, or whose tab stopped reading: a normal race.
+      // One the cluster could not take for a moment is as lost as one sent while our
+      // signaling was cut: an unanswered offer goes again (negotiation.js), and its answer.
       console.debug(`meshchat: server refused ${event}: ${error}`);
     } else {
       console.warn(`meshchat: server refused ${event}: ${error}`);

@@ -1,7 +1,7 @@
 // Healing: a connection whose network path breaks while both of us keep our peer ids is
 // restarted in place (an ICE restart on the same RTCPeerConnection, so its data channel
 // stays the same object), tried again while it does not connect, and given up at last.
-import { PeerState } from './peer.js';
+import { PeerState, isResent } from './peer.js';
 
 // How long a connection may stay `disconnected` before we restart ICE: it often recovers
 // by itself within a second or two (a lost burst of packets).
@@ -70,6 +70,12 @@ export class Healing {
   onRestartOffer(peer, offer) {
     peer.serially(async () => {
       const { pc } = peer;
+      // Not a restart: the offer we answered, sent again because our answer was late or
+      // lost. The same answer again is all it needs.
+      if (isResent(peer, offer)) {
+        if (pc.signalingState === 'stable') peer.resendDescription();
+        return;
+      }
       const collision = pc.signalingState !== 'stable';
       peer.ignoredOffer = collision && !peer.polite;
       if (peer.ignoredOffer) return; // ours wins: they roll theirs back and answer ours

@@ -73,16 +73,19 @@ export class Members {
   }
 
   /** The server says the peer's signaling connection ended. A peer whose channel is still
-   * open is still here (its socket may come back); its channel closing removes it. */
+   * open is still here (its socket may come back); its channel closing removes it. That
+   * may be the channel of the connection a new one is replacing: the new one may never
+   * open now, and the peer is no less here. */
   onPeerLeft(peerId) {
     const peer = this.#peers.get(peerId);
-    if (!peer?.isOpen) return this.#peers.remove(peerId);
+    const channel = peer?.sendChannel;
+    if (!channel) return this.#peers.remove(peerId);
     // A closed tab does not always close its channels: ask, and drop it if it is silent.
     this.#stopProbe(peerId);
     this.#probes.set(peerId, setTimeout(() => {
       if (this.#peers.get(peerId) === peer) this.#peers.remove(peerId);
     }, PROBE_TIMEOUT_MS));
-    peer.channel.send(JSON.stringify({ type: ChatMessage.PING }));
+    channel.send(JSON.stringify({ type: ChatMessage.PING }));
   }
 
   /** The peer answered our ping: it is still here. */

@@ -49,6 +49,7 @@ export class Peer {
     this.previous = null; // the connection this one replaces, used until this one opens
     this.initiator = false; // we made the first offer
     this.socketId = null; // our signaling connection when this connection was made
+    this.selfId = null; // our peer id then (a rejoin gives us a new one)
     // ICE restarts, only towards pages whose hello says they take one (setRestartable):
     // the reference client answers any offer with a brand-new connection.
     this.restartable = false;
@@ -57,6 +58,10 @@ export class Peer {
     this.restarts = 0; // attempts since the connection last worked
     this.restartTimer = null;
     this.ignoredOffer = false; // perfect negotiation: we last dropped an offer of theirs
+    this.resendTimer = null; // our first offer, sent again while unanswered (negotiation.js)
+    // The DTLS fingerprint of their offer, from when we took it (before it is applied): a
+    // later offer with the same one comes from the same connection of theirs.
+    this.remoteFingerprint = null;
   }
 
   get isOpen() {
@@ -72,6 +77,7 @@ export class Peer {
   close() {
     clearTimeout(this.connectTimer);
     clearTimeout(this.restartTimer);
+    clearTimeout(this.resendTimer);
     this.channel?.close();
     this.pc.close();
   }
@@ -112,6 +118,15 @@ export class Peer {
     // Those gathered meanwhile are in the SDP sent (a candidate joins the description
     // before its event fires); only the end-of-candidates marker is left to send.
     if (this.#gathered) this.localCandidate(null);
+  }
+
+  /** Sends our current offer or answer again, with the candidates gathered since it was
+   * made: the first one, or the answer to it, may have been lost with a signaling
+   * connection that was being cut. */
+  resendDescription() {
+    const local = this.pc.localDescription;
+    if (!this.#described || !local || this.pc.signalingState === 'closed') return;
+    this.#signal(local.type === 'offer' ? SocketEvent.OFFER : SocketEvent.ANSWER, local.toJSON());
   }
 
   /** A candidate we gathered (null: gathering is done). It goes to the peer unless our
@@ -178,14 +193,24 @@ export class Peer {
 /** Whether `offer` comes from the RTCPeerConnection we already talk to (a restart) rather
  * than from a new one: each connection has its own certificate, so its own fingerprint. */
 export function isRenegotiation(peer, offer) {
-  const current = peer.pc.remoteDescription?.sdp;
-  if (!current) return false;
+  const known = peer.remoteFingerprint ?? fingerprint(peer.pc.remoteDescription?.sdp ?? '');
   const theirs = fingerprint(offer.sdp);
-  return theirs !== null && theirs === fingerprint(current);
+  return theirs !== null && theirs === known;
 }
 
-function fingerprint(sdp) {
+/** Whether `offer` is the offer `peer` already took, sent again (its sender had no answer
+ * in time), rather than an ICE restart, which changes the ICE credentials. */
+export function isResent(peer, offer) {
+  const taken = peer.pc.remoteDescription;
+  return taken?.type === 'offer' && iceUfrag(taken.sdp) !== null && iceUfrag(taken.sdp) === iceUfrag(offer.sdp);
+}
+
+export function fingerprint(sdp) {
   return /^a=fingerprint:(.+)$/m.exec(sdp)?.[1]?.trim() ?? null;
+}
+
+function iceUfrag(sdp) {
+  return /^a=ice-ufrag:(.+)$/m.exec(sdp)?.[1]?.trim() ?? null;
 }
 
 export function isDescription(value, type) {

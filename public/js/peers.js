@@ -101,11 +101,14 @@ export class Peers extends EventTarget {
     this.#emit(PeerEvent.REMOVED, { peerId });
   }
 
-  /** Closes one peer's connections and forgets it without reporting it: the member is
-   * still here, under another peer id. */
+  /** Forgets one peer without reporting it: the member is still here, under another peer
+   * id. Its connections close a while later: when both pages rejoined under new ids, the
+   * other may not have seen yet that it is us, and would take the close for our leaving. */
   discard(peerId) {
-    this.#peers.get(peerId)?.closeWithPrevious();
+    const peer = this.#peers.get(peerId);
+    if (!peer) return;
     this.#peers.delete(peerId);
+    setTimeout(() => peer.closeWithPrevious(), REPLACED_GRACE_MS);
   }
 
   /** Closes everything without reporting each peer (we are leaving). */
@@ -127,11 +130,17 @@ export class Peers extends EventTarget {
     });
     peer.initiator = initiator;
     peer.socketId = this.#signaling.id;
+    peer.selfId = this.#signaling.self;
     const older = this.#peers.get(peerId);
-    if (older) {
+    if (older?.opened) {
       older.previous?.close();
       peer.previous = older;
       clearTimeout(older.connectTimer);
+    } else if (older) {
+      // It never opened (an offer given up, or one that went unanswered): it carries
+      // nothing, and the connection it was to replace, if any, still does until this opens.
+      peer.previous = older.previous;
+      older.close();
     }
     this.#peers.set(peerId, peer);
     pc.addEventListener('icecandidate', (e) => peer.localCandidate(e.candidate));

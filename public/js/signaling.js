@@ -24,10 +24,13 @@ export class Signaling extends EventTarget {
   // Private rooms (seal.js): signaling payloads sealed and opened one at a time, in order.
   #seal = null;
   #sealedOut = Promise.resolve();
-  #sealedIn = Promise.resolve();
+  // Relays, joins and leaves of others, passed on one at a time, in order (#inOrder).
+  #signalsIn = Promise.resolve();
   // Our peer id as the answer to our latest join or create says it (null from an older
-  // server, which does not): sealed signaling is bound to it (seal.js).
+  // server, which does not): sealed signaling is bound to it (seal.js), and it decides
+  // who gives way when offers cross (negotiation.js).
   #self = Promise.resolve(null);
+  #selfNow = null;
   #learnSelf = () => {};
 
   constructor() {
@@ -74,8 +77,10 @@ export class Signaling extends EventTarget {
       error: String(body?.error ?? 'refused'),
       reason: String(body?.reason ?? ''),
     }));
-    s.on(SocketEvent.NEW_USER_JOINED, (peerId) => isId(peerId) && this.#emit(SignalingEvent.PEER_JOINED, { peerId }));
-    s.on(SocketEvent.USER_DISCONNECTED, (peerId) => isId(peerId) && this.#emit(SignalingEvent.PEER_LEFT, { peerId }));
+    // In the order they came, with the relays (#onSignal): no relay from a peer is handled
+    // after its leave.
+    s.on(SocketEvent.NEW_USER_JOINED, (peerId) => isId(peerId) && this.#inOrder(() => this.#emit(SignalingEvent.PEER_JOINED, { peerId })));
+    s.on(SocketEvent.USER_DISCONNECTED, (peerId) => isId(peerId) && this.#inOrder(() => this.#emit(SignalingEvent.PEER_LEFT, { peerId })));
     for (const kind of [SocketEvent.OFFER, SocketEvent.ANSWER, SocketEvent.CANDIDATE]) {
       s.on(kind, (from, payload) => isId(from) && this.#onSignal(kind, from, payload));
     }
@@ -89,6 +94,11 @@ export class Signaling extends EventTarget {
    * which the acks give us, survives a reconnect only when the server resumes it). */
   get id() {
     return this.#socket.id ?? null;
+  }
+
+  /** Our peer id now, as `peerId()` resolves it; null while a join is under way. */
+  get self() {
+    return this.#selfNow;
   }
 
   get connected() {
@@ -131,21 +141,31 @@ export class Signaling extends EventTarget {
       .catch((err) => console.warn('meshchat: could not seal signaling:', err.message));
   }
 
+  /** Runs `step(self)` after those before it, once our peer id is known: a member's offer
+   * may come before the answer to our join, and sealing and negotiation both need it. */
+  #inOrder(step) {
+    this.#signalsIn = this.#signalsIn.then(() => this.#self).then(step);
+  }
+
+  /** A relay, for the room we asked for (the answer to our join may still be on its way). */
   #onSignal(kind, from, payload) {
-    if (!this.#seal) {
-      if (isSealed(payload)) this.#emit(SignalingEvent.UNREADABLE, { from, sealed: true });
-      else this.#emit(SignalingEvent.SIGNAL, { kind, from, payload });
-      return;
-    }
-    // A member's offer may come before the answer to our join: it is for the room we asked for.
+    const seal = this.#seal;
     const roomId = this.#roomId ?? this.#requested;
-    this.#sealedIn = this.#sealedIn
-      .then(() => this.#self)
-      .then((self) => this.#seal.open(roomId, kind, payload, self && { from, to: self }))
-      .then(
-        (opened) => this.#emit(SignalingEvent.SIGNAL, { kind, from, payload: opened }),
-        () => this.#emit(SignalingEvent.UNREADABLE, { from, sealed: isSealed(payload) }),
-      );
+    this.#inOrder(async (self) => {
+      if (!seal) {
+        if (isSealed(payload)) this.#emit(SignalingEvent.UNREADABLE, { from, sealed: true });
+        else this.#emit(SignalingEvent.SIGNAL, { kind, from, payload });
+        return;
+      }
+      let opened;
+      try {
+        opened = await seal.open(roomId, kind, payload, self && { from, to: self });
+      } catch {
+        this.#emit(SignalingEvent.UNREADABLE, { from, sealed: isSealed(payload) });
+        return;
+      }
+      this.#emit(SignalingEvent.SIGNAL, { kind, from, payload: opened });
+    });
   }
 
   /** Leaves for good: the server tells the room we are gone. */
@@ -178,6 +198,10 @@ export class Signaling extends EventTarget {
         if (this.#checkAck(SocketEvent.JOIN_ROOM, ack) && ack.created === false) {
           this.#roomId = ack.roomId;
           this.#emit(SignalingEvent.ROOM, { roomId: ack.roomId, created: false, requested: roomId, rejoin });
+        } else if (ack?.reason === 'unavailable') {
+          // The cluster's store did not answer in time (a node restarting, say): again soon.
+          const { id } = this.#socket;
+          setTimeout(() => this.#socket.id === id && this.#socket.connected && this.#enter(rejoin), 1000 + Math.random() * 1000);
         }
       });
     } else {
@@ -195,11 +219,13 @@ export class Signaling extends EventTarget {
   /** We ask to enter a room: what needs our peer id waits for the answer. */
   #entering() {
     this.#learnSelf(null);
+    this.#selfNow = null;
     this.#self = new Promise((resolve) => {
       const timer = setTimeout(() => resolve(null), SELF_WAIT_MS);
       this.#learnSelf = (id) => {
         clearTimeout(timer);
         this.#learnSelf = () => {};
+        this.#selfNow = id;
         resolve(id);
       };
     });

@@ -6,7 +6,7 @@ import { FAST, startRedis, startNodes } from '../helpers/cluster.mjs';
 import { startServer, status, until } from '../helpers/server.mjs';
 import {
   WAIT_MS, launch, openPage, waitForOpenPeers, waitForRoom, say, waitForMessage, setName,
-  explained, assertNoProblems,
+  explained, assertNoProblems, shows, withHook,
 } from '../helpers/browser.mjs';
 
 let browser;
@@ -14,6 +14,16 @@ before(async () => { browser = await launch(); });
 after(() => browser?.close());
 
 const ENV = { SHUTDOWN_TIMEOUT_SECS: '4' };
+
+/** Runs `wait(page)` on every page; if one fails, the error says what each page shows. */
+async function onEvery(pages, wait) {
+  const results = await Promise.allSettled(pages.map((p) => wait(p)));
+  const failed = results.find((r) => r.status === 'rejected');
+  if (!failed) return;
+  const states = await Promise.all(pages.map((p) => shows(p)));
+  failed.reason.message += `\n${states.join('\n')}`;
+  throw failed.reason;
+}
 
 function lines(page, text) {
   return page.$$eval('#log .system', (lis, text) => lis.filter((li) => li.textContent === text).length, text);
@@ -26,13 +36,14 @@ test('cluster: through a rolling restart of every node, pages on different nodes
   const pages = [];
   t.after(() => Promise.all(pages.map((p) => p.context().close())));
 
-  pages.push(await openPage(browser, `${nodes[0].url}/`));
+  // With the test hook, a failure shows where each page's connections stand.
+  pages.push(await openPage(browser, withHook(`${nodes[0].url}/`)));
   const link = await waitForRoom(pages[0]);
   const roomId = new URL(link).searchParams.get('roomId');
-  for (const node of nodes.slice(1)) pages.push(await openPage(browser, `${node.url}/?roomId=${roomId}`));
+  for (const node of nodes.slice(1)) pages.push(await openPage(browser, withHook(`${node.url}/?roomId=${roomId}`)));
   const names = ['Ada', 'Grace', 'Linus'];
   await Promise.all(pages.map((p, i) => setName(p, names[i])));
-  await Promise.all(pages.map((p) => explained(p, () => waitForOpenPeers(p, 2))));
+  await onEvery(pages, (p) => waitForOpenPeers(p, 2));
 
   for (const [i, node] of nodes.entries()) {
     const page = pages[i];
@@ -58,7 +69,7 @@ test('cluster: through a rolling restart of every node, pages on different nodes
       roomId,
       { timeout: WAIT_MS },
     ));
-    await Promise.all(pages.map((p) => explained(p, () => waitForOpenPeers(p, 2))));
+    await onEvery(pages, (p) => waitForOpenPeers(p, 2));
   }
 
   for (const [i, page] of pages.entries()) {
@@ -74,7 +85,7 @@ test('cluster: through a rolling restart of every node, pages on different nodes
     for (const [j, name] of names.entries()) {
       if (j === i) continue;
       assert.ok(await lines(page, `${name} reconnected.`) <= 1, `${names[i]} sees ${name} reconnect at most once`);
-      assert.equal(await lines(page, `${name} left.`), 0, `${names[i]} never sees ${name} leave`);
+      assert.equal(await lines(page, `${name} left.`), 0, `${names[i]} never sees ${name} leave\n${(await Promise.all(pages.map((p) => shows(p)))).join('\n')}`);
     }
   }
   // Chromium logs the reconnection attempts that met a draining node (503) or none.

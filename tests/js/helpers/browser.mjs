@@ -97,15 +97,22 @@ export async function explained(page, wait) {
   try {
     return await wait();
   } catch (err) {
-    const state = await page.evaluate(() => ({
-      signaling: document.body.dataset.signaling,
-      status: document.getElementById('status')?.textContent,
-      members: [...document.querySelectorAll('#members li[data-peer-id]')].map((li) => `${li.dataset.peerId}:${li.dataset.state}`),
-      log: document.getElementById('log')?.innerText,
-    })).catch(() => ({}));
-    err.message += `\n${page.url()}: ${JSON.stringify(state)}; problems: ${JSON.stringify(page.problems)}`;
+    err.message += `\n${await shows(page)}`;
     throw err;
   }
+}
+
+/** What `page` shows (and, with the test hook, where its connections stand), for a log. */
+export async function shows(page) {
+  const state = await page.evaluate(() => ({
+    signaling: document.body.dataset.signaling,
+    status: document.getElementById('status')?.textContent,
+    members: [...document.querySelectorAll('#members li[data-peer-id]')].map((li) => `${li.dataset.peerId}:${li.dataset.state}`),
+    log: document.getElementById('log')?.innerText,
+    self: window.meshchatTest?.self(),
+    connections: window.meshchatTest?.connections(),
+  })).catch(() => ({}));
+  return `${page.url()}: ${JSON.stringify(state)}; problems: ${JSON.stringify(page.problems)}`;
 }
 
 /** Waits until the page is in a room and returns the room's share link. */

@@ -197,16 +197,9 @@ impl Cluster {
                 }
             }
         }
-        for (peer, rooms) in &tick.gone {
+        for (peer, rooms) in tick.gone {
             info!(%peer, rooms = rooms.len(), "peer of a dead node removed");
-            let members = io.to(signaling::socket_rooms(rooms));
-            // Not told: Redis keeps it, and a beat hands it out again once this node's
-            // claim on it has lapsed.
-            if signaling::announce_left(members, peer, metrics).await
-                && let Err(error) = self.rooms.told(&tick, peer).await
-            {
-                warn!(%peer, %error, "redis: a told leave not marked told");
-            }
+            self.announce_left(io, peer, rooms, metrics).await;
         }
         for (peer, rooms) in self.rooms.retry_leaves().await {
             self.announce_left(io, peer, rooms, metrics).await;

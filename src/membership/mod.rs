@@ -273,11 +273,6 @@ impl NodeRooms {
         self.rooms.tick(ttl).await
     }
 
-    /// The leave of `peer`, handed out by `tick`, was told.
-    pub(crate) async fn told(&self, tick: &Tick, peer: &PeerId) -> Result<()> {
-        self.rooms.told(tick, peer).await
-    }
-
     /// Writes every membership of this node's peers back, after Redis lost them; returns
     /// how many.
     pub(crate) async fn register_again(&self) -> Result<usize> {

@@ -112,22 +112,13 @@ return left
 
 /// The heartbeat, run every interval by every node. Refreshes this node's key, then
 /// removes the peers of every node whose key expired from their rooms, atomically, so
-/// exactly one survivor sweeps them, and every node hears `left <peer>` for each. No KEYS
-/// (the nodes' keys are found in the `nodes` set); ARGV: key prefix, this node, heartbeat
-/// TTL (ms), how long a swept mark lasts (ms).
-///
-/// The leaves a sweep makes are kept in the hash `untold` (field `peer room…`, value the
-/// time until which a node has claimed it) until a node says it told them ([`UNTOLD`]): a
-/// beat whose answer is lost (a timeout after Redis ran it) must not lose them. Each beat
-/// claims, for a heartbeat TTL, those nobody holds a claim on: a dead or slow node's
-/// claims pass to the others. A leave told twice is received once (its once-key).
-///
-/// Returns: whether this node's key had expired or vanished (1/0), whether another node
-/// swept this node (1/0), then the leaves this node claimed, as `peer room…`.
+/// exactly one survivor gets them, and every node hears `left <peer>` for each. No KEYS (the nodes' keys are found in the `nodes` set);
+/// ARGV: key prefix, this node, heartbeat TTL (ms), how long a swept mark lasts (ms).
+/// Returns: whether this node's key had expired or
+/// vanished (1/0), whether another node swept this node (1/0), then pairs of a removed
+/// peer and one of its rooms.
 const TICK: &str = r"
 local p, me = ARGV[1], ARGV[2]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local had = redis.call('SET', p .. 'node:' .. me .. ':alive', '1', 'PX', ARGV[3], 'GET')
 redis.call('SADD', p .. 'nodes', me)
 local swept = redis.call('DEL', p .. 'swept:' .. me)
@@ -135,14 +126,13 @@ local out = { had and '0' or '1', tostring(swept) }
 for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
   if n ~= me and redis.call('EXISTS', p .. 'node:' .. n .. ':alive') == 0 then
     for _, peer in ipairs(redis.call('SMEMBERS', p .. 'node:' .. n .. ':peers')) do
-      local leave = peer
       for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. peer)) do
         local room = p .. 'room:' .. r
         local size = redis.call('SCARD', room)
         if redis.call('SREM', room, peer) == 1 then resize(p .. 'room_sizes', size, size - 1) end
-        leave = leave .. ' ' .. r
+        table.insert(out, peer)
+        table.insert(out, r)
       end
-      if leave ~= peer then redis.call('HSET', p .. 'untold', leave, 0) end
       redis.call('DEL', p .. 'peer:' .. peer)
       notify(p, 'left ' .. peer)
     end
@@ -151,23 +141,7 @@ for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
     redis.call('SET', p .. 'swept:' .. n, '1', 'PX', ARGV[4])
   end
 end
-local untold = redis.call('HGETALL', p .. 'untold')
-for i = 1, #untold, 2 do
-  if tonumber(untold[i + 1]) <= now then
-    redis.call('HSET', p .. 'untold', untold[i], now + tonumber(ARGV[3]))
-    table.insert(out, untold[i])
-  end
-end
--- Left behind only if every node failed to tell them for that long: by then a late
--- announcement would be no use.
-if #untold > 0 then redis.call('PEXPIRE', p .. 'untold', ARGV[4]) end
 return out
-";
-
-/// A leave of [`TICK`]'s `untold` was told. No KEYS; ARGV: key prefix, the leave.
-const UNTOLD: &str = r"
-redis.call('HDEL', ARGV[1] .. 'untold', ARGV[2])
-return 1
 ";
 
 /// Puts this node's memberships back after Redis lost them. No KEYS; ARGV: key prefix,
@@ -250,12 +224,8 @@ pub(crate) struct Tick {
     pub(crate) was_unknown: bool,
     /// Another node declared this one dead and announced its peers as gone.
     pub(crate) was_swept: bool,
-    /// Peers of dead nodes removed from their rooms, with those rooms, for this node to
-    /// tell: swept by this beat, or by an earlier one whose leaves nobody told yet. Once
-    /// told, [`RedisRooms::told`] with the same peer says so.
+    /// Peers of dead nodes removed by this beat, with the rooms they were removed from.
     pub(crate) gone: BTreeMap<PeerId, Vec<RoomId>>,
-    /// The `untold` field of each peer of `gone`.
-    leaves: BTreeMap<PeerId, String>,
 }
 
 /// The Redis-backed membership store. Cheap to clone.
@@ -376,7 +346,6 @@ struct Scripts {
     take: Script,
     locate: Script,
     shared_key: Script,
-    untold: Script,
 }
 
 impl std::fmt::Debug for RedisRooms {
@@ -414,7 +383,6 @@ impl RedisRooms {
                 take: resizing(TAKE),
                 locate: Script::new(LOCATE),
                 shared_key: Script::new(SHARED_KEY),
-                untold: Script::new(UNTOLD),
             }),
             own: Arc::default(),
             registration: Arc::default(),
@@ -871,31 +839,13 @@ impl RedisRooms {
             was_unknown: out.first().is_some_and(|s| s == "1"),
             was_swept: out.get(1).is_some_and(|s| s == "1"),
             gone: BTreeMap::new(),
-            leaves: BTreeMap::new(),
         };
-        for leave in out.into_iter().skip(2) {
-            let mut words = leave.split(' ');
-            let Some(peer) = words.next().and_then(PeerId::parse) else {
-                continue;
-            };
-            let rooms: Vec<RoomId> = words.filter_map(RoomId::parse).collect();
-            tick.gone.insert(peer.clone(), rooms);
-            tick.leaves.insert(peer, leave);
+        for pair in out.get(2..).unwrap_or_default().chunks_exact(2) {
+            if let (Some(peer), Some(room)) = (PeerId::parse(&pair[0]), RoomId::parse(&pair[1])) {
+                tick.gone.entry(peer).or_default().push(room);
+            }
         }
         Ok(tick)
-    }
-
-    /// The leave of `peer` that `tick` handed out was told: no node needs to tell it again.
-    /// A failure leaves it to be told again after the claim, received once all the same.
-    pub(crate) async fn told(&self, tick: &Tick, peer: &PeerId) -> Result<()> {
-        let Some(leave) = tick.leaves.get(peer) else {
-            return Ok(());
-        };
-        let mut conn = self.conn.clone();
-        let mut call = self.scripts.untold.prepare_invoke();
-        call.arg(&*self.prefix).arg(leave);
-        bounded(self.timeout, call.invoke_async::<i64>(&mut conn)).await?;
-        Ok(())
     }
 
     /// Writes every membership of this node's peers back to Redis, after Redis lost them.

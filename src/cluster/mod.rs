@@ -199,7 +199,11 @@ impl Cluster {
         }
         for (peer, rooms) in tick.gone {
             info!(%peer, rooms = rooms.len(), "peer of a dead node removed");
-            self.announce_left(io, peer, rooms, metrics).await;
+            // Not told: the sweep hands it to this node again on the next beat.
+            let members = io.to(signaling::socket_rooms(&rooms));
+            if signaling::announce_left(members, &peer, metrics).await {
+                self.rooms.told_swept(peer);
+            }
         }
         for (peer, rooms) in self.rooms.retry_leaves().await {
             self.announce_left(io, peer, rooms, metrics).await;

@@ -295,6 +295,11 @@ impl NodeRooms {
         self.rooms.shared_key(candidate).await
     }
 
+    /// Notes that the leave of a swept peer that [`Self::tick`] handed out was told.
+    pub(crate) fn told_swept(&self, peer: PeerId) {
+        self.rooms.told_swept(peer);
+    }
+
     /// Keeps a leave whose announcement could not be sent, for the next
     /// [`Self::retry_leaves`].
     pub(crate) fn tell_later(&self, peer: PeerId, rooms: Vec<RoomId>) {

@@ -112,30 +112,52 @@ return left
 
 /// The heartbeat, run every interval by every node. Refreshes this node's key, then
 /// removes the peers of every node whose key expired from their rooms, atomically, so
-/// exactly one survivor gets them, and every node hears `left <peer>` for each. No KEYS (the nodes' keys are found in the `nodes` set);
-/// ARGV: key prefix, this node, heartbeat TTL (ms), how long a swept mark lasts (ms).
-/// Returns: whether this node's key had expired or
-/// vanished (1/0), whether another node swept this node (1/0), then pairs of a removed
-/// peer and one of its rooms.
+/// exactly one survivor gets them, and every node hears `left <peer>` for each. The
+/// survivor also records them in its `sweeping:<node>` hash (peer → rooms) until it says
+/// it told them, on a later beat: so a sweep whose answer never reached it (Redis ran it,
+/// the answer timed out) is handed to it again, and to nobody else, and the leaves are not
+/// lost. A dead sweeper's record goes to the node that sweeps it, less the leaves whose
+/// announcement was published (their once-key is set): those were told. No KEYS (the
+/// nodes' keys are found in the `nodes` set); ARGV: key prefix, this node, heartbeat TTL
+/// (ms), how long a swept mark lasts (ms), then the peers this node told since its last
+/// beat. Returns: whether this node's key had expired or vanished (1/0), whether another
+/// node swept this node (1/0), then pairs of a removed peer and one of its rooms: those
+/// not yet told of earlier sweeps, then those of this one.
 const TICK: &str = r"
 local p, me = ARGV[1], ARGV[2]
+local sweeping = p .. 'sweeping:' .. me
+for i = 5, #ARGV do redis.call('HDEL', sweeping, ARGV[i]) end
 local had = redis.call('SET', p .. 'node:' .. me .. ':alive', '1', 'PX', ARGV[3], 'GET')
 redis.call('SADD', p .. 'nodes', me)
 local swept = redis.call('DEL', p .. 'swept:' .. me)
 local out = { had and '0' or '1', tostring(swept) }
+local function hand(peer, rooms)
+  redis.call('HSET', sweeping, peer, rooms)
+  for r in string.gmatch(rooms, '%S+') do
+    table.insert(out, peer)
+    table.insert(out, r)
+  end
+end
+local untold = redis.call('HGETALL', sweeping)
+for i = 1, #untold, 2 do hand(untold[i], untold[i + 1]) end
 for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
   if n ~= me and redis.call('EXISTS', p .. 'node:' .. n .. ':alive') == 0 then
     for _, peer in ipairs(redis.call('SMEMBERS', p .. 'node:' .. n .. ':peers')) do
-      for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. peer)) do
+      local rooms = redis.call('SMEMBERS', p .. 'peer:' .. peer)
+      for _, r in ipairs(rooms) do
         local room = p .. 'room:' .. r
         local size = redis.call('SCARD', room)
         if redis.call('SREM', room, peer) == 1 then resize(p .. 'room_sizes', size, size - 1) end
-        table.insert(out, peer)
-        table.insert(out, r)
       end
+      if #rooms > 0 then hand(peer, table.concat(rooms, ' ')) end
       redis.call('DEL', p .. 'peer:' .. peer)
       notify(p, 'left ' .. peer)
     end
+    local theirs = redis.call('HGETALL', p .. 'sweeping:' .. n)
+    for i = 1, #theirs, 2 do
+      if redis.call('EXISTS', p .. 'once:left:' .. theirs[i]) == 0 then hand(theirs[i], theirs[i + 1]) end
+    end
+    redis.call('DEL', p .. 'sweeping:' .. n)
     redis.call('DEL', p .. 'node:' .. n .. ':peers')
     redis.call('SREM', p .. 'nodes', n)
     redis.call('SET', p .. 'swept:' .. n, '1', 'PX', ARGV[4])
@@ -224,7 +246,8 @@ pub(crate) struct Tick {
     pub(crate) was_unknown: bool,
     /// Another node declared this one dead and announced its peers as gone.
     pub(crate) was_swept: bool,
-    /// Peers of dead nodes removed by this beat, with the rooms they were removed from.
+    /// Peers of dead nodes removed by this beat or earlier ones and not yet told, with the
+    /// rooms they were removed from.
     pub(crate) gone: BTreeMap<PeerId, Vec<RoomId>>,
 }
 
@@ -247,6 +270,9 @@ pub(crate) struct RedisRooms {
     /// Leaves made in Redis whose announcement could not be published, told again by the
     /// heartbeat.
     untold: Arc<Mutex<Leaves>>,
+    /// Swept peers whose leave this node told, to say so on the next beat that reaches
+    /// Redis (see [`TICK`]).
+    told_swept: Arc<Mutex<Vec<PeerId>>>,
     /// Set while the node drains for a restart: a room its leaving peers empty is kept
     /// for [`KEEP_ROOM`], so that its members find it again through another node.
     draining: Arc<AtomicBool>,
@@ -388,6 +414,7 @@ impl RedisRooms {
             registration: Arc::default(),
             pending_leaves: Arc::default(),
             untold: Arc::default(),
+            told_swept: Arc::default(),
             draining: Arc::default(),
             held: Arc::default(),
             holds: Arc::default(),
@@ -825,8 +852,11 @@ impl RedisRooms {
     }
 
     /// One heartbeat: refresh this node's key (expiring after `ttl`) and sweep dead nodes.
+    /// `gone` holds the peers of this sweep and of earlier ones not yet told: each is to be
+    /// told and then passed to [`Self::told_swept`], or it comes back on the next beat.
     pub(crate) async fn tick(&self, ttl: Duration) -> Result<Tick> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let told = lock(&self.told_swept).clone();
         let mut conn = self.conn.clone();
         let mut call = self.scripts.tick.prepare_invoke();
         // A swept node learns of it on its next beat; a minute is plenty for that.
@@ -834,7 +864,15 @@ impl RedisRooms {
             .arg(&*self.node)
             .arg(ttl_ms)
             .arg(60_000);
+        for peer in &told {
+            call.arg(peer.as_str());
+        }
         let out: Vec<String> = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
+        // Said; kept until now because a beat that failed may not have run.
+        if !told.is_empty() {
+            let said: HashSet<&PeerId> = told.iter().collect();
+            lock(&self.told_swept).retain(|peer| !said.contains(peer));
+        }
         let mut tick = Tick {
             was_unknown: out.first().is_some_and(|s| s == "1"),
             was_swept: out.get(1).is_some_and(|s| s == "1"),
@@ -842,10 +880,18 @@ impl RedisRooms {
         };
         for pair in out.get(2..).unwrap_or_default().chunks_exact(2) {
             if let (Some(peer), Some(room)) = (PeerId::parse(&pair[0]), RoomId::parse(&pair[1])) {
-                tick.gone.entry(peer).or_default().push(room);
+                let rooms = tick.gone.entry(peer).or_default();
+                if !rooms.contains(&room) {
+                    rooms.push(room);
+                }
             }
         }
         Ok(tick)
+    }
+
+    /// Notes that the leave of `peer`, handed out by [`Self::tick`], was told.
+    pub(crate) fn told_swept(&self, peer: PeerId) {
+        lock(&self.told_swept).push(peer);
     }
 
     /// Writes every membership of this node's peers back to Redis, after Redis lost them.

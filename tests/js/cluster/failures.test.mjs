@@ -224,3 +224,33 @@ for (const ran of [false, true]) {
     assert.deepEqual(heard, { a: [xPeer], b: [xPeer] });
   });
 }
+
+test('cluster: a sweep whose reply was lost still has the dead node\'s leaves told, once', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  // A reaches Redis through a proxy that can break A's connection at a chosen request.
+  const proxy = await startProxy([redis.port]);
+  t.after(() => proxy.close());
+  const [A] = await startNodes(t, 1, { url: `redis://127.0.0.1:${proxy.port}` });
+  const [B] = await startNodes(t, 1, redis);
+  const a = await connected(t, A);
+  const b = await connected(t, B);
+  const { peers: [bPeer] } = await meshOf(a, b);
+  const leaves = [];
+  a.on('user-disconnected', (peer) => leaves.push(peer));
+
+  // A sleeps while B dies, so the beat that sweeps B is A's first one after waking.
+  A.child.kill('SIGSTOP');
+  t.after(() => A.child.kill('SIGCONT'));
+  await B.stop('SIGKILL');
+  await until(async () => (await redis.cli('--scan', '--pattern', 'meshchat:node:*:alive')) === '', 'both heartbeat keys expired');
+  // That beat runs in Redis, and its reply is lost (the heartbeat alone sends 60000, the
+  // time a swept mark is kept).
+  const sprung = proxy.trap('$5\r\n60000\r\n', { ran: true });
+  A.child.kill('SIGCONT');
+  await sprung;
+  await until(() => leaves.length > 0, "b's leave told", DEAD_NODE_MS);
+  // Once A has said it told the leave, nothing hands it out again.
+  await until(async () => (await redis.cli('--scan', '--pattern', 'meshchat:sweeping:*')) === '', 'A said it told it');
+  assert.deepEqual(leaves, [bPeer]);
+});

@@ -60,15 +60,7 @@ cluster_env=(REDIS_URL=redis://127.0.0.1:$redis_port)
 server_pids=()
 addrs=()
 
-wait_port() { # name pid port
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null && return
-    kill -0 "$2" 2>/dev/null || { cat "$work/$1.log" >&2; echo "$1 died" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "$1 did not start" >&2
-  exit 1
-}
+. bench/lib.sh
 
 start_server() { # ours|node|raw|cluster
   local log=$work/$1.log

@@ -59,15 +59,7 @@ stop() {
 }
 trap stop EXIT
 
-wait_port() { # name pid port
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$3") 2>/dev/null && return
-    kill -0 "$2" 2>/dev/null || { tail "$work/$1.log" >&2; echo "$1 died" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "$1 did not start" >&2
-  exit 1
-}
+. bench/lib.sh
 
 for kind in $kinds; do
   echo "== $kind: redis-server and three nodes"

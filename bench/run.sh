@@ -6,8 +6,12 @@
 #
 #   bench/run.sh            full run (~30 minutes on 2 cores)
 #   bench/run.sh --quick    a few minutes, smaller loads (figures not comparable)
+#   BENCH_PARTS="relay cpu" BENCH_KEEP=/tmp/meshchat-bench.X/results.jsonl bench/run.sh
 #
 # BENCH_OUT (default BENCHMARKS.md) is the report; BENCH_NOTE adds a line to it.
+# BENCH_PARTS (default "idle relay cpu churn") runs only the parts named; BENCH_KEEP names
+# an earlier run's results.jsonl whose rows of the other parts go into the report too (for
+# measuring the rates again on a quieter machine without the memory part, say).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +23,18 @@ work=$(mktemp -d /tmp/meshchat-bench.XXXXXX)
 results=$work/results.jsonl
 commands=$work/commands.txt
 : >"$results"
+parts=" ${BENCH_PARTS:-idle relay cpu churn} "
+has() { [[ $parts == *" $1 "* ]]; }
+if [ -n "${BENCH_KEEP:-}" ]; then
+  # An earlier run's rows of the parts not run now: idle rows, relay searches (no fixed
+  # rate), fixed-rate rows, churn rows.
+  node -e '
+    const [file, parts] = process.argv.slice(1);
+    const part = (r) => r.scenario === "relay" ? (r.fixed_rate ? "cpu" : "relay") : r.scenario;
+    for (const line of require("fs").readFileSync(file, "utf8").split("\n").filter(Boolean)) {
+      if (!parts.includes(" " + part(JSON.parse(line)) + " ")) console.log(line);
+    }' "$BENCH_KEEP" "$parts" >>"$results"
+fi
 : >"$commands"
 
 if [ "$mode" = full ]; then
@@ -120,20 +136,20 @@ run() { # ours|node|raw|cluster scenario args...
     sed 's/--server-pid [0-9]*/--server-pid $SERVER_PID/g' >>"$commands"
 }
 
-for transport in websocket polling; do
+has idle && for transport in websocket polling; do
   for server in ours node; do
     run $server idle --clients $idle_clients --room 4 --hold-secs $idle_hold --transport $transport
   done
 done
-for room in 2 4 8; do
+has relay && for room in 2 4 8; do
   for server in ours node raw; do
     run $server relay --room $room "${relay_args[@]}"
   done
 done
-run cluster relay --room 4 "${relay_args[@]}"
+has relay && run cluster relay --room 4 "${relay_args[@]}"
 # CPU per delivered message at three fixed loads, runs of the servers interleaved. Node
 # cannot carry 48,000/s on one core, and the cluster row is for the cost of crossing nodes.
-for _ in $(seq $cpu_runs); do
+has cpu && for _ in $(seq $cpu_runs); do
   for rate in 8000 24000 48000; do
     servers=(ours raw)
     [ $rate -le 24000 ] && servers+=(node)
@@ -143,7 +159,7 @@ for _ in $(seq $cpu_runs); do
     done
   done
 done
-for server in ours node; do
+has churn && for server in ours node; do
   run $server churn "${churn_args[@]}"
 done
 

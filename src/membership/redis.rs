@@ -63,14 +63,18 @@ return 1
 ";
 
 /// KEYS: the room, the peer's rooms, the node's peers, the room sizes, the room's kept
-/// mark; ARGV: peer, room, most members. -1: no such room, -2: already a member, -3:
-/// full, otherwise the number of other members. A kept room that emptied is taken up
-/// again by its first joiner.
+/// mark; ARGV: peer, room, most members, and 1 when this join is asked again after an
+/// attempt whose answer never came (else 0). -1: no such room, -2: already a member (not
+/// said when asked again: the first attempt made it one), -3: full, otherwise the number
+/// of other members. A kept room that emptied is taken up again by its first joiner.
 const JOIN: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   if redis.call('DEL', KEYS[5]) == 0 then return -1 end
 end
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return -2 end
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
+  if ARGV[4] == '1' then return redis.call('SCARD', KEYS[1]) - 1 end
+  return -2
+end
 local n = redis.call('SCARD', KEYS[1])
 if n >= tonumber(ARGV[3]) then return -3 end
 redis.call('SADD', KEYS[1], ARGV[1])
@@ -270,6 +274,9 @@ pub(crate) struct RedisRooms {
     /// Leaves made in Redis whose announcement could not be published, told again by the
     /// heartbeat.
     untold: Arc<Mutex<Leaves>>,
+    /// Memberships noted by [`Self::maybe_in`]: a join of one of them asked again is
+    /// told to its room even if the first attempt made it.
+    unsure: Arc<Mutex<HashSet<(PeerId, RoomId)>>>,
     /// Swept peers whose leave this node told, to say so on the next beat that reaches
     /// Redis (see [`TICK`]).
     told_swept: Arc<Mutex<Vec<PeerId>>>,
@@ -415,6 +422,7 @@ impl RedisRooms {
             pending_leaves: Arc::default(),
             untold: Arc::default(),
             told_swept: Arc::default(),
+            unsure: Arc::default(),
             draining: Arc::default(),
             held: Arc::default(),
             holds: Arc::default(),
@@ -497,21 +505,38 @@ impl RedisRooms {
             return Ok(Join::TooManyRooms);
         }
         let _change = self.registration.read().await;
-        let mut conn = self.conn.clone();
-        let mut call = self.scripts.join.prepare_invoke();
-        call.key(self.room_key(room))
-            .key(self.peer_key(peer))
-            .key(self.node_peers_key())
-            .key(self.sizes_key())
-            .key(self.kept_key(room))
-            .arg(peer.as_str())
-            .arg(room.as_str())
-            .arg(limits.room_size);
-        let n: i64 = match bounded(self.timeout, call.invoke_async(&mut conn)).await {
-            Ok(n) => n,
-            Err(error) => {
-                self.maybe_in(peer, room);
-                return Err(error);
+        // An earlier join of this room that got no answer may have made it a member, which
+        // nobody was told of: then "already a member" means joined now.
+        let unsure = lock(&self.unsure).remove(&(peer.clone(), room.clone()));
+        let known = !unsure
+            && self
+                .own()
+                .get(peer)
+                .is_some_and(|rooms| rooms.contains(room));
+        // A join whose answer never came may have run all the same (Redis was slow, or the
+        // connection broke after it was sent): asked again, the script says which. In a
+        // storm of rejoins this turns most refusals into joins, and clients like the
+        // reference page never retry a refused join.
+        let mut again = false;
+        let n: i64 = loop {
+            let mut conn = self.conn.clone();
+            let mut call = self.scripts.join.prepare_invoke();
+            call.key(self.room_key(room))
+                .key(self.peer_key(peer))
+                .key(self.node_peers_key())
+                .key(self.sizes_key())
+                .key(self.kept_key(room))
+                .arg(peer.as_str())
+                .arg(room.as_str())
+                .arg(limits.room_size)
+                .arg(u8::from((again || unsure) && !known));
+            match bounded(self.timeout, call.invoke_async(&mut conn)).await {
+                Ok(n) => break n,
+                Err(error) if again => {
+                    self.maybe_in(peer, room);
+                    return Err(error);
+                }
+                Err(_) => again = true,
             }
         };
         Ok(match n {
@@ -533,11 +558,12 @@ impl RedisRooms {
     /// Notes a membership that a script which timed out may have made all the same (Redis
     /// runs it once it answers again): the peer's leave then removes it too, instead of
     /// leaving a member nobody will ever remove.
-    fn maybe_in(&self, peer: &PeerId, room: &RoomId) {
+    pub(super) fn maybe_in(&self, peer: &PeerId, room: &RoomId) {
         self.own()
             .entry(peer.clone())
             .or_default()
             .insert(room.clone());
+        lock(&self.unsure).insert((peer.clone(), room.clone()));
     }
 
     /// Removes `peer` from every room it is in, and returns those it was still in. When
@@ -545,6 +571,7 @@ impl RedisRooms {
     /// departed peer never stays a member and its rooms hear of it once.
     pub(crate) async fn leave_all(&self, peer: &PeerId) -> Left {
         let _change = self.registration.read().await;
+        lock(&self.unsure).retain(|(p, _)| p != peer);
         let rooms: Vec<RoomId> = self
             .own()
             .remove(peer)

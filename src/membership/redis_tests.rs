@@ -261,6 +261,33 @@ async fn a_dead_nodes_peers_are_swept_once() {
     assert!(b.tick(ttl).await.unwrap().was_swept);
 }
 
+/// A join that got no answer may have been made all the same: the peer's next join of
+/// that room is then a join (to be told to the room), not "already a member".
+#[tokio::test]
+async fn a_join_made_without_an_answer_is_a_join_when_asked_again() {
+    let redis = Redis::start().await;
+    let a = redis.node("a").await;
+    let (p, q) = (PeerId::random(), PeerId::random());
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    // b's first attempt ran in Redis but its answer was lost: another store of node b
+    // stands in for the attempt, and b notes the membership it may have made.
+    let (b, b_lost) = (redis.node("b").await, redis.node("b").await);
+    assert_eq!(
+        b_lost.join(&room, &q, LIMITS).await.unwrap(),
+        Join::Joined { others: 1 }
+    );
+    b.maybe_in(&q, &room);
+    assert_eq!(
+        b.join(&room, &q, LIMITS).await.unwrap(),
+        Join::Joined { others: 1 }
+    );
+    // Once known, a join of the same room again is what it always was.
+    assert_eq!(
+        b.join(&room, &q, LIMITS).await.unwrap(),
+        Join::AlreadyMember
+    );
+}
+
 /// Beats `node` until it sweeps something, and returns what.
 async fn sweep_by(node: &RedisRooms, ttl: Duration) -> BTreeMap<PeerId, Vec<RoomId>> {
     let sweep = async {

@@ -254,3 +254,34 @@ test('cluster: a sweep whose reply was lost still has the dead node\'s leaves to
   await until(async () => (await redis.cli('--scan', '--pattern', 'meshchat:sweeping:*')) === '', 'A said it told it');
   assert.deepEqual(leaves, [bPeer]);
 });
+
+for (const ran of [false, true]) {
+  const how = ran ? 'ran but its reply was lost' : 'never reached Redis';
+  test(`cluster: a join whose script ${how} still joins, and is announced once`, async (t) => {
+    const redis = await startRedis();
+    t.after(() => redis.stop());
+    // A reaches Redis through a proxy that can break A's connection at a chosen request.
+    const proxy = await startProxy([redis.port]);
+    t.after(() => proxy.close());
+    const [A] = await startNodes(t, 1, { url: `redis://127.0.0.1:${proxy.port}` });
+    const [B] = await startNodes(t, 1, redis);
+    const a = await connected(t, B);
+    a.emit('create-room');
+    const [roomId] = await next(a, 'room-created');
+    const joins = [];
+    a.on('new-user-joined', (peer) => joins.push(peer));
+
+    // x's join through A: the join script names the room's kept mark, nothing else A sends.
+    const x = await connected(t, A);
+    const sprung = proxy.trap(`kept:${roomId}`, { ran });
+    const answer = request(x, 'join-room', roomId);
+    await sprung;
+    const xPeer = joined(await answer, roomId);
+    await until(() => joins.length > 0, 'a told of x', 10_000);
+    // A newcomer through B is announced after anything A sent about x.
+    const y = await connected(t, B);
+    const yPeer = joined(await request(y, 'join-room', roomId), roomId);
+    await until(() => joins.includes(yPeer), 'a told of y', 10_000);
+    assert.deepEqual(joins, [xPeer, yPeer]);
+  });
+}

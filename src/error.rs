@@ -13,6 +13,10 @@ pub enum Error {
     /// Settings that can never work, found at startup; the message is for the operator.
     #[error("{0}")]
     Startup(String),
+    /// An emit under a once-key that another node published first: every node's sockets,
+    /// this one's too, got that node's, so this one delivers nothing (see `src/once.rs`).
+    #[error("already told by another node")]
+    ToldElsewhere,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

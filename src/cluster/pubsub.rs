@@ -49,11 +49,18 @@ return 1
 ";
 
 /// Put before [`PUBLISH`] for an emit that may be retried (see [`crate::once`]), KEYS[2]
-/// being its once-key and ARGV[4] how long that key is kept, in ms: does nothing, and
-/// returns 0, if the key is there, so a retry after a publish that timed out but ran is not
-/// received twice.
+/// being its once-key, ARGV[4] how long that key is kept, in ms, and ARGV[5] this node:
+/// publishes only if the key is not there, and keeps the node in it. A key set by this
+/// node means its own earlier attempt ran after all (it timed out here, so its sockets
+/// were not sent it): returns 0, and the adapter delivers to them. A key set by another
+/// node means that node told every node, this one's sockets too: answers with an error of
+/// code `TOLD_ELSEWHERE` (a one-word message would get Redis's `ERR` code instead), so the
+/// adapter delivers nothing here.
 const ONCE_GUARD: &str = r"
-if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[4]) then return 0 end";
+if not redis.call('SET', KEYS[2], ARGV[5], 'NX', 'PX', ARGV[4]) then
+  if redis.call('GET', KEYS[2]) == ARGV[5] then return 0 end
+  return redis.error_reply('TOLD_ELSEWHERE another node published it first')
+end";
 
 /// How long a once-key is kept: far longer than a retry takes to follow its first attempt
 /// (the next heartbeat that reaches Redis), yet short enough that keys of busy rooms'
@@ -147,6 +154,8 @@ struct Inner {
     bus: Line,
     publish: redis::Script,
     publish_once: redis::Script,
+    /// This node's id, kept in the once-keys it sets.
+    node: Arc<str>,
     /// This node's inbox: the channel (and stream) of the relays sent to it alone.
     inbox: Line,
     to_inbox: redis::Script,
@@ -185,6 +194,7 @@ impl PubSubDriver {
             bus: Line::new(format!("{}{}", super::PREFIX, crate::membership::BUS)),
             publish: redis::Script::new(PUBLISH),
             publish_once: redis::Script::new(&format!("{ONCE_GUARD}{PUBLISH}")),
+            node: node.into(),
             inbox: Line::new(inbox(node)),
             to_inbox: redis::Script::new(TO_INBOX),
             notices: format!("{}{}", super::PREFIX, crate::membership::NOTICES),
@@ -471,10 +481,17 @@ impl Driver for PubSubDriver {
                     .arg(chan)
                     .arg(val)
                     .arg(BUS_LENGTH)
-                    .arg(u64::try_from(ONCE_KEEP.as_millis()).unwrap_or(u64::MAX));
+                    .arg(u64::try_from(ONCE_KEEP.as_millis()).unwrap_or(u64::MAX))
+                    .arg(&*self.inner.node);
             }
         }
-        bounded(self.inner.timeout, call.invoke_async::<()>(&mut conn)).await
+        match bounded(self.inner.timeout, call.invoke_async::<()>(&mut conn)).await {
+            Err(Error::Redis(error)) if error.code() == Some("TOLD_ELSEWHERE") => {
+                crate::once::told_elsewhere();
+                Err(Error::ToldElsewhere)
+            }
+            done => done,
+        }
     }
 
     /// Never fails: a channel asked for while Redis is away is subscribed as soon as the

@@ -509,13 +509,6 @@ pub(crate) fn socket_rooms(rooms: &[RoomId]) -> Vec<String> {
     rooms.iter().map(RoomId::socket_room).collect()
 }
 
-/// Sends `user-disconnected(peer)` to `members`: one broadcast, so a member sharing several
-/// of the rooms hears it once. False if it could not be published to the other nodes
-/// (Redis went away; then no member was told, since the adapter publishes before it
-/// delivers here), to be tried again: every node that tells of this peer's leave does so
-/// under one once-key, so a first attempt that ran after all, or a sweep that told it
-/// already, makes the retry a no-op. A failure of some local sockets (closing, full) is
-/// not retried: the others got it.
 /// Tells the other members of `room` that `peer` joined; false when the publish to the
 /// other nodes failed (Redis slow or away), which may have run all the same: under one
 /// once-key per join, so that trying again is received once.
@@ -528,7 +521,10 @@ async fn announce_joined<A: Adapter>(
     let emit = s
         .to(room.socket_room())
         .emit(event::NEW_USER_JOINED, peer.as_str());
-    let sent = crate::once::scope(format!("joined:{peer}:{room}"), emit).await;
+    let (sent, elsewhere) = crate::once::scope(format!("joined:{peer}:{room}"), emit).await;
+    if elsewhere {
+        return true;
+    }
     let published = !matches!(sent, Err(BroadcastError::Adapter(_)));
     metrics.count_failed(sent, event::NEW_USER_JOINED);
     published
@@ -560,13 +556,24 @@ async fn announce_joined_later<A: Adapter>(
     warn!(%peer, %room, "a join announcement could not be published: the room did not hear of it");
 }
 
+/// Sends `user-disconnected(peer)` to `members`: one broadcast, so a member sharing several
+/// of the rooms hears it once. False if it could not be published to the other nodes
+/// (Redis went away; then no member was told, since the adapter publishes before it
+/// delivers here), to be tried again. Every node that tells of this peer's leave does so
+/// under one once-key: when this node's first attempt ran after all, the retry is
+/// delivered here only; when another node told it first (a survivor's sweep, say), the
+/// retry delivers nothing, since that node's publish reached this node's members too. A
+/// failure of some local sockets (closing, full) is not retried: the others got it.
 pub(crate) async fn announce_left<A: Adapter>(
     members: BroadcastOperators<A>,
     peer: &PeerId,
     metrics: &Metrics,
 ) -> bool {
     let emit = members.emit(event::USER_DISCONNECTED, peer.as_str());
-    let sent = crate::once::scope(format!("left:{peer}"), emit).await;
+    let (sent, elsewhere) = crate::once::scope(format!("left:{peer}"), emit).await;
+    if elsewhere {
+        return true;
+    }
     let published = !matches!(sent, Err(BroadcastError::Adapter(_)));
     metrics.count_failed(sent, event::USER_DISCONNECTED);
     published

@@ -285,3 +285,49 @@ for (const ran of [false, true]) {
     assert.deepEqual(joins, [xPeer, yPeer]);
   });
 }
+
+test('cluster: Redis paused past the nodes\' TTL: every leave is told, and none twice', { timeout: 120_000 }, async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  // Every node's heartbeat key expires during the pause, so the first beat after it sweeps
+  // the other nodes, while leaves made during the pause are retried by their own nodes.
+  const nodes = await startNodes(t, 3, redis, { NODE_HEARTBEAT_MS: '500', NODE_TTL_MS: '2500', REDIS_TIMEOUT_MS: '1000' });
+  const rooms = [];
+  let k = 0;
+  for (let r = 0; r < 12; r += 1) {
+    const room = [];
+    for (let i = 0; i < 3; i += 1) {
+      const socket = await connected(t, nodes[(k += 1) % 3]);
+      const m = { socket, heard: new Map(), id: null, gone: false };
+      socket.on('user-disconnected', (id) => m.heard.set(id, (m.heard.get(id) ?? 0) + 1));
+      socket.on('disconnect', () => { m.gone = true; });
+      room.push(m);
+    }
+    const created = await request(room[0].socket, 'create-room');
+    room[0].id = created.peerId;
+    for (const m of room.slice(1)) m.id = joined(await request(m.socket, 'join-room', created.roomId), created.roomId);
+    rooms.push(room);
+  }
+  const leavers = [];
+  const leave = (m) => { m.socket.disconnect(); leavers.push(m); };
+  redis.signal('SIGSTOP');
+  t.after(() => redis.signal('SIGCONT'));
+  // Redis is away until every node's key has expired (each leave waits out its timeout).
+  const stopped = Date.now();
+  for (const room of rooms.slice(0, 6)) leave(room[0]);
+  await until(() => Date.now() - stopped > 3_200, 'the keys expired', 10_000);
+  redis.signal('SIGCONT');
+  for (const room of rooms.slice(6)) leave(room[1]);
+
+  // Every member still connected hears of every roommate that is gone, and then the
+  // sweeper has said it told its sweep.
+  const pending = () => rooms.flatMap((room) => room.filter((m) => !m.gone).flatMap((m) =>
+    room.filter((o) => o !== m && (o.gone || leavers.includes(o)) && !m.heard.has(o.id))));
+  await until(() => pending().length === 0, 'every leave heard', 20_000);
+  await until(async () => (await redis.cli('--scan', '--pattern', 'meshchat:sweeping:*')) === '', 'sweeps told');
+  // Each node is ready again only after a beat that went through, and with it the leaves
+  // it had to tell again.
+  for (const node of nodes) await until(async () => (await status(node, '/readyz')) === 200, `${node.url} ready`);
+  const doubles = rooms.flatMap((room) => room.flatMap((m) => [...m.heard].filter(([, n]) => n > 1)));
+  assert.deepEqual(doubles, []);
+});

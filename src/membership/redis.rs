@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tokio::sync::RwLock;
 
 use super::{Join, Left, Limits, Resumed};
 use crate::error::{Result, bounded};
 use crate::protocol::{PeerId, RoomId};
+use crate::redis_conn::{self, Commands};
 
 /// Prepended to every script that changes a room's size: moves one room from the count
 /// of rooms with `from` members to that with `to` members in the hash `h` (0: none, so an
@@ -112,19 +112,32 @@ return left
 
 /// The heartbeat, run every interval by every node. Refreshes this node's key, then
 /// removes the peers of every node whose key expired from their rooms, atomically, so
-/// exactly one survivor gets them, and every node hears `left <peer>` for each. No KEYS (the nodes' keys are found in the `nodes` set);
-/// ARGV: key prefix, this node, heartbeat TTL (ms), how long a swept mark lasts (ms).
+/// exactly one survivor gets them, and every node hears `left <peer>` for each. KEYS: the
+/// `nodes` set, only to route the call in a Redis Cluster (every key the script builds from
+/// the prefix has the same hash tag); ARGV: key prefix, this node, heartbeat TTL (ms), how
+/// long a swept mark lasts (ms), how long no node may have beaten before Redis counts as
+/// having been away (ms).
+/// When no node beat for that long (Redis was paused, or a Redis Cluster was failing over:
+/// every key's TTL ran on meanwhile), the expired nodes get one more TTL instead of being
+/// swept, since no node could beat; a node that is really dead is swept a TTL later.
 /// Returns: whether this node's key had expired or
 /// vanished (1/0), whether another node swept this node (1/0), then pairs of a removed
 /// peer and one of its rooms.
 const TICK: &str = r"
 local p, me = ARGV[1], ARGV[2]
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local last = tonumber(redis.call('GET', p .. 'ticked'))
+local away = last == nil or now - last > tonumber(ARGV[5])
+redis.call('SET', p .. 'ticked', now, 'PX', 10 * tonumber(ARGV[3]))
 local had = redis.call('SET', p .. 'node:' .. me .. ':alive', '1', 'PX', ARGV[3], 'GET')
 redis.call('SADD', p .. 'nodes', me)
 local swept = redis.call('DEL', p .. 'swept:' .. me)
 local out = { had and '0' or '1', tostring(swept) }
 for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
-  if n ~= me and redis.call('EXISTS', p .. 'node:' .. n .. ':alive') == 0 then
+  if n ~= me and away and redis.call('EXISTS', p .. 'node:' .. n .. ':alive') == 0 then
+    redis.call('SET', p .. 'node:' .. n .. ':alive', '1', 'PX', ARGV[3])
+  elseif n ~= me and redis.call('EXISTS', p .. 'node:' .. n .. ':alive') == 0 then
     for _, peer in ipairs(redis.call('SMEMBERS', p .. 'node:' .. n .. ':peers')) do
       for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. peer)) do
         local room = p .. 'room:' .. r
@@ -144,7 +157,8 @@ end
 return out
 ";
 
-/// Puts this node's memberships back after Redis lost them. No KEYS; ARGV: key prefix,
+/// Puts this node's memberships back after Redis lost them. KEYS: the `nodes` set, for
+/// routing (as [`TICK`]); ARGV: key prefix,
 /// node, then pairs of peer and room.
 const REGISTER: &str = r"
 local p, me = ARGV[1], ARGV[2]
@@ -159,8 +173,8 @@ return 1
 ";
 
 /// A resume: makes a peer that is still a member of its rooms this node's, whichever node
-/// held it (the caller made sure no node has a socket of it). No KEYS (the holder is found
-/// in the `nodes` set); ARGV: key prefix, peer, this node, how long the claim lasts (ms).
+/// held it (the caller made sure no node has a socket of it). KEYS: the `nodes` set, where
+/// the holder is found (for routing, as [`TICK`]); ARGV: key prefix, peer, this node, how long the claim lasts (ms).
 /// The claim refuses a second resume of the same peer until the first one's socket is
 /// connected, and so findable. Every node hears `at <peer> <node>` when it moved. Returns `ok` then the peer's rooms, `in_use`, or `gone`.
 const TAKE: &str = r"
@@ -191,7 +205,8 @@ return redis.call('GET', KEYS[1])
 
 /// Where a relay goes, when this node's view does not know: whether the target shares one
 /// of the sender's rooms and, if it does, which node holds it, found in the `nodes` set.
-/// No KEYS; ARGV: key prefix, target, then the sender's rooms. Returns nothing when they
+/// KEYS: the `nodes` set, for routing (as [`TICK`]); ARGV: key prefix, target, then the
+/// sender's rooms. Returns nothing when they
 /// share no room, else the node (empty when none holds it: it is being swept) and the
 /// target's rooms.
 const LOCATE: &str = r"
@@ -209,9 +224,10 @@ for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. t)) do table.insert(ou
 return out
 ";
 
-/// A script that may call `resize` (see [`RESIZE`]) and `notify` (see [`notify_lua`]).
-fn resizing(body: &str) -> Script {
-    Script::new(&format!("{RESIZE}{}{body}", notify_lua()))
+/// A script that may call `resize` (see [`RESIZE`]) and `notify` (see [`notify_lua`]),
+/// publishing on a shard channel when `sharded`.
+fn resizing(body: &str, sharded: bool) -> Script {
+    redis_conn::script(&format!("{RESIZE}{}{body}", notify_lua()), sharded)
 }
 
 /// Peers with the rooms they left.
@@ -231,7 +247,7 @@ pub(crate) struct Tick {
 /// The Redis-backed membership store. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct RedisRooms {
-    conn: ConnectionManager,
+    conn: Commands,
     prefix: Arc<str>,
     node: Arc<str>,
     timeout: Duration,
@@ -363,24 +379,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl RedisRooms {
-    pub(crate) fn new(
-        conn: ConnectionManager,
-        prefix: &str,
-        node: &str,
-        timeout: Duration,
-    ) -> Self {
+    /// `prefix` starts every key; in a Redis Cluster it holds the hash tag that puts every
+    /// key on one shard.
+    pub(crate) fn new(conn: Commands, prefix: &str, node: &str, timeout: Duration) -> Self {
+        let sharded = conn.is_cluster();
         Self {
             conn,
             prefix: prefix.into(),
             node: node.into(),
             timeout,
             scripts: Arc::new(Scripts {
-                create: resizing(CREATE),
-                join: resizing(JOIN),
-                leave: resizing(LEAVE),
-                tick: resizing(TICK),
-                register: resizing(REGISTER),
-                take: resizing(TAKE),
+                create: resizing(CREATE, sharded),
+                join: resizing(JOIN, sharded),
+                leave: resizing(LEAVE, sharded),
+                tick: resizing(TICK, sharded),
+                register: resizing(REGISTER, sharded),
+                take: resizing(TAKE, sharded),
                 locate: Script::new(LOCATE),
                 shared_key: Script::new(SHARED_KEY),
             }),
@@ -410,6 +424,10 @@ impl RedisRooms {
 
     fn node_peers_key(&self) -> String {
         format!("{}node:{}:peers", self.prefix, self.node)
+    }
+
+    fn nodes_key(&self) -> String {
+        format!("{}nodes", self.prefix)
     }
 
     fn sizes_key(&self) -> String {
@@ -605,7 +623,8 @@ impl RedisRooms {
             .unwrap_or(u64::MAX)
             .saturating_mul(2)
             .max(1_000);
-        call.arg(&*self.prefix)
+        call.key(self.nodes_key())
+            .arg(&*self.prefix)
             .arg(peer.as_str())
             .arg(&*self.node)
             .arg(claim);
@@ -709,7 +728,9 @@ impl RedisRooms {
         let heard = lock(&self.view).heard(target);
         let mut conn = self.conn.clone();
         let mut call = self.scripts.locate.prepare_invoke();
-        call.arg(&*self.prefix).arg(target.as_str());
+        call.key(self.nodes_key())
+            .arg(&*self.prefix)
+            .arg(target.as_str());
         for room in &rooms {
             call.arg(room.as_str());
         }
@@ -829,11 +850,16 @@ impl RedisRooms {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut conn = self.conn.clone();
         let mut call = self.scripts.tick.prepare_invoke();
-        // A swept node learns of it on its next beat; a minute is plenty for that.
-        call.arg(&*self.prefix)
+        // A swept node learns of it on its next beat; a minute is plenty for that. Redis
+        // counts as away after half the TTL without a beat: longer than a beat's interval,
+        // and shorter than a live node's key outlives its last beat (the TTL is at least
+        // two intervals, see docs/configuration.md).
+        call.key(self.nodes_key())
+            .arg(&*self.prefix)
             .arg(&*self.node)
             .arg(ttl_ms)
-            .arg(60_000);
+            .arg(60_000)
+            .arg(ttl_ms / 2);
         let out: Vec<String> = bounded(self.timeout, call.invoke_async(&mut conn)).await?;
         let mut tick = Tick {
             was_unknown: out.first().is_some_and(|s| s == "1"),
@@ -860,7 +886,9 @@ impl RedisRooms {
             .collect();
         let mut conn = self.conn.clone();
         let mut call = self.scripts.register.prepare_invoke();
-        call.arg(&*self.prefix).arg(&*self.node);
+        call.key(self.nodes_key())
+            .arg(&*self.prefix)
+            .arg(&*self.node);
         for (peer, room) in &pairs {
             call.arg(peer.as_str()).arg(room.as_str());
         }

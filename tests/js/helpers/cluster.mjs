@@ -46,8 +46,11 @@ function spawnRedis(port, extra = []) {
 /**
  * Starts redis-server. Returns { url, port, kill(), restart(), stop() }: `kill` ends it
  * with SIGKILL (its data is lost: no persistence), `restart` starts it again on the same port.
+ * With MESHCHAT_TEST_REDIS_CLUSTER=1 in the environment, a Redis Cluster of six instead
+ * (see `redisClusterAsOne`), so that tests written for one server run against a cluster.
  */
 export async function startRedis() {
+  if (process.env.MESHCHAT_TEST_REDIS_CLUSTER) return redisClusterAsOne();
   const port = await freePort();
   let proc = spawnRedis(port);
   await proc.ready;
@@ -102,15 +105,53 @@ function cli(port, ...args) {
  * waitOk() }.
  */
 export async function startRedisCluster(t) {
+  const cluster = await launchRedisCluster();
+  t.after(() => cluster.stop());
+  return cluster;
+}
+
+/** A Redis Cluster in the guise of startRedis()'s one server, for the tests written for
+ * one: nodes get REDIS_CLUSTER=true (`env`), and `cli` runs a command on the master of its
+ * key, with `meshchat:` in its arguments put under the cluster layout's `meshchat:{m}:`.
+ * Killing or restarting it is not offered; `cluster` is what startRedisCluster() gives. */
+async function redisClusterAsOne() {
+  const cluster = await launchRedisCluster();
+  const layout = (arg) => (arg.startsWith('meshchat:') && !arg.startsWith('meshchat:inbox:') ? arg.replace('meshchat:', 'meshchat:{m}:') : arg);
+  return {
+    url: cluster.url,
+    env: { REDIS_CLUSTER: 'true' },
+    cli: (...args) => cluster.cli(cluster.ports[0], '-c', ...args.map(layout)),
+    stop: () => cluster.stop(),
+    cluster,
+    async kill() {
+      throw new Error('not offered with MESHCHAT_TEST_REDIS_CLUSTER');
+    },
+    async restart() {
+      throw new Error('not offered with MESHCHAT_TEST_REDIS_CLUSTER');
+    },
+  };
+}
+
+/** Starts the six servers of startRedisCluster(); the caller stops them (`stop()`). */
+async function launchRedisCluster() {
   const dir = await mkdtemp(path.join(tmpdir(), 'meshchat-rcluster-'));
   const procs = new Map();
-  t.after(async () => {
+  const stop = async () => {
     for (const proc of procs.values()) {
       if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
-      await proc.exited;
+      await proc.exited.catch(() => {});
     }
     await rm(dir, { recursive: true, force: true });
-  });
+  };
+  try {
+    return await createRedisCluster(dir, procs, stop);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function createRedisCluster(dir, procs, stop) {
   const ports = [];
   for (let i = 0; i < 6; i += 1) {
     const port = await freePort();
@@ -136,6 +177,7 @@ export async function startRedisCluster(t) {
     url: ports.map((p) => `redis://127.0.0.1:${p}`).join(','),
     ports,
     cli,
+    stop,
     /** The port of the master that owns `key`'s slot, as the cluster says now. */
     async masterOf(key) {
       const [port] = alive();
@@ -190,7 +232,7 @@ export const DEAD_NODE_MS = Number(FAST.NODE_TTL_MS) + Number(FAST.NODE_HEARTBEA
 export async function startNodes(t, n, redis, env = {}) {
   const nodes = [];
   for (let i = 0; i < n; i += 1) {
-    const node = await startServer({ REDIS_URL: redis.url, ...FAST, ...env });
+    const node = await startServer({ REDIS_URL: redis.url, ...FAST, ...redis.env, ...env });
     t.after(async () => {
       await node.stop('SIGKILL');
       // CLUSTER_LOGS=1 prints each node's log, to see what happened in a failing test.

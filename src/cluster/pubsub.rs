@@ -5,11 +5,10 @@
 //! docs/cluster.md, "Inside").
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-use std::pin::Pin;
 
 use futures_util::{Stream, StreamExt};
 use redis::aio::{MultiplexedConnection, PubSubSink};

@@ -71,9 +71,16 @@ async function newcomerMeshes(t, node, roomId, members) {
   assert.deepEqual(offers.sort(), members.map(([, peer]) => peer).sort());
 }
 
-test('redis cluster: rooms span three nodes; joins, relays and leaves work on shard channels', async (t) => {
+test('redis cluster: rooms span three nodes; joins, relays and leaves work on shard channels, as an ACL user', async (t) => {
   const redis = await startRedisCluster(t);
-  const [A, B, C] = await startNodes(t, 3, redis, CLUSTER);
+  // The nodes use an ACL user limited to meshchat's keys and channels, and the default user
+  // may not subscribe: a subscriber connection that lost the URL's user would fail.
+  for (const port of redis.ports) {
+    await redis.cli(port, 'ACL', 'SETUSER', 'meshchat', 'on', '>s3cret', '~meshchat:*', '&meshchat:*', '+@all');
+    await redis.cli(port, 'ACL', 'SETUSER', 'default', '-ssubscribe', '-subscribe');
+  }
+  const url = redis.url.replaceAll('redis://', 'redis://meshchat:s3cret@');
+  const [A, B, C] = await startNodes(t, 3, { url }, CLUSTER);
   const a = await connected(t, A);
   const a2 = await connected(t, A);
   const b = await connected(t, B);

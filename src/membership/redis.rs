@@ -157,17 +157,35 @@ end
 return out
 ";
 
-/// Puts this node's memberships back after Redis lost them. KEYS: the `nodes` set, for
-/// routing (as [`TICK`]); ARGV: key prefix,
-/// node, then pairs of peer and room.
+/// Puts this node's memberships back after Redis lost them, and takes out of their rooms,
+/// without telling anyone, the peers Redis lists as this node's that the node no longer
+/// has: their leave was told, but Redis lost it (a Redis Cluster failover loses the writes
+/// its replica had not yet copied). KEYS: the `nodes` set, for routing (as [`TICK`]);
+/// ARGV: key prefix, node, how many held peers follow, the held peers (kept as they are),
+/// then pairs of peer and room.
 const REGISTER: &str = r"
 local p, me = ARGV[1], ARGV[2]
-for i = 3, #ARGV, 2 do
+local pairs_at = 4 + tonumber(ARGV[3])
+local mine = {}
+for i = 4, pairs_at - 1 do mine[ARGV[i]] = true end
+for i = pairs_at, #ARGV, 2 do
+  mine[ARGV[i]] = true
   local room = p .. 'room:' .. ARGV[i + 1]
   local n = redis.call('SCARD', room)
   if redis.call('SADD', room, ARGV[i]) == 1 then resize(p .. 'room_sizes', n, n + 1) end
   redis.call('SADD', p .. 'peer:' .. ARGV[i], ARGV[i + 1])
   redis.call('SADD', p .. 'node:' .. me .. ':peers', ARGV[i])
+end
+for _, peer in ipairs(redis.call('SMEMBERS', p .. 'node:' .. me .. ':peers')) do
+  if not mine[peer] then
+    for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. peer)) do
+      local room = p .. 'room:' .. r
+      local n = redis.call('SCARD', room)
+      if redis.call('SREM', room, peer) == 1 then resize(p .. 'room_sizes', n, n - 1) end
+    end
+    redis.call('DEL', p .. 'peer:' .. peer)
+    redis.call('SREM', p .. 'node:' .. me .. ':peers', peer)
+  end
 end
 return 1
 ";
@@ -874,7 +892,8 @@ impl RedisRooms {
         Ok(tick)
     }
 
-    /// Writes every membership of this node's peers back to Redis, after Redis lost them.
+    /// Writes every membership of this node's peers back to Redis, after Redis lost them,
+    /// and removes the peers Redis still lists as this node's that it no longer has.
     pub(crate) async fn register_again(&self) -> Result<usize> {
         let _all = self.registration.write().await;
         let held = lock(&self.held).clone();
@@ -888,7 +907,11 @@ impl RedisRooms {
         let mut call = self.scripts.register.prepare_invoke();
         call.key(self.nodes_key())
             .arg(&*self.prefix)
-            .arg(&*self.node);
+            .arg(&*self.node)
+            .arg(held.len());
+        for peer in held.keys() {
+            call.arg(peer.as_str());
+        }
         for (peer, room) in &pairs {
             call.arg(peer.as_str()).arg(room.as_str());
         }

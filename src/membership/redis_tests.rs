@@ -308,7 +308,7 @@ async fn a_leave_redis_lost_is_made_again_by_registering() {
     // h's connection ended with a resume token: held, so still listed.
     a.hold(&h).unwrap();
     // p left, and then Redis lost that leave: it lists p again, as it was.
-    assert_eq!(a.leave_all(&p).await.rooms, [room.clone()]);
+    assert_eq!(a.leave_all(&p).await.rooms, std::slice::from_ref(&room));
     let mut conn = redis
         .client
         .get_multiplexed_async_connection()

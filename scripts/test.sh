@@ -35,3 +35,6 @@ cargo build
 
 echo "== Node socket.io-client tests (one node and a Redis cluster) and headless Chromium tests"
 (cd tests/js && npm test)
+echo "== the cross-node tests again, against a Redis Cluster of six (REDIS_CLUSTER=true)"
+(cd tests/js && MESHCHAT_TEST_REDIS_CLUSTER=1 npm test -- cluster/protocol.test.mjs cluster/mesh.test.mjs \
+  cluster/resume.test.mjs cluster/rolling.test.mjs cluster/rolling-page.test.mjs)

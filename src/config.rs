@@ -142,6 +142,12 @@ pub struct ClusterConfig {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// Cluster mode: REDIS_URL is a Redis Cluster (Redis 7 or later, for sharded pub/sub):
+    /// one or more of its nodes, comma-separated, all with the same scheme, user and
+    /// password. Keys and channels are laid out by hash tag (docs/cluster.md).
+    #[arg(long, env = "REDIS_CLUSTER", default_value_t = false)]
+    pub redis_cluster: bool,
+
     /// Cluster mode: a PEM file of the CA certificates that sign the Redis server's
     /// certificate, trusted instead of the system's roots (for a `rediss://` REDIS_URL).
     #[arg(long, env = "REDIS_CA_FILE")]
@@ -305,9 +311,9 @@ pub struct ResumeConfig {
     pub resume_ttl_secs: u64,
 }
 
-/// Where `--help` lists LOG_FORMAT: at the place of ICE_SERVERS (the 27th setting; a tie
+/// Where `--help` lists LOG_FORMAT: at the place of ICE_SERVERS (the 28th setting; a tie
 /// sorts by name), so right after it, as before the settings were grouped.
-const LOG_FORMAT_SHOWN_AT: usize = 26;
+const LOG_FORMAT_SHOWN_AT: usize = 27;
 
 /// Fly machine ids are short hex strings; anything else in a cookie is ignored, so a
 /// client cannot put arbitrary text into a response header.

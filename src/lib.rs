@@ -3,8 +3,8 @@
 //! Modules from the bottom up; each imports only modules listed before it:
 //! - `error` (internal failures), [`ice`] (the ICE servers browsers get), `metrics` (what
 //!   the server counts, as Prometheus text), `once` (emits that may be retried without
-//!   being received twice) and `protocol` (the wire format: event names, ids, argument
-//!   parsing, refusals).
+//!   being received twice), `protocol` (the wire format: event names, ids, argument
+//!   parsing, refusals) and `redis_conn` (commands to one Redis or a Redis Cluster).
 //! - [`config`]: flags and environment variables, in one group per concern; `trim`: gives
 //!   freed heap back to the system after the crowd shrinks.
 //! - `limits`: rate limits; `membership`: the only door to rooms, in memory or in Redis;
@@ -20,6 +20,7 @@ pub mod ice;
 mod metrics;
 mod once;
 mod protocol;
+mod redis_conn;
 
 pub mod config;
 mod trim;

@@ -2,6 +2,7 @@
 //! to the other nodes, readiness, and the heartbeat that finds dead nodes and puts this
 //! node's memberships back after Redis lost them (how and why: docs/cluster.md).
 
+mod layout;
 mod open;
 mod outbox;
 mod pubsub;
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterConfig as RedisClusterConfig;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use tracing::{info, warn};
@@ -20,17 +22,17 @@ use crate::error::Result;
 use crate::membership::{Limits, Membership, NodeRooms, Notice};
 use crate::metrics::Metrics;
 use crate::protocol::{PeerId, RoomId};
+use crate::redis_conn::Commands;
 use crate::resume::{self, Resume};
 use crate::signaling::{self, Elsewhere, Signaling};
+use layout::Layout;
+use open::{Seeds, Target};
 use outbox::Outbox;
 use pubsub::{PubSubDriver, Taps};
 
 /// The adapter every node uses in cluster mode.
 pub(crate) type ClusterAdapter =
     socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, PubSubDriver>;
-
-/// Prefix of every key and channel meshchat uses in Redis.
-const PREFIX: &str = "meshchat:";
 
 /// A node's connection to the cluster. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -47,22 +49,35 @@ pub(crate) struct Cluster {
     interval: Duration,
     ttl: Duration,
     request_timeout: Duration,
+    layout: Layout,
 }
 
 impl Cluster {
     /// Connects lazily: the node starts even while Redis is down, and reports not ready.
     /// Settings that can never work (an untrusted certificate, refused credentials) are an
     /// error instead, within a few seconds.
+    /// With `REDIS_CLUSTER`, `url` holds the seed nodes of a Redis Cluster.
     pub(crate) async fn connect(config: &ClusterConfig, url: &str) -> Result<Self> {
-        let client = open::client(url, config.redis_ca_file.as_deref())?;
+        let ca_file = config.redis_ca_file.as_deref();
         let timeout = config.redis_timeout();
-        open::check(&client, timeout).await?;
-        let commands = command_connection(&client, timeout)?;
+        let (target, commands) = if config.redis_cluster {
+            let seeds = Seeds::new(url, ca_file)?;
+            open::check(&seeds.first()?, timeout, true).await?;
+            let commands = cluster_connection(&seeds, timeout);
+            (Target::Cluster(seeds), commands)
+        } else {
+            let client = open::client(url, ca_file)?;
+            open::check(&client, timeout, false).await?;
+            let commands = command_connection(&client, timeout)?;
+            (Target::One(client), commands)
+        };
+        let layout = Layout::new(config.redis_cluster);
         let node: Arc<str> = nanoid::nanoid!(12).into();
         let interval = config.node_heartbeat();
-        let driver = PubSubDriver::start(client, commands.clone(), &node, timeout, interval);
+        let driver =
+            PubSubDriver::start(target, commands.clone(), layout, &node, timeout, interval);
         Ok(Self {
-            rooms: NodeRooms::new(commands, PREFIX, &node, timeout),
+            rooms: NodeRooms::new(commands, layout.prefix(), &node, timeout),
             outbox: Arc::new(Outbox::start(driver.clone())),
             driver,
             beating: Arc::default(),
@@ -71,6 +86,7 @@ impl Cluster {
             interval,
             ttl: config.node_ttl(),
             request_timeout: timeout,
+            layout,
         })
     }
 
@@ -84,7 +100,7 @@ impl Cluster {
     /// the Redis timeout.
     pub(crate) fn adapter(&self) -> socketioxide_redis::RedisAdapterCtr<PubSubDriver> {
         let config = socketioxide_redis::RedisAdapterConfig::new()
-            .with_prefix(format!("{PREFIX}socket.io"))
+            .with_prefix(self.layout.adapter_prefix())
             .with_request_timeout(self.request_timeout)
             .with_stream_buffer(8192);
         socketioxide_redis::RedisAdapterCtr::new_with_driver(self.driver.clone(), config)
@@ -253,17 +269,28 @@ impl<A: Adapter> Taps for Receiver<A> {
 /// Opens the command connection: it reconnects by itself on the next command after a
 /// failure, and every attempt is short so that a request fails fast while Redis is away.
 /// Lazy: the server starts (and reports not ready) even when Redis is down at boot.
-pub(crate) fn command_connection(
-    client: &redis::Client,
-    timeout: Duration,
-) -> Result<ConnectionManager> {
+pub(crate) fn command_connection(client: &redis::Client, timeout: Duration) -> Result<Commands> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))
         .set_number_of_retries(1)
         .set_max_delay(timeout);
-    Ok(ConnectionManager::new_lazy_with_config(
+    Ok(Commands::Single(ConnectionManager::new_lazy_with_config(
         client.clone(),
         config,
-    )?)
+    )?))
+}
+
+/// The command connection to a Redis Cluster: redis-rs's, which learns the cluster's slots,
+/// sends each command to the master owning its key and follows failovers (it asks again
+/// for the slots after a `MOVED` or a lost connection). Lazy, like [`command_connection`].
+fn cluster_connection(seeds: &Seeds, timeout: Duration) -> Commands {
+    let config = RedisClusterConfig::new()
+        .set_connection_timeout(timeout)
+        .set_response_timeout(timeout);
+    Commands::Cluster(
+        seeds
+            .cluster
+            .get_pending_async_connection_with_config(config),
+    )
 }

@@ -1,14 +1,16 @@
-//! Opening Redis: the client for `REDIS_URL` (TLS with `rediss://`, trusting the system's
-//! root certificates or only `REDIS_CA_FILE`), and a startup check that stops a node whose
-//! settings can never work instead of leaving it unready for good.
+//! Opening Redis: the client for `REDIS_URL`, one server or the seed nodes of a Redis
+//! Cluster (TLS with `rediss://`, trusting the system's root certificates or only
+//! `REDIS_CA_FILE`), and a startup check that stops a node whose settings can never work
+//! instead of leaving it unready for good.
 
 use std::path::Path;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ErrorKind, IntoConnectionInfo, RedisError,
-    TlsCertificates,
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    ProtocolVersion, RedisError, TlsCertificates,
 };
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -22,12 +24,116 @@ const MIN_CHECK_WAIT: Duration = Duration::from_secs(3);
 
 /// The client for `url`. Messages never contain the URL: it may hold a password.
 pub(crate) fn client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client> {
+    let info = parse(url)?;
+    let ca = ca_pem(&info, ca_file)?;
+    open_at(info, ca)
+}
+
+/// Where this node's Redis is.
+// Held once per node: the size of its variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// One server.
+    One(redis::Client),
+    /// A Redis Cluster.
+    Cluster(Seeds),
+}
+
+/// A Redis Cluster reached through the seed nodes of `urls` (comma-separated): its client,
+/// and what this node's own connections to one of its masters need.
+#[derive(Clone)]
+pub(crate) struct Seeds {
+    pub(crate) cluster: ClusterClient,
+    /// The first seed's settings (TLS, user, password): those of every node.
+    first: ConnectionInfo,
+    ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Seeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seeds").finish_non_exhaustive()
+    }
+}
+
+impl Seeds {
+    /// The cluster's seed nodes in `urls`, separated by commas, all with the same scheme,
+    /// user and password (redis-rs asks that of them).
+    pub(crate) fn new(urls: &str, ca_file: Option<&Path>) -> Result<Self> {
+        let infos = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(parse)
+            .collect::<Result<Vec<_>>>()?;
+        let Some(first) = infos.first().cloned() else {
+            return Err(Error::Startup("REDIS_URL names no Redis".into()));
+        };
+        let ca = ca_pem(&first, ca_file)?;
+        let mut builder = ClusterClientBuilder::new(infos);
+        if let Some(pem) = &ca {
+            builder = builder.certs(TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            });
+        }
+        let cluster = builder
+            .build()
+            .map_err(|e| Error::Startup(format!("REDIS_URL: {e}")))?;
+        Ok(Self { cluster, first, ca })
+    }
+
+    /// A client of the first seed alone, for the startup check.
+    pub(crate) fn first(&self) -> Result<redis::Client> {
+        open_at(self.first.clone(), self.ca.clone())
+    }
+
+    /// A RESP3 client of the cluster node at `host:port` (as the cluster names it), with
+    /// the seeds' TLS, user and password: for this node's own subscriber connections.
+    pub(crate) fn client_at(&self, host: &str, port: u16) -> Result<redis::Client> {
+        let addr = match self.first.addr() {
+            ConnectionAddr::TcpTls { insecure, .. } => ConnectionAddr::TcpTls {
+                host: host.to_owned(),
+                port,
+                insecure: *insecure,
+                tls_params: None,
+            },
+            _ => ConnectionAddr::Tcp(host.to_owned(), port),
+        };
+        let redis = self
+            .first
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = self.first.clone().set_addr(addr).set_redis_settings(redis);
+        open_at(info, self.ca.clone())
+    }
+}
+
+/// `url` read as a Redis URL; says so at startup if it is not, without showing it.
+fn parse(url: &str) -> Result<ConnectionInfo> {
+    url.into_connection_info()
+        .map_err(|e| Error::Startup(format!("REDIS_URL is not a Redis URL ({e})")))
+}
+
+/// A client of `info`, trusting only the CA certificates `ca` when given.
+fn open_at(info: ConnectionInfo, ca: Option<Vec<u8>>) -> Result<redis::Client> {
     // Only ring is compiled in, so this is the provider rustls would pick anyway; installing
     // it says so, and fails only when it is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let info = url
-        .into_connection_info()
-        .map_err(|e| Error::Startup(format!("REDIS_URL is not a Redis URL ({e})")))?;
+    let Some(pem) = ca else {
+        return Ok(redis::Client::open(info)?);
+    };
+    let certificates = TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    Ok(redis::Client::build_with_tls(info, certificates)?)
+}
+
+/// The CA certificates of `REDIS_CA_FILE`, checked against the URL's scheme; warns when
+/// the URL asks not to check the server's certificate.
+fn ca_pem(info: &ConnectionInfo, ca_file: Option<&Path>) -> Result<Option<Vec<u8>>> {
     let tls = match info.addr() {
         ConnectionAddr::TcpTls { insecure, .. } => Some(*insecure),
         _ => None,
@@ -38,7 +144,7 @@ pub(crate) fn client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client>
         );
     }
     let Some(ca_file) = ca_file else {
-        return Ok(redis::Client::open(info)?);
+        return Ok(None);
     };
     if tls.is_none() {
         return Err(Error::Startup(
@@ -56,11 +162,7 @@ pub(crate) fn client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client>
             "REDIS_CA_FILE {shown} holds no PEM certificate"
         )));
     }
-    let certificates = TlsCertificates {
-        client_tls: None,
-        root_cert: Some(pem),
-    };
-    Ok(redis::Client::build_with_tls(info, certificates)?)
+    Ok(Some(pem))
 }
 
 /// Connects once and pings. Redis being away is no reason to stop (the node starts
@@ -68,8 +170,9 @@ pub(crate) fn client(url: &str, ca_file: Option<&Path>) -> Result<redis::Client>
 /// or refused credentials will not get better by waiting: those are errors, returned
 /// within `max(timeout, 3 s)`. A TLS client at a plain port (or the other way round) only
 /// times out, as if Redis were away: Redis waits for the rest of what it thinks is a
-/// command.
-pub(crate) async fn check(client: &redis::Client, timeout: Duration) -> Result<()> {
+/// command. Also stops a node whose `REDIS_CLUSTER` says the opposite of what Redis is,
+/// when Redis tells (`INFO cluster`).
+pub(crate) async fn check(client: &redis::Client, timeout: Duration, cluster: bool) -> Result<()> {
     let wait = timeout.max(MIN_CHECK_WAIT);
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(wait))
@@ -78,10 +181,24 @@ pub(crate) async fn check(client: &redis::Client, timeout: Duration) -> Result<(
         let mut conn: MultiplexedConnection = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        redis::cmd("PING").query_async::<()>(&mut conn).await
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        // A user without the right to ask is no reason to stop: then nothing is known.
+        let info = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async::<String>(&mut conn)
+            .await;
+        Ok(info.ok())
     };
     match bounded(wait, attempt).await {
-        Ok(()) => Ok(()),
+        Ok(Some(info)) if info.contains("cluster_enabled:1") != cluster => {
+            Err(Error::Startup(if cluster {
+                "REDIS_CLUSTER is set but REDIS_URL is not a Redis Cluster: unset REDIS_CLUSTER"
+                    .into()
+            } else {
+                "REDIS_URL is a Redis Cluster: set REDIS_CLUSTER=true".into()
+            }))
+        }
+        Ok(_) => Ok(()),
         Err(Error::Redis(error)) if let Some(why) = hopeless(&error) => Err(Error::Startup(why)),
         Err(error) => {
             warn!(%error, "redis: not reachable at startup; not ready until it is");

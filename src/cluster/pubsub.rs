@@ -1,20 +1,26 @@
 //! The Redis pub/sub driver under socketioxide-redis's adapter, which also carries relays
 //! to one node's own inbox and the membership notices: keeps every subscription alive
-//! across Redis restarts (the crate's own driver silently loses them), and replays from
-//! short streams what a resubscribing node missed (see docs/cluster.md, "Inside").
+//! across Redis restarts and Redis Cluster failovers (the crate's own driver silently loses
+//! them), and replays from short streams what a resubscribing node missed (see
+//! docs/cluster.md, "Inside").
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSubSink};
+use futures_util::{Stream, StreamExt};
+use redis::aio::{MultiplexedConnection, PubSubSink};
+use redis::{AsyncConnectionConfig, Msg, PushInfo, PushKind};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{Mutex, mpsc};
 use tracing::{info, warn};
 
+use super::layout::Layout;
+use super::open::Target;
 use crate::error::{Error, bounded};
+use crate::redis_conn::{self, Commands};
 // About how many messages the bus stream keeps: far more than a few seconds of a busy
 // cluster's cross-node traffic, which is all a reconnect needs.
 use crate::membership::BUS_LENGTH;
@@ -66,11 +72,6 @@ end";
 /// (the next heartbeat that reaches Redis), yet short enough that keys of busy rooms'
 /// leaves never add up.
 const ONCE_KEEP: Duration = Duration::from_secs(120);
-
-/// The name of node `node`'s inbox: its channel, and the key of its stream.
-fn inbox(node: &str) -> String {
-    format!("{}inbox:{node}", super::PREFIX)
-}
 
 /// A stream entry id, `milliseconds-sequence`.
 type StreamId = (u64, u64);
@@ -127,27 +128,131 @@ impl Line {
     }
 }
 
+/// What one subscriber connection carries. On one server a single connection carries
+/// everything; in a Redis Cluster, where a shard channel can only be subscribed on the shard
+/// owning its slot, one connection carries the bus's channels (the adapter's and the
+/// notices) and another this node's inbox, each replaying only its own stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carries {
+    All,
+    Bus,
+    Inbox,
+}
+
+/// One subscriber connection, kept up by its own task.
+struct Part {
+    carries: Carries,
+    /// The live connection's sending half, `None` while disconnected. Held while
+    /// (re)subscribing so that a channel added meanwhile is never missed.
+    sink: Mutex<Option<Sink>>,
+    /// True while connected with every channel subscribed.
+    live: AtomicBool,
+}
+
+impl Part {
+    fn new(carries: Carries) -> Self {
+        Self {
+            carries,
+            sink: Mutex::default(),
+            live: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The sending half of a subscriber connection: a RESP2 pub/sub connection on one server,
+/// a RESP3 connection to one master in a Redis Cluster (`SSUBSCRIBE`).
+#[derive(Clone)]
+enum Sink {
+    Plain(PubSubSink),
+    Sharded(MultiplexedConnection),
+}
+
+impl Sink {
+    async fn subscribe(&mut self, channels: &[String]) -> redis::RedisResult<()> {
+        match self {
+            Self::Plain(sink) => sink.subscribe(channels).await,
+            Self::Sharded(conn) => {
+                // One channel per command: redis-rs takes a confirmation push as the answer to
+                // the command in flight, and a command with several channels gets several.
+                for channel in channels {
+                    redis::cmd("SSUBSCRIBE")
+                        .arg(channel)
+                        .query_async::<redis::Value>(conn)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match self {
+            Self::Plain(sink) => sink.unsubscribe(channel).await,
+            Self::Sharded(conn) => redis::cmd("SUNSUBSCRIBE")
+                .arg(channel)
+                .query_async::<redis::Value>(conn)
+                .await
+                .map(drop),
+        }
+    }
+
+    async fn ping(&mut self) -> redis::RedisResult<()> {
+        match self {
+            Self::Plain(sink) => sink.ping::<redis::Value>().await.map(drop),
+            Self::Sharded(conn) => redis::cmd("PING")
+                .query_async::<redis::Value>(conn)
+                .await
+                .map(drop),
+        }
+    }
+}
+
+/// What a subscriber connection hears.
+enum Heard {
+    Message(Msg),
+    /// Redis dropped this shard channel's subscription: its slot moved to another shard.
+    Unsubscribed(String),
+    Lost,
+}
+
+impl Heard {
+    fn from_push(push: PushInfo) -> Option<Self> {
+        match push.kind {
+            PushKind::SMessage => Msg::from_push_info(push).map(Self::Message),
+            PushKind::SUnsubscribe => {
+                let channel = push.data.first()?;
+                let channel: String = redis::from_redis_value_ref(channel).ok()?;
+                Some(Self::Unsubscribed(channel))
+            }
+            PushKind::Disconnection => Some(Self::Lost),
+            _ => None,
+        }
+    }
+}
+
+type Incoming = Pin<Box<dyn Stream<Item = Heard> + Send>>;
+
 /// The driver handed to the adapter: it publishes on the self-healing command connection
-/// and subscribes on one of its own. Clones share that connection pair.
+/// and subscribes on connections of its own. Clones share those connections.
 #[derive(Clone)]
 pub(crate) struct PubSubDriver {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    client: redis::Client,
-    commands: ConnectionManager,
+    target: Target,
+    commands: Commands,
     timeout: Duration,
+    /// The prefix of the once-keys.
+    prefix: &'static str,
     /// Every channel the adapter subscribed to, with where its messages go. The keys are
     /// what gets subscribed again after a reconnect.
     handlers: RwLock<Handlers>,
-    /// The live subscriber connection's sending half, `None` while disconnected. Held
-    /// while (re)subscribing so that a channel added meanwhile is never missed.
-    sink: Mutex<Option<PubSubSink>>,
-    /// True while connected with every channel subscribed.
-    live: AtomicBool,
-    /// Counts subscriber connections made. A new one may mean a new Redis that lost
-    /// everything, so the node registers its memberships again before it is ready.
+    /// The subscriber connections; the first carries the adapter's channels.
+    parts: Vec<Part>,
+    /// Counts subscriber connections made. A new one may mean a new Redis (or a new master
+    /// after a failover) that lost writes, so the node registers its memberships again
+    /// before it is ready.
     connections: AtomicU64,
     /// The stream every message to all nodes also goes to, and the scripts that put it
     /// there.
@@ -159,6 +264,7 @@ struct Inner {
     /// This node's inbox: the channel (and stream) of the relays sent to it alone.
     inbox: Line,
     to_inbox: redis::Script,
+    layout: Layout,
     /// The channel of membership notices, carried by the bus.
     notices: String,
     taps: std::sync::OnceLock<Box<dyn Taps>>,
@@ -173,40 +279,53 @@ impl std::fmt::Debug for PubSubDriver {
 }
 
 impl PubSubDriver {
-    /// Starts the subscriber task. `ping_every` is how often an idle subscriber connection
-    /// is checked.
-    /// `node` is this node's id, which names its inbox.
+    /// Starts the subscriber tasks. `ping_every` is how often an idle subscriber
+    /// connection is checked. `node` is this node's id, which names its inbox.
     pub(crate) fn start(
-        client: redis::Client,
-        commands: ConnectionManager,
+        target: Target,
+        commands: Commands,
+        layout: Layout,
         node: &str,
         timeout: Duration,
         ping_every: Duration,
     ) -> Self {
+        let sharded = matches!(target, Target::Cluster(_));
+        let prefix = layout.prefix();
+        let parts = if sharded {
+            vec![Part::new(Carries::Bus), Part::new(Carries::Inbox)]
+        } else {
+            vec![Part::new(Carries::All)]
+        };
         let inner = Arc::new(Inner {
-            client,
+            target,
             commands,
             timeout,
+            prefix,
             handlers: RwLock::default(),
-            sink: Mutex::default(),
-            live: AtomicBool::new(false),
+            parts,
             connections: AtomicU64::new(0),
-            bus: Line::new(format!("{}{}", super::PREFIX, crate::membership::BUS)),
-            publish: redis::Script::new(PUBLISH),
-            publish_once: redis::Script::new(&format!("{ONCE_GUARD}{PUBLISH}")),
+            bus: Line::new(format!("{prefix}{}", crate::membership::BUS)),
+            publish: redis_conn::script(PUBLISH, sharded),
+            publish_once: redis_conn::script(&format!("{ONCE_GUARD}{PUBLISH}"), sharded),
             node: node.into(),
-            inbox: Line::new(inbox(node)),
-            to_inbox: redis::Script::new(TO_INBOX),
-            notices: format!("{}{}", super::PREFIX, crate::membership::NOTICES),
+            inbox: Line::new(layout.inbox(node)),
+            to_inbox: redis_conn::script(TO_INBOX, sharded),
+            layout,
+            notices: format!("{prefix}{}", crate::membership::NOTICES),
             taps: std::sync::OnceLock::new(),
         });
-        tokio::spawn(subscriber(Arc::downgrade(&inner), ping_every));
+        for part in 0..inner.parts.len() {
+            tokio::spawn(subscriber(Arc::downgrade(&inner), part, ping_every));
+        }
         Self { inner }
     }
 
-    /// Whether the subscriber connection is up with every channel subscribed.
+    /// Whether every subscriber connection is up with every channel subscribed.
     pub(crate) fn is_live(&self) -> bool {
-        self.inner.live.load(Ordering::Acquire)
+        self.inner
+            .parts
+            .iter()
+            .all(|part| part.live.load(Ordering::Acquire))
     }
 
     /// How many times the subscriber connection was (re)made.
@@ -224,7 +343,7 @@ impl PubSubDriver {
     pub(crate) async fn send_to(&self, node: &str, messages: &[Vec<u8>]) -> Result<(), Error> {
         let mut conn = self.inner.commands.clone();
         let mut call = self.inner.to_inbox.prepare_invoke();
-        call.key(inbox(node))
+        call.key(self.inner.layout.inbox(node))
             .arg(INBOX_LENGTH)
             .arg(u64::try_from(INBOX_KEEP.as_millis()).unwrap_or(u64::MAX));
         for message in messages {
@@ -249,9 +368,10 @@ impl PubSubDriver {
     }
 }
 
-/// Owns the subscriber connection for as long as the driver lives: connect, subscribe to
-/// every known channel, forward messages, and start over when the connection dies.
-async fn subscriber(inner: std::sync::Weak<Inner>, ping_every: Duration) {
+/// Owns subscriber connection `part` for as long as the driver lives: connect, subscribe to
+/// every channel it carries, replay what it missed, forward messages, and start over when
+/// the connection dies.
+async fn subscriber(inner: std::sync::Weak<Inner>, part: usize, ping_every: Duration) {
     let mut backoff = Duration::from_millis(100);
     let mut was_live = true;
     loop {
@@ -259,21 +379,18 @@ async fn subscriber(inner: std::sync::Weak<Inner>, ping_every: Duration) {
             return;
         };
         let timeout = driver.inner.timeout;
-        let connected = bounded(timeout, driver.inner.client.get_async_pubsub()).await;
-        let stream = match connected {
-            Ok(pubsub) => {
-                let (sink, stream) = pubsub.split();
-                match driver.resubscribe(sink).await {
-                    Ok(()) => Some(stream),
-                    Err(error) => {
-                        warn!(%error, "redis: subscribing failed");
-                        None
-                    }
+        let carries = driver.inner.parts[part].carries;
+        let stream = match driver.connect(carries).await {
+            Ok((sink, stream)) => match driver.resubscribe(part, sink).await {
+                Ok(()) => Some(stream),
+                Err(error) => {
+                    warn!(%error, ?carries, "redis: subscribing failed");
+                    None
                 }
-            }
+            },
             Err(error) => {
                 if was_live {
-                    warn!(%error, "redis: subscriber cannot connect");
+                    warn!(%error, ?carries, "redis: subscriber cannot connect");
                 }
                 None
             }
@@ -288,7 +405,8 @@ async fn subscriber(inner: std::sync::Weak<Inner>, ping_every: Duration) {
         backoff = Duration::from_millis(100);
         was_live = true;
         info!(
-            channels = driver.handlers().len(),
+            channels = driver.channels(carries).len(),
+            ?carries,
             "redis: subscriber connected"
         );
         if let Some(taps) = driver.inner.taps.get() {
@@ -298,8 +416,8 @@ async fn subscriber(inner: std::sync::Weak<Inner>, ping_every: Duration) {
         // what arrives both ways is passed on once.
         // The command connection may have died with this one, and reconnects on the
         // command after a failure: one retry.
-        let replayed = match driver.replay().await {
-            Err(_) => driver.replay().await,
+        let replayed = match driver.replay(carries).await {
+            Err(_) => driver.replay(carries).await,
             done => done,
         };
         match replayed {
@@ -312,48 +430,159 @@ async fn subscriber(inner: std::sync::Weak<Inner>, ping_every: Duration) {
         ping.tick().await;
         loop {
             tokio::select! {
-                msg = stream.next() => match msg {
-                    Some(msg) => driver.dispatch(msg.get_channel_name(), msg.get_payload_bytes()),
-                    None => break,
+                heard = stream.next() => match heard {
+                    Some(Heard::Message(msg)) => {
+                        driver.dispatch(msg.get_channel_name(), msg.get_payload_bytes());
+                    }
+                    Some(Heard::Unsubscribed(channel)) => {
+                        if driver.wants(&channel) {
+                            warn!(channel, "redis: a shard dropped a subscription (its slot moved)");
+                            break;
+                        }
+                    }
+                    Some(Heard::Lost) | None => break,
                 },
                 _ = ping.tick() => {
-                    let sink = driver.inner.sink.lock().await.clone();
+                    let sink = driver.inner.parts[part].sink.lock().await.clone();
                     let Some(mut sink) = sink else { break };
-                    if let Err(error) = bounded(timeout, sink.ping::<redis::Value>()).await {
+                    if let Err(error) = bounded(timeout, sink.ping()).await {
                         warn!(%error, "redis: subscriber ping failed");
                         break;
                     }
                 }
             }
         }
-        driver.inner.live.store(false, Ordering::Release);
-        *driver.inner.sink.lock().await = None;
-        warn!("redis: subscriber connection lost, reconnecting");
+        let part = &driver.inner.parts[part];
+        part.live.store(false, Ordering::Release);
+        *part.sink.lock().await = None;
+        warn!(?carries, "redis: subscriber connection lost, reconnecting");
     }
 }
 
 impl PubSubDriver {
-    /// Subscribes a fresh connection to every known channel, then makes it the live one.
-    async fn resubscribe(&self, mut sink: PubSubSink) -> Result<(), Error> {
-        let mut live = self.inner.sink.lock().await;
-        let mut channels: Vec<String> = self.handlers().keys().cloned().collect();
-        channels.push(self.inner.inbox.stream.clone());
-        channels.push(self.inner.notices.clone());
+    /// Opens a subscriber connection for what `carries` names: on one server, a pub/sub
+    /// connection; in a Redis Cluster, a RESP3 connection to the master that owns the slot
+    /// of those channels, as the cluster says now.
+    async fn connect(&self, carries: Carries) -> Result<(Sink, Incoming), Error> {
+        let timeout = self.inner.timeout;
+        let seeds = match &self.inner.target {
+            Target::One(client) => {
+                let (sink, stream) = bounded(timeout, client.get_async_pubsub()).await?.split();
+                return Ok((Sink::Plain(sink), Box::pin(stream.map(Heard::Message))));
+            }
+            Target::Cluster(seeds) => seeds,
+        };
+        let channel = match carries {
+            Carries::Inbox => &self.inner.inbox.stream,
+            Carries::All | Carries::Bus => &self.inner.notices,
+        };
+        let (host, port) = self.owner(channel).await?;
+        let client = seeds.client_at(&host, port)?;
+        let (pushes, heard) = mpsc::unbounded_channel();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_push_sender(pushes);
+        let conn = bounded(
+            timeout,
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await?;
+        let heard = futures_util::stream::unfold(heard, |mut heard| async move {
+            heard.recv().await.map(|push| (push, heard))
+        })
+        .filter_map(|push| std::future::ready(Heard::from_push(push)));
+        Ok((Sink::Sharded(conn), Box::pin(heard)))
+    }
+
+    /// The address of the master that owns `channel`'s slot, from `CLUSTER SLOTS`.
+    async fn owner(&self, channel: &str) -> Result<(String, u16), Error> {
+        let slot = redis_conn::slot(channel.as_bytes());
+        let mut conn = self.inner.commands.clone();
+        let ranges: Vec<Vec<redis::Value>> = bounded(
+            self.inner.timeout,
+            redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut conn),
+        )
+        .await?;
+        for range in &ranges {
+            let [start, end, master, ..] = range.as_slice() else {
+                continue;
+            };
+            let (Ok(start), Ok(end), Ok(master)) = (
+                redis::from_redis_value_ref::<u16>(start),
+                redis::from_redis_value_ref::<u16>(end),
+                redis::from_redis_value_ref::<Vec<redis::Value>>(master),
+            ) else {
+                continue;
+            };
+            if !(start..=end).contains(&slot) {
+                continue;
+            }
+            if let [host, port, ..] = master.as_slice()
+                && let (Ok(host), Ok(port)) = (
+                    redis::from_redis_value_ref::<String>(host),
+                    redis::from_redis_value_ref::<u16>(port),
+                )
+                && !host.is_empty()
+                && host != "?"
+            {
+                return Ok((host, port));
+            }
+        }
+        Err(redis::RedisError::from(std::io::Error::other(format!(
+            "no master of slot {slot} is known (the cluster is failing over?)"
+        )))
+        .into())
+    }
+
+    /// The channels a subscriber connection that `carries` those subscribes to.
+    fn channels(&self, carries: Carries) -> Vec<String> {
+        let mut channels = Vec::new();
+        if carries != Carries::Inbox {
+            channels.extend(self.handlers().keys().cloned());
+            channels.push(self.inner.notices.clone());
+        }
+        if carries != Carries::Bus {
+            channels.push(self.inner.inbox.stream.clone());
+        }
+        channels
+    }
+
+    /// Whether this node still wants to hear `channel`.
+    fn wants(&self, channel: &str) -> bool {
+        channel == self.inner.inbox.stream
+            || channel == self.inner.notices
+            || self.handlers().contains_key(channel)
+    }
+
+    /// Subscribes a fresh connection to every channel of subscriber connection `part`,
+    /// then makes it the live one.
+    async fn resubscribe(&self, part: usize, mut sink: Sink) -> Result<(), Error> {
+        let part = &self.inner.parts[part];
+        let mut live = part.sink.lock().await;
+        let channels = self.channels(part.carries);
         bounded(self.inner.timeout, sink.subscribe(&channels)).await?;
         *live = Some(sink);
         self.inner.connections.fetch_add(1, Ordering::AcqRel);
-        self.inner.live.store(true, Ordering::Release);
+        part.live.store(true, Ordering::Release);
         Ok(())
     }
 
     /// Passes on, once, what the streams hold after the last message passed on (before the
     /// first connection: nothing, and the replay starts from the streams' ends): first the
     /// inbox, then the bus, so that a relay published before its sender's
-    /// `user-disconnected` is still passed on before it. Returns how many messages it passed
-    /// on.
-    async fn replay(&self) -> Result<usize, Error> {
-        let inbox = self.replay_line(&self.inner.inbox).await?;
-        Ok(inbox + self.replay_line(&self.inner.bus).await?)
+    /// `user-disconnected` is still passed on before it; in a Redis Cluster only the stream
+    /// of the connection made again. Returns how many messages it passed on.
+    async fn replay(&self, carries: Carries) -> Result<usize, Error> {
+        let inbox = match carries {
+            Carries::Bus => 0,
+            Carries::All | Carries::Inbox => self.replay_line(&self.inner.inbox).await?,
+        };
+        let bus = match carries {
+            Carries::Inbox => 0,
+            Carries::All | Carries::Bus => self.replay_line(&self.inner.bus).await?,
+        };
+        Ok(inbox + bus)
     }
 
     async fn replay_line(&self, line: &Line) -> Result<usize, Error> {
@@ -477,7 +706,7 @@ impl Driver for PubSubDriver {
             Some(key) => {
                 call = self.inner.publish_once.prepare_invoke();
                 call.key(&self.inner.bus.stream)
-                    .key(format!("{}once:{key}", super::PREFIX))
+                    .key(format!("{}once:{key}", self.inner.prefix))
                     .arg(chan)
                     .arg(val)
                     .arg(BUS_LENGTH)
@@ -503,9 +732,13 @@ impl Driver for PubSubDriver {
     ) -> Result<MessageStream<ChanItem>, Self::Error> {
         let (tx, rx) = mpsc::channel(size);
         self.handlers_mut().insert(chan.clone(), tx);
-        let sink = self.inner.sink.lock().await;
+        let sink = self.inner.parts[0].sink.lock().await;
         if let Some(mut sink) = sink.clone()
-            && let Err(error) = bounded(self.inner.timeout, sink.subscribe(&chan)).await
+            && let Err(error) = bounded(
+                self.inner.timeout,
+                sink.subscribe(std::slice::from_ref(&chan)),
+            )
+            .await
         {
             // The connection is failing: the subscriber task reconnects and subscribes
             // this channel along with the others.
@@ -516,23 +749,26 @@ impl Driver for PubSubDriver {
 
     async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
         self.handlers_mut().remove(&chan);
-        let sink = self.inner.sink.lock().await.clone();
+        let sink = self.inner.parts[0].sink.lock().await.clone();
         if let Some(mut sink) = sink {
             bounded(self.inner.timeout, sink.unsubscribe(&chan)).await?;
         }
         Ok(())
     }
 
+    /// How many nodes hear `chan`; in a Redis Cluster asked of the shard that owns it.
     async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
         let mut conn = self.inner.commands.clone();
-        let (_, count): (String, u16) = bounded(
-            self.inner.timeout,
-            redis::cmd("PUBSUB")
-                .arg("NUMSUB")
-                .arg(chan)
-                .query_async(&mut conn),
-        )
-        .await?;
+        let which = if conn.is_cluster() {
+            "SHARDNUMSUB"
+        } else {
+            "NUMSUB"
+        };
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg(which).arg(chan);
+        let answer = bounded(self.inner.timeout, conn.on_owner_of(chan, cmd)).await?;
+        let (_, count): (String, u16) =
+            redis::from_redis_value(answer).map_err(redis::RedisError::from)?;
         Ok(count)
     }
 }

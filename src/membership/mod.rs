@@ -10,7 +10,7 @@ mod redis_tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ::redis::aio::ConnectionManager;
+use crate::redis_conn::Commands;
 
 use crate::config::LimitsConfig;
 use crate::error::Result;
@@ -253,7 +253,7 @@ pub(crate) struct NodeRooms {
 impl NodeRooms {
     /// The rooms of node `id` in the Redis behind `conn`, under keys starting `prefix`; each
     /// command gives up after `timeout`.
-    pub(crate) fn new(conn: ConnectionManager, prefix: &str, id: &str, timeout: Duration) -> Self {
+    pub(crate) fn new(conn: Commands, prefix: &str, id: &str, timeout: Duration) -> Self {
         Self {
             rooms: RedisRooms::new(conn, prefix, id, timeout),
         }

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 use tokio::sync::RwLock;
 
 use super::{Join, Left, Limits, Resumed};
 use crate::error::{Result, bounded};
 use crate::protocol::{PeerId, RoomId};
+use crate::redis_conn::{self, Commands};
 
 /// Prepended to every script that changes a room's size: moves one room from the count
 /// of rooms with `from` members to that with `to` members in the hash `h` (0: none, so an
@@ -121,16 +121,26 @@ return left
 /// it told them, on a later beat: so a sweep whose answer never reached it (Redis ran it,
 /// the answer timed out) is handed to it again, and to nobody else, and the leaves are not
 /// lost. A dead sweeper's record goes to the node that sweeps it, less the leaves whose
-/// announcement was published (their once-key is set): those were told. No KEYS (the
-/// nodes' keys are found in the `nodes` set); ARGV: key prefix, this node, heartbeat TTL
-/// (ms), how long a swept mark lasts (ms), then the peers this node told since its last
+/// announcement was published (their once-key is set): those were told.
+/// When no node beat for a while (Redis was paused, or a Redis Cluster was failing over:
+/// every key's TTL ran on meanwhile), the expired nodes get one more TTL instead of being
+/// swept, since no node could beat; a node that is really dead is swept a TTL later.
+/// KEYS: the `nodes` set, only to route the call in a Redis Cluster (every key the script
+/// builds from the prefix has the same hash tag); ARGV: key prefix, this node, heartbeat
+/// TTL (ms), how long a swept mark lasts (ms), how long no node may have beaten before
+/// Redis counts as having been away (ms), then the peers this node told since its last
 /// beat. Returns: whether this node's key had expired or vanished (1/0), whether another
 /// node swept this node (1/0), then pairs of a removed peer and one of its rooms: those
 /// not yet told of earlier sweeps, then those of this one.
 const TICK: &str = r"
 local p, me = ARGV[1], ARGV[2]
 local sweeping = p .. 'sweeping:' .. me
-for i = 5, #ARGV do redis.call('HDEL', sweeping, ARGV[i]) end
+for i = 6, #ARGV do redis.call('HDEL', sweeping, ARGV[i]) end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local last = tonumber(redis.call('GET', p .. 'ticked'))
+local away = last == nil or now - last > tonumber(ARGV[5])
+redis.call('SET', p .. 'ticked', now, 'PX', 10 * tonumber(ARGV[3]))
 local had = redis.call('SET', p .. 'node:' .. me .. ':alive', '1', 'PX', ARGV[3], 'GET')
 redis.call('SADD', p .. 'nodes', me)
 local swept = redis.call('DEL', p .. 'swept:' .. me)
@@ -145,7 +155,9 @@ end
 local untold = redis.call('HGETALL', sweeping)
 for i = 1, #untold, 2 do hand(untold[i], untold[i + 1]) end
 for _, n in ipairs(redis.call('SMEMBERS', p .. 'nodes')) do
-  if n ~= me and redis.call('EXISTS', p .. 'node:' .. n .. ':alive') == 0 then
+  if n ~= me and away and redis.call('EXISTS', p .. 'node:' .. n .. ':alive') == 0 then
+    redis.call('SET', p .. 'node:' .. n .. ':alive', '1', 'PX', ARGV[3])
+  elseif n ~= me and redis.call('EXISTS', p .. 'node:' .. n .. ':alive') == 0 then
     for _, peer in ipairs(redis.call('SMEMBERS', p .. 'node:' .. n .. ':peers')) do
       local rooms = redis.call('SMEMBERS', p .. 'peer:' .. peer)
       for _, r in ipairs(rooms) do
@@ -170,23 +182,42 @@ end
 return out
 ";
 
-/// Puts this node's memberships back after Redis lost them. No KEYS; ARGV: key prefix,
-/// node, then pairs of peer and room.
+/// Puts this node's memberships back after Redis lost them, and takes out of their rooms,
+/// without telling anyone, the peers Redis lists as this node's that the node no longer
+/// has: their leave was told, but Redis lost it (a Redis Cluster failover loses the writes
+/// its replica had not yet copied). KEYS: the `nodes` set, for routing (as [`TICK`]);
+/// ARGV: key prefix, node, how many held peers follow, the held peers (kept as they are),
+/// then pairs of peer and room.
 const REGISTER: &str = r"
 local p, me = ARGV[1], ARGV[2]
-for i = 3, #ARGV, 2 do
+local pairs_at = 4 + tonumber(ARGV[3])
+local mine = {}
+for i = 4, pairs_at - 1 do mine[ARGV[i]] = true end
+for i = pairs_at, #ARGV, 2 do
+  mine[ARGV[i]] = true
   local room = p .. 'room:' .. ARGV[i + 1]
   local n = redis.call('SCARD', room)
   if redis.call('SADD', room, ARGV[i]) == 1 then resize(p .. 'room_sizes', n, n + 1) end
   redis.call('SADD', p .. 'peer:' .. ARGV[i], ARGV[i + 1])
   redis.call('SADD', p .. 'node:' .. me .. ':peers', ARGV[i])
 end
+for _, peer in ipairs(redis.call('SMEMBERS', p .. 'node:' .. me .. ':peers')) do
+  if not mine[peer] then
+    for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. peer)) do
+      local room = p .. 'room:' .. r
+      local n = redis.call('SCARD', room)
+      if redis.call('SREM', room, peer) == 1 then resize(p .. 'room_sizes', n, n - 1) end
+    end
+    redis.call('DEL', p .. 'peer:' .. peer)
+    redis.call('SREM', p .. 'node:' .. me .. ':peers', peer)
+  end
+end
 return 1
 ";
 
 /// A resume: makes a peer that is still a member of its rooms this node's, whichever node
-/// held it (the caller made sure no node has a socket of it). No KEYS (the holder is found
-/// in the `nodes` set); ARGV: key prefix, peer, this node, how long the claim lasts (ms).
+/// held it (the caller made sure no node has a socket of it). KEYS: the `nodes` set, where
+/// the holder is found (for routing, as [`TICK`]); ARGV: key prefix, peer, this node, how long the claim lasts (ms).
 /// The claim refuses a second resume of the same peer until the first one's socket is
 /// connected, and so findable. Every node hears `at <peer> <node>` when it moved. Returns `ok` then the peer's rooms, `in_use`, or `gone`.
 const TAKE: &str = r"
@@ -217,7 +248,8 @@ return redis.call('GET', KEYS[1])
 
 /// Where a relay goes, when this node's view does not know: whether the target shares one
 /// of the sender's rooms and, if it does, which node holds it, found in the `nodes` set.
-/// No KEYS; ARGV: key prefix, target, then the sender's rooms. Returns nothing when they
+/// KEYS: the `nodes` set, for routing (as [`TICK`]); ARGV: key prefix, target, then the
+/// sender's rooms. Returns nothing when they
 /// share no room, else the node (empty when none holds it: it is being swept) and the
 /// target's rooms.
 const LOCATE: &str = r"
@@ -235,9 +267,10 @@ for _, r in ipairs(redis.call('SMEMBERS', p .. 'peer:' .. t)) do table.insert(ou
 return out
 ";
 
-/// A script that may call `resize` (see [`RESIZE`]) and `notify` (see [`notify_lua`]).
-fn resizing(body: &str) -> Script {
-    Script::new(&format!("{RESIZE}{}{body}", notify_lua()))
+/// A script that may call `resize` (see [`RESIZE`]) and `notify` (see [`notify_lua`]),
+/// publishing on a shard channel when `sharded`.
+fn resizing(body: &str, sharded: bool) -> Script {
+    redis_conn::script(&format!("{RESIZE}{}{body}", notify_lua()), sharded)
 }
 
 /// Peers with the rooms they left.
@@ -258,7 +291,7 @@ pub(crate) struct Tick {
 /// The Redis-backed membership store. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct RedisRooms {
-    conn: ConnectionManager,
+    conn: Commands,
     prefix: Arc<str>,
     node: Arc<str>,
     timeout: Duration,
@@ -396,24 +429,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl RedisRooms {
-    pub(crate) fn new(
-        conn: ConnectionManager,
-        prefix: &str,
-        node: &str,
-        timeout: Duration,
-    ) -> Self {
+    /// `prefix` starts every key; in a Redis Cluster it holds the hash tag that puts every
+    /// key on one shard.
+    pub(crate) fn new(conn: Commands, prefix: &str, node: &str, timeout: Duration) -> Self {
+        let sharded = conn.is_cluster();
         Self {
             conn,
             prefix: prefix.into(),
             node: node.into(),
             timeout,
             scripts: Arc::new(Scripts {
-                create: resizing(CREATE),
-                join: resizing(JOIN),
-                leave: resizing(LEAVE),
-                tick: resizing(TICK),
-                register: resizing(REGISTER),
-                take: resizing(TAKE),
+                create: resizing(CREATE, sharded),
+                join: resizing(JOIN, sharded),
+                leave: resizing(LEAVE, sharded),
+                tick: resizing(TICK, sharded),
+                register: resizing(REGISTER, sharded),
+                take: resizing(TAKE, sharded),
                 locate: Script::new(LOCATE),
                 shared_key: Script::new(SHARED_KEY),
             }),
@@ -445,6 +476,10 @@ impl RedisRooms {
 
     fn node_peers_key(&self) -> String {
         format!("{}node:{}:peers", self.prefix, self.node)
+    }
+
+    fn nodes_key(&self) -> String {
+        format!("{}nodes", self.prefix)
     }
 
     fn sizes_key(&self) -> String {
@@ -659,7 +694,8 @@ impl RedisRooms {
             .unwrap_or(u64::MAX)
             .saturating_mul(2)
             .max(1_000);
-        call.arg(&*self.prefix)
+        call.key(self.nodes_key())
+            .arg(&*self.prefix)
             .arg(peer.as_str())
             .arg(&*self.node)
             .arg(claim);
@@ -763,7 +799,9 @@ impl RedisRooms {
         let heard = lock(&self.view).heard(target);
         let mut conn = self.conn.clone();
         let mut call = self.scripts.locate.prepare_invoke();
-        call.arg(&*self.prefix).arg(target.as_str());
+        call.key(self.nodes_key())
+            .arg(&*self.prefix)
+            .arg(target.as_str());
         for room in &rooms {
             call.arg(room.as_str());
         }
@@ -886,11 +924,16 @@ impl RedisRooms {
         let told = lock(&self.told_swept).clone();
         let mut conn = self.conn.clone();
         let mut call = self.scripts.tick.prepare_invoke();
-        // A swept node learns of it on its next beat; a minute is plenty for that.
-        call.arg(&*self.prefix)
+        // A swept node learns of it on its next beat; a minute is plenty for that. Redis
+        // counts as away after half the TTL without a beat: longer than a beat's interval,
+        // and shorter than a live node's key outlives its last beat (the TTL is at least
+        // two intervals, see docs/configuration.md).
+        call.key(self.nodes_key())
+            .arg(&*self.prefix)
             .arg(&*self.node)
             .arg(ttl_ms)
-            .arg(60_000);
+            .arg(60_000)
+            .arg(ttl_ms / 2);
         for peer in &told {
             call.arg(peer.as_str());
         }
@@ -921,7 +964,8 @@ impl RedisRooms {
         lock(&self.told_swept).push(peer);
     }
 
-    /// Writes every membership of this node's peers back to Redis, after Redis lost them.
+    /// Writes every membership of this node's peers back to Redis, after Redis lost them,
+    /// and removes the peers Redis still lists as this node's that it no longer has.
     pub(crate) async fn register_again(&self) -> Result<usize> {
         let _all = self.registration.write().await;
         let held = lock(&self.held).clone();
@@ -933,7 +977,13 @@ impl RedisRooms {
             .collect();
         let mut conn = self.conn.clone();
         let mut call = self.scripts.register.prepare_invoke();
-        call.arg(&*self.prefix).arg(&*self.node);
+        call.key(self.nodes_key())
+            .arg(&*self.prefix)
+            .arg(&*self.node)
+            .arg(held.len());
+        for peer in held.keys() {
+            call.arg(peer.as_str());
+        }
         for (peer, room) in &pairs {
             call.arg(peer.as_str()).arg(room.as_str());
         }

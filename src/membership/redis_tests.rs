@@ -390,6 +390,45 @@ async fn memberships_come_back_after_redis_lost_them() {
     assert_eq!(sizes(&a).await, [(1, 1)]);
 }
 
+/// A leave that Redis lost (a failover to a replica that had not copied it) is made again
+/// when the node registers again, and a held peer stays listed.
+#[tokio::test]
+async fn a_leave_redis_lost_is_made_again_by_registering() {
+    let redis = Redis::start().await;
+    let (a, b) = (redis.node("a").await, redis.node("b").await);
+    let (p, q, h) = (PeerId::random(), PeerId::random(), PeerId::random());
+    let room = created(a.create(&p, LIMITS).await.unwrap());
+    b.join(&room, &q, LIMITS).await.unwrap();
+    a.join(&room, &h, LIMITS).await.unwrap();
+    // h's connection ended with a resume token: held, so still listed.
+    a.hold(&h).unwrap();
+    // p left, and then Redis lost that leave: it lists p again, as it was.
+    assert_eq!(a.leave_all(&p).await.rooms, std::slice::from_ref(&room));
+    let mut conn = redis
+        .client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::pipe()
+        .sadd(format!("test:room:{room}"), p.as_str())
+        .sadd(format!("test:peer:{p}"), room.as_str())
+        .sadd("test:node:a:peers", p.as_str())
+        .hset("test:room_sizes", 3, 1)
+        .hdel("test:room_sizes", 2)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+
+    assert_eq!(a.register_again().await.unwrap(), 0);
+    let mut members = a.members(&room).await.unwrap();
+    members.sort();
+    let mut expected = vec![q.to_string(), h.to_string()];
+    expected.sort();
+    assert_eq!(members, expected);
+    assert_eq!(sizes(&a).await, [(2, 1)]);
+    assert_eq!(b.leave_all(&q).await.rooms, [room]);
+}
+
 /// A room that a draining node's peer empties is joined again under its id, as a room of
 /// one; a room emptied otherwise is gone.
 #[tokio::test]

@@ -56,7 +56,7 @@ test('cluster: through a rolling restart of every node, pages on different nodes
     const { code } = await node.exited;
     assert.equal(code, 0, `node ${i} exit code`);
 
-    const again = await startServer({ REDIS_URL: redis.url, ...FAST, ...ENV, PORT: String(node.port) });
+    const again = await startServer({ REDIS_URL: redis.url, ...FAST, ...redis.env, ...ENV, PORT: String(node.port) });
     t.after(() => again.stop('SIGKILL'));
     nodes[i] = again;
     await until(async () => (await status(again, '/readyz')) === 200, `node ${i} ready again`);

@@ -192,7 +192,7 @@ test('cluster: a rolling restart of three nodes behind a load balancer loses no 
     const { code, ms } = await terminate(nodes[i]);
     assert.equal(code, 0, `node ${i} exit code`);
     assert.ok(ms < SHUTDOWN_TIMEOUT_SECS * 1000, `node ${i} exited after ${ms} ms`);
-    nodes[i] = await startServer({ REDIS_URL: redis.url, ...FAST, ...ENV, PORT: String(ports[i]) });
+    nodes[i] = await startServer({ REDIS_URL: redis.url, ...FAST, ...redis.env, ...ENV, PORT: String(ports[i]) });
     const restarted = nodes[i];
     t.after(() => restarted.stop('SIGKILL'));
     await until(async () => (await status(restarted, '/readyz')) === 200, `node ${i} ready again`);

@@ -193,24 +193,6 @@ fn node(cluster: &TlsCluster) -> Config {
     })
 }
 
-/// Waits until the node's `/readyz` answers 200.
-async fn ready(server: &Server) {
-    common::within("/readyz 200", async {
-        loop {
-            let status = common::http()
-                .get(server.url("/readyz"))
-                .send()
-                .await
-                .map(|r| r.status().as_u16());
-            if status.is_ok_and(|s| s == 200) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-}
-
 /// Two nodes on a TLS-only Redis Cluster as an ACL user limited to `meshchat:` keys and
 /// channels, trusting its CA from REDIS_CA_FILE: both get ready, and a join and a relay
 /// cross between them.
@@ -219,8 +201,8 @@ async fn nodes_share_rooms_on_a_tls_redis_cluster_as_an_acl_user() {
     let cluster = TlsCluster::start().await;
     let one = Server::start_with(node(&cluster)).await;
     let two = Server::start_with(node(&cluster)).await;
-    ready(&one).await;
-    ready(&two).await;
+    one.ready().await;
+    two.ready().await;
 
     let mut a = Client::connect(one.addr).await;
     let mut b = Client::connect(two.addr).await;

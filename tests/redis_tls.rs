@@ -6,7 +6,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::{Client, Server};
 use meshchat::Config;
@@ -131,24 +130,6 @@ fn node(url: String, ca: Option<&Path>) -> Config {
     })
 }
 
-/// Waits until the node's `/readyz` answers 200.
-async fn ready(server: &Server) {
-    common::within("/readyz 200", async {
-        loop {
-            let status = common::http()
-                .get(server.url("/readyz"))
-                .send()
-                .await
-                .map(|r| r.status().as_u16());
-            if status.is_ok_and(|s| s == 200) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-}
-
 /// What `run` says when it stops at startup; fails the test if it starts serving instead.
 async fn startup_error(config: Config) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -169,8 +150,8 @@ async fn nodes_share_rooms_over_tls_as_an_acl_user() {
     let url = redis.url(USER, PASSWORD);
     let one = Server::start_with(node(url.clone(), Some(&redis.ca()))).await;
     let two = Server::start_with(node(url, Some(&redis.ca()))).await;
-    ready(&one).await;
-    ready(&two).await;
+    one.ready().await;
+    two.ready().await;
 
     let mut a = Client::connect(one.addr).await;
     let mut b = Client::connect(two.addr).await;
@@ -218,7 +199,7 @@ async fn an_insecure_url_connects_without_checking_the_certificate() {
     let redis = TlsRedis::start().await;
     let url = format!("{}#insecure", redis.url(USER, PASSWORD));
     let server = Server::start_with(node(url, None)).await;
-    ready(&server).await;
+    server.ready().await;
 }
 
 /// The binary exits with a failure status and logs the reason, well within a few

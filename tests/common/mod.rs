@@ -93,6 +93,24 @@ impl Server {
     }
 
     /// Scrapes `GET /metrics`, checking that the page is OpenMetrics text.
+    /// Waits until `/readyz` answers 200 (a cluster node: Redis reached, subscribed).
+    pub async fn ready(&self) {
+        within("/readyz 200", async {
+            loop {
+                let status = http()
+                    .get(self.url("/readyz"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                if status.is_ok_and(|s| s == 200) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+    }
+
     pub async fn metrics(&self) -> Metrics {
         let response = http().get(self.url("/metrics")).send().await.unwrap();
         assert_eq!(response.status(), 200, "GET /metrics");

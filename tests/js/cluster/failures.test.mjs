@@ -2,26 +2,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connected, joined, next, request } from '../helpers/client.mjs';
-import { DEAD_NODE_MS, FAST, startRedis, startNodes } from '../helpers/cluster.mjs';
+import { DEAD_NODE_MS, FAST, meshOf, startRedis, startNodes } from '../helpers/cluster.mjs';
 import { startProxy } from '../helpers/proxy.mjs';
 import { startServer, status, until } from '../helpers/server.mjs';
 
-/** Puts a on its node in a new room and the others in it; returns the room and peer ids. */
-async function meshOf(a, ...others) {
-  a.emit('create-room');
-  const [roomId] = await next(a, 'room-created');
-  const peers = [];
-  for (const o of others) {
-    const seen = next(a, 'new-user-joined');
-    joined(await request(o, 'join-room', roomId), roomId);
-    const [peer] = await seen;
-    peers.push(peer);
-  }
-  // a learns its own id from the first relay it makes.
-  const got = next(others[0], 'rtc-offer');
-  a.emit('rtc-offer', peers[0], { type: 'offer', sdp: 'hello' });
-  const [aPeer] = await got;
-  return { roomId, aPeer, peers };
+
+/**
+ * Redis and two nodes: A reaches Redis through a proxy that can break A's connection at a
+ * chosen request, B directly.
+ */
+async function proxiedPair(t) {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const proxy = await startProxy([redis.port]);
+  t.after(() => proxy.close());
+  const [A] = await startNodes(t, 1, { url: `redis://127.0.0.1:${proxy.port}` });
+  const [B] = await startNodes(t, 1, redis);
+  return { redis, proxy, A, B };
 }
 
 test('cluster: a node killed with SIGKILL has its members announced as gone; the room lives on', async (t) => {
@@ -196,13 +193,7 @@ test('cluster: a relay published while the target\'s node has lost Redis reaches
 for (const ran of [false, true]) {
   const how = ran ? 'ran but its reply was lost' : 'never reached Redis';
   test(`cluster: a leave announcement whose publish ${how} is told once, by the heartbeat`, async (t) => {
-    const redis = await startRedis();
-    t.after(() => redis.stop());
-    // A reaches Redis through a proxy that can break A's connection at a chosen request.
-    const proxy = await startProxy([redis.port]);
-    t.after(() => proxy.close());
-    const [A] = await startNodes(t, 1, { url: `redis://127.0.0.1:${proxy.port}` });
-    const [B] = await startNodes(t, 1, redis);
+    const { proxy, A, B } = await proxiedPair(t);
     const a = await connected(t, A);
     const x = await connected(t, A);
     const b = await connected(t, B);
@@ -226,13 +217,7 @@ for (const ran of [false, true]) {
 }
 
 test('cluster: a sweep whose reply was lost still has the dead node\'s leaves told, once', async (t) => {
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  // A reaches Redis through a proxy that can break A's connection at a chosen request.
-  const proxy = await startProxy([redis.port]);
-  t.after(() => proxy.close());
-  const [A] = await startNodes(t, 1, { url: `redis://127.0.0.1:${proxy.port}` });
-  const [B] = await startNodes(t, 1, redis);
+  const { redis, proxy, A, B } = await proxiedPair(t);
   const a = await connected(t, A);
   const b = await connected(t, B);
   const { peers: [bPeer] } = await meshOf(a, b);
@@ -260,13 +245,7 @@ test('cluster: a sweep whose reply was lost still has the dead node\'s leaves to
 for (const ran of [false, true]) {
   const how = ran ? 'ran but its reply was lost' : 'never reached Redis';
   test(`cluster: a join whose script ${how} still joins, and is announced once`, async (t) => {
-    const redis = await startRedis();
-    t.after(() => redis.stop());
-    // A reaches Redis through a proxy that can break A's connection at a chosen request.
-    const proxy = await startProxy([redis.port]);
-    t.after(() => proxy.close());
-    const [A] = await startNodes(t, 1, { url: `redis://127.0.0.1:${proxy.port}` });
-    const [B] = await startNodes(t, 1, redis);
+    const { proxy, A, B } = await proxiedPair(t);
     const a = await connected(t, B);
     a.emit('create-room');
     const [roomId] = await next(a, 'room-created');

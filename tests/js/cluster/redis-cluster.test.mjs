@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connected, joined, next, request } from '../helpers/client.mjs';
-import { FAST, startNodes, startRedisCluster } from '../helpers/cluster.mjs';
+import { FAST, meshOf, startNodes, startRedisCluster } from '../helpers/cluster.mjs';
 import { status, until } from '../helpers/server.mjs';
 
 const CLUSTER = { REDIS_CLUSTER: 'true' };
@@ -21,23 +21,6 @@ async function inboxOf(node) {
   return `meshchat:inbox:{${await nodeId(node)}}`;
 }
 
-/** Puts `a` in a new room and the others in it; returns the room and every peer id, a's first. */
-async function roomOf(a, ...others) {
-  a.emit('create-room');
-  const [roomId] = await next(a, 'room-created');
-  const peers = [];
-  for (const o of others) {
-    const seen = next(a, 'new-user-joined');
-    joined(await request(o, 'join-room', roomId), roomId);
-    const [peer] = await seen;
-    peers.push(peer);
-  }
-  // a learns its own id from the first relay it makes.
-  const got = next(others[0], 'rtc-offer');
-  a.emit('rtc-offer', peers[0], { type: 'offer', sdp: 'hello' });
-  const [aPeer] = await got;
-  return { roomId, peers: [aPeer, ...peers] };
-}
 
 /** `from` (peer id `fromPeer`) relays an offer to `to` (peer id `toPeer`), which receives it
  * (other offers it receives meanwhile are let by). */
@@ -85,7 +68,7 @@ test('redis cluster: rooms span three nodes; joins, relays and leaves work on sh
   const a2 = await connected(t, A);
   const b = await connected(t, B);
   const c = await connected(t, C, ['polling']);
-  const { roomId, peers: [aPeer, a2Peer, bPeer, cPeer] } = await roomOf(a, a2, b, c);
+  const { roomId, aPeer, peers: [a2Peer, bPeer, cPeer] } = await meshOf(a, a2, b, c);
 
   // Across nodes both ways, and within one node.
   await relays([a, aPeer], [b, bPeer], 'a to b');
@@ -145,7 +128,7 @@ for (const shard of ['membership', 'inbox']) {
     const a = await connected(t, A);
     const b = await connected(t, B);
     const c = await connected(t, C);
-    const { roomId, peers: [aPeer, bPeer, cPeer] } = await roomOf(a, b, c);
+    const { roomId, aPeer, peers: [bPeer, cPeer] } = await meshOf(a, b, c);
     const members = [[a, aPeer], [b, bPeer], [c, cPeer]];
     const leaves = [];
     for (const [socket] of members) socket.on('user-disconnected', (peer) => leaves.push(peer));

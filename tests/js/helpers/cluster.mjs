@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { joined, next, request } from './client.mjs';
 import { startServer, status, until } from './server.mjs';
 
 /** A port that was free a moment ago (redis-server takes a port number, not port 0). */
@@ -244,4 +245,25 @@ export async function startNodes(t, n, redis, env = {}) {
   }
   for (const node of nodes) await until(async () => (await status(node, '/readyz')) === 200, `${node.url} ready`);
   return nodes;
+}
+
+/**
+ * Puts client `a` in a new room and `others` in it, on whatever nodes they are on; returns
+ * the room, a's peer id (learnt from a first relay, which others[0] receives) and the
+ * others' peer ids.
+ */
+export async function meshOf(a, ...others) {
+  a.emit('create-room');
+  const [roomId] = await next(a, 'room-created');
+  const peers = [];
+  for (const o of others) {
+    const seen = next(a, 'new-user-joined');
+    joined(await request(o, 'join-room', roomId), roomId);
+    const [peer] = await seen;
+    peers.push(peer);
+  }
+  const got = next(others[0], 'rtc-offer');
+  a.emit('rtc-offer', peers[0], { type: 'offer', sdp: 'hello' });
+  const [aPeer] = await got;
+  return { roomId, aPeer, peers };
 }

@@ -16,7 +16,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const USER: &str = "meshchat";
@@ -147,18 +146,7 @@ impl TlsCluster {
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server must be installed (scripts/test.sh installs it)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = common::within("redis-server with TLS ready", async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("Ready to accept connections") {
-                    return true;
-                }
-            }
-            false
-        });
-        assert!(ready.await, "redis-server exited before it was ready");
-        // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        common::redis_ready(&mut child).await;
         child
     }
 

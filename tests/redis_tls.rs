@@ -13,7 +13,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 /// The ACL user the nodes log in as, and its password.
@@ -72,18 +72,7 @@ impl TlsRedis {
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server must be installed (scripts/test.sh installs it)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = common::within("redis-server with TLS ready", async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("Ready to accept connections") {
-                    return true;
-                }
-            }
-            false
-        });
-        assert!(ready.await, "redis-server exited before it was ready");
-        // Keep draining its output so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        common::redis_ready(&mut child).await;
         Self { child, port, dir }
     }
 

@@ -39,6 +39,23 @@ pub fn http() -> reqwest::Client {
         .expect("an HTTP client with a timeout")
 }
 
+/// Waits until a redis-server started with its output piped says it is ready, then keeps
+/// draining that output so the server never blocks on a full pipe.
+pub async fn redis_ready(child: &mut tokio::process::Child) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+    let ready = within("redis-server ready", async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("Ready to accept connections") {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(ready.await, "redis-server exited before it was ready");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+}
+
 /// The defaults, with the built-in STUN server off: tests run side by side, and port 3478
 /// may be taken on the machine (by coturn, say). STUN tests give it a free port.
 pub fn config() -> Config {

@@ -243,8 +243,6 @@ struct Inner {
     target: Target,
     commands: Commands,
     timeout: Duration,
-    /// The prefix of the once-keys.
-    prefix: &'static str,
     /// Every channel the adapter subscribed to, with where its messages go. The keys are
     /// what gets subscribed again after a reconnect.
     handlers: RwLock<Handlers>,
@@ -300,7 +298,6 @@ impl PubSubDriver {
             target,
             commands,
             timeout,
-            prefix,
             handlers: RwLock::default(),
             parts,
             connections: AtomicU64::new(0),
@@ -706,7 +703,7 @@ impl Driver for PubSubDriver {
             Some(key) => {
                 call = self.inner.publish_once.prepare_invoke();
                 call.key(&self.inner.bus.stream)
-                    .key(format!("{}once:{key}", self.inner.prefix))
+                    .key(format!("{}once:{key}", self.inner.layout.prefix()))
                     .arg(chan)
                     .arg(val)
                     .arg(BUS_LENGTH)

@@ -130,8 +130,8 @@ return left
 /// TTL (ms), how long a swept mark lasts (ms), how long no node may have beaten before
 /// Redis counts as having been away (ms), then the peers this node told since its last
 /// beat. Returns: whether this node's key had expired or vanished (1/0), whether another
-/// node swept this node (1/0), then pairs of a removed peer and one of its rooms: those
-/// not yet told of earlier sweeps, then those of this one.
+/// node swept this node (1/0), then each removed peer with its rooms (`peer room…`):
+/// those not yet told of earlier sweeps, then those of this one.
 const TICK: &str = r"
 local p, me = ARGV[1], ARGV[2]
 local sweeping = p .. 'sweeping:' .. me
@@ -147,10 +147,7 @@ local swept = redis.call('DEL', p .. 'swept:' .. me)
 local out = { had and '0' or '1', tostring(swept) }
 local function hand(peer, rooms)
   redis.call('HSET', sweeping, peer, rooms)
-  for r in string.gmatch(rooms, '%S+') do
-    table.insert(out, peer)
-    table.insert(out, r)
-  end
+  table.insert(out, peer .. ' ' .. rooms)
 end
 local untold = redis.call('HGETALL', sweeping)
 for i = 1, #untold, 2 do hand(untold[i], untold[i + 1]) end
@@ -948,12 +945,11 @@ impl RedisRooms {
             was_swept: out.get(1).is_some_and(|s| s == "1"),
             gone: BTreeMap::new(),
         };
-        for pair in out.get(2..).unwrap_or_default().chunks_exact(2) {
-            if let (Some(peer), Some(room)) = (PeerId::parse(&pair[0]), RoomId::parse(&pair[1])) {
-                let rooms = tick.gone.entry(peer).or_default();
-                if !rooms.contains(&room) {
-                    rooms.push(room);
-                }
+        for leave in out.iter().skip(2) {
+            let mut words = leave.split(' ');
+            if let Some(peer) = words.next().and_then(PeerId::parse) {
+                tick.gone
+                    .insert(peer, words.filter_map(RoomId::parse).collect());
             }
         }
         Ok(tick)

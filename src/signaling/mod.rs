@@ -521,13 +521,13 @@ async fn announce_joined<A: Adapter>(
     let emit = s
         .to(room.socket_room())
         .emit(event::NEW_USER_JOINED, peer.as_str());
-    let (sent, elsewhere) = crate::once::scope(format!("joined:{peer}:{room}"), emit).await;
-    if elsewhere {
-        return true;
-    }
-    let published = !matches!(sent, Err(BroadcastError::Adapter(_)));
-    metrics.count_failed(sent, event::NEW_USER_JOINED);
-    published
+    emit_once(
+        format!("joined:{peer}:{room}"),
+        emit,
+        event::NEW_USER_JOINED,
+        metrics,
+    )
+    .await
 }
 
 /// The pauses before each attempt after the first.
@@ -570,11 +570,28 @@ pub(crate) async fn announce_left<A: Adapter>(
     metrics: &Metrics,
 ) -> bool {
     let emit = members.emit(event::USER_DISCONNECTED, peer.as_str());
-    let (sent, elsewhere) = crate::once::scope(format!("left:{peer}"), emit).await;
+    emit_once(
+        format!("left:{peer}"),
+        emit,
+        event::USER_DISCONNECTED,
+        metrics,
+    )
+    .await
+}
+
+/// Runs `emit` of `event` under the once-key `key` (see [`crate::once`]); whether it counts
+/// as told: published to the other nodes, or told by another node first.
+async fn emit_once(
+    key: String,
+    emit: impl Future<Output = Result<(), BroadcastError>>,
+    event: &'static str,
+    metrics: &Metrics,
+) -> bool {
+    let (sent, elsewhere) = crate::once::scope(key, emit).await;
     if elsewhere {
         return true;
     }
     let published = !matches!(sent, Err(BroadcastError::Adapter(_)));
-    metrics.count_failed(sent, event::USER_DISCONNECTED);
+    metrics.count_failed(sent, event);
     published
 }

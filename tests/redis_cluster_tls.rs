@@ -10,12 +10,11 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Client, Server};
+use common::Server;
 use meshchat::Config;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
-use serde_json::Value;
 use tokio::process::{Child, Command};
 
 const USER: &str = "meshchat";
@@ -189,15 +188,5 @@ async fn nodes_share_rooms_on_a_tls_redis_cluster_as_an_acl_user() {
     let cluster = TlsCluster::start().await;
     let one = Server::start_with(node(&cluster)).await;
     let two = Server::start_with(node(&cluster)).await;
-    one.ready().await;
-    two.ready().await;
-
-    let mut a = Client::connect(one.addr).await;
-    let mut b = Client::connect(two.addr).await;
-    let room = a.create_room().await;
-    b.emit("join-room", &[Value::from(room)]);
-    let b_peer = a.expect_event("new-user-joined").await[0].clone();
-    a.emit("rtc-offer", &[b_peer, serde_json::json!({"sdp": "x"})]);
-    let offer = b.expect_event("rtc-offer").await;
-    assert_eq!(offer[1], serde_json::json!({"sdp": "x"}));
+    common::share_a_room(&one, &two).await;
 }

@@ -7,12 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{Client, Server};
+use common::Server;
 use meshchat::Config;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
-use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
@@ -139,17 +138,7 @@ async fn nodes_share_rooms_over_tls_as_an_acl_user() {
     let url = redis.url(USER, PASSWORD);
     let one = Server::start_with(node(url.clone(), Some(&redis.ca()))).await;
     let two = Server::start_with(node(url, Some(&redis.ca()))).await;
-    one.ready().await;
-    two.ready().await;
-
-    let mut a = Client::connect(one.addr).await;
-    let mut b = Client::connect(two.addr).await;
-    let room = a.create_room().await;
-    b.emit("join-room", &[Value::from(room)]);
-    let b_peer = a.expect_event("new-user-joined").await[0].clone();
-    a.emit("rtc-offer", &[b_peer, serde_json::json!({"sdp": "x"})]);
-    let offer = b.expect_event("rtc-offer").await;
-    assert_eq!(offer[1], serde_json::json!({"sdp": "x"}));
+    common::share_a_room(&one, &two).await;
 }
 
 /// A server certificate signed by a CA other than REDIS_CA_FILE stops the node at startup,

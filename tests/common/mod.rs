@@ -449,6 +449,21 @@ fn parse_socketio(packet: &str, sid_tx: &mut Option<oneshot::Sender<String>>) ->
     }
 }
 
+/// Two cluster nodes, once ready, share a room: a client of `one` creates it, a client of
+/// `two` joins and `one`'s member hears it, and an offer crosses from one to the other.
+pub async fn share_a_room(one: &Server, two: &Server) {
+    one.ready().await;
+    two.ready().await;
+    let mut a = Client::connect(one.addr).await;
+    let mut b = Client::connect(two.addr).await;
+    let room = a.create_room().await;
+    b.emit("join-room", &[Value::from(room)]);
+    let b_peer = a.expect_event("new-user-joined").await[0].clone();
+    a.emit("rtc-offer", &[b_peer, serde_json::json!({"sdp": "x"})]);
+    let offer = b.expect_event("rtc-offer").await;
+    assert_eq!(offer[1], serde_json::json!({"sdp": "x"}));
+}
+
 /// Two clients in one room: `(first, second, room, first's peer id)`. The second client
 /// learns nothing of the first's id until it receives a relay, so tests get it from the
 /// first's side: the `new-user-joined` the first receives carries the second's id.
